@@ -1,0 +1,43 @@
+//! Attributes of network devices under `class/net/<ifname>`.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::address::PciAddress;
+use crate::sysfs::{link_target_name, read_attr, Sysfs};
+
+/// Reading a netdev attribute failed for a reason other than "the device has
+/// no such attribute".
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}", path.display())]
+pub struct NetdevError {
+    /// The attribute file.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+impl Sysfs {
+    /// Reads `class/net/<ifname>/<attribute>`. `Ok(None)` when the netdev or
+    /// the attribute does not exist, or the read fails with EOPNOTSUPP.
+    pub(crate) fn netdev_attr(&self, ifname: &str, attribute: &str) -> Result<Option<String>, NetdevError> {
+        let path = self.class_net_dir().join(ifname).join(attribute);
+        match read_attr(&path) {
+            Ok(Some(value)) if value.is_empty() => Ok(None),
+            Ok(value) => Ok(value),
+            Err(source) => Err(NetdevError { path, source }),
+        }
+    }
+
+    /// The PCI function a netdev belongs to (its `device` link), if any.
+    ///
+    /// Virtual devices (veth, bridges) have no such link and give `None`.
+    pub fn pci_address_of_netdev(&self, ifname: &str) -> Option<PciAddress> {
+        let link = self.class_net_dir().join(ifname).join("device");
+        match link_target_name(&link) {
+            Ok(Some(name)) => name.parse().ok(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! PCI functions as sysfs shows them: identity, driver, NUMA node, IOMMU group,
+//! SR-IOV capability, PF/VF relation and netdevs.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::address::PciAddress;
+use crate::sysfs::{link_target_name, list_dir, read_attr, Sysfs};
+
+/// SR-IOV capability of a PF (`sriov_totalvfs`, `sriov_numvfs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SriovCapability {
+    /// Most VFs the device supports.
+    pub total_vfs: u32,
+    /// VFs currently enabled.
+    pub num_vfs: u32,
+}
+
+/// One PCI function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciFunction {
+    /// Its address.
+    pub address: PciAddress,
+    /// Vendor ID (`0x15b3` for Mellanox).
+    pub vendor: u16,
+    /// Device ID (`0x1018` for a ConnectX-5 VF).
+    pub device: u16,
+    /// Class code (`0x020000` for Ethernet).
+    pub class: u32,
+    /// Bound driver, `None` when unbound.
+    pub driver: Option<String>,
+    /// NUMA node, `None` when the platform reports `-1` or nothing.
+    pub numa_node: Option<u32>,
+    /// IOMMU group number, when the function has one.
+    pub iommu_group: Option<u32>,
+    /// SR-IOV capability, for functions that can have VFs.
+    pub sriov: Option<SriovCapability>,
+    /// The PF of a VF.
+    pub physfn: Option<PciAddress>,
+    /// The VF's index on its PF (`virtfn<N>` of the PF).
+    pub vf_index: Option<u32>,
+    /// The VFs of a PF, in `virtfn` order.
+    pub vfs: Vec<PciAddress>,
+    /// Netdev names under the function's `net/`, sorted. For a switchdev PF
+    /// this includes the VF representors.
+    pub netdevs: Vec<String>,
+}
+
+impl PciFunction {
+    /// True for a virtual function.
+    pub fn is_vf(&self) -> bool {
+        self.physfn.is_some()
+    }
+
+    /// True for a PF with at least one VF enabled.
+    pub fn has_vfs(&self) -> bool {
+        !self.vfs.is_empty()
+    }
+}
+
+/// Reading a PCI function failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PciError {
+    /// The function's directory does not exist.
+    #[error("PCI device {address} not found under {}", path.display())]
+    NotFound {
+        /// The address asked for.
+        address: PciAddress,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// Listing `bus/pci/devices` failed.
+    #[error("cannot list PCI devices in {}", path.display())]
+    ListDevices {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A file or link could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A required attribute file is missing.
+    #[error("PCI device {address} has no {attribute} file")]
+    MissingAttribute {
+        /// The device.
+        address: PciAddress,
+        /// The attribute, e.g. `vendor`.
+        attribute: &'static str,
+    },
+    /// An attribute holds something that is not what the kernel writes there.
+    #[error("{} holds {value:?}, expected {expected}", path.display())]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// What it held.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+impl Sysfs {
+    /// Every PCI function under `bus/pci/devices`, sorted by address.
+    ///
+    /// A function whose files cannot be read (a half-removed device, a
+    /// garbage attribute) is skipped with a warning: one odd device must not
+    /// hide the others.
+    pub fn pci_functions(&self) -> Result<Vec<PciFunction>, PciError> {
+        let dir = self.pci_devices_dir();
+        let names = list_dir(&dir).map_err(|source| PciError::ListDevices {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut functions = Vec::with_capacity(names.len());
+        for name in names {
+            let Ok(address) = name.parse::<PciAddress>() else {
+                tracing::warn!(entry = %name, dir = %dir.display(), "skipping entry that is not a PCI address");
+                continue;
+            };
+            match self.pci_function(&address) {
+                Ok(function) => functions.push(function),
+                Err(error) => tracing::warn!(%address, error = %error, "skipping unreadable PCI device"),
+            }
+        }
+        functions.sort_by_key(|f| f.address);
+        Ok(functions)
+    }
+
+    /// The PCI function at `address`.
+    pub fn pci_function(&self, address: &PciAddress) -> Result<PciFunction, PciError> {
+        let dir = self.pci_devices_dir().join(address.to_string());
+        if !dir.exists() {
+            return Err(PciError::NotFound {
+                address: *address,
+                path: dir,
+            });
+        }
+        let physfn = read_link_address(&dir.join("physfn"))?;
+        let vf_index = match physfn {
+            Some(pf) => self.vf_index_on(&pf, address)?,
+            None => None,
+        };
+        let sriov = match read_attr_at(&dir.join("sriov_totalvfs"))? {
+            Some(total) => Some(SriovCapability {
+                total_vfs: parse_u32(&dir.join("sriov_totalvfs"), &total)?,
+                num_vfs: match read_attr_at(&dir.join("sriov_numvfs"))? {
+                    Some(n) => parse_u32(&dir.join("sriov_numvfs"), &n)?,
+                    None => 0,
+                },
+            }),
+            None => None,
+        };
+        Ok(PciFunction {
+            address: *address,
+            vendor: required_id(&dir, address, "vendor")?,
+            device: required_id(&dir, address, "device")?,
+            class: match read_attr_at(&dir.join("class"))? {
+                Some(v) => parse_hex(&dir.join("class"), &v)?,
+                None => 0,
+            },
+            driver: link_target_name(&dir.join("driver")).map_err(read_error(&dir.join("driver")))?,
+            numa_node: numa_node(&dir.join("numa_node"))?,
+            iommu_group: match link_target_name(&dir.join("iommu_group"))
+                .map_err(read_error(&dir.join("iommu_group")))?
+            {
+                Some(group) => Some(parse_u32(&dir.join("iommu_group"), &group)?),
+                None => None,
+            },
+            sriov,
+            physfn,
+            vf_index,
+            vfs: virtfns(&dir)?.into_iter().map(|(_, vf)| vf).collect(),
+            netdevs: list_dir(&dir.join("net")).map_err(read_error(&dir.join("net")))?,
+        })
+    }
+
+    /// The index `N` of the PF's `virtfnN` link that points at `vf`.
+    fn vf_index_on(&self, pf: &PciAddress, vf: &PciAddress) -> Result<Option<u32>, PciError> {
+        let pf_dir = self.pci_devices_dir().join(pf.to_string());
+        Ok(virtfns(&pf_dir)?
+            .into_iter()
+            .find(|(_, address)| address == vf)
+            .map(|(index, _)| index))
+    }
+}
+
+/// `virtfnN` links of a PF directory, sorted by N. Links whose target is not a
+/// PCI address are skipped.
+fn virtfns(dir: &Path) -> Result<Vec<(u32, PciAddress)>, PciError> {
+    let mut vfs = Vec::new();
+    for name in list_dir(dir).map_err(read_error(dir))? {
+        let Some(index) = name.strip_prefix("virtfn").and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(address) = read_link_address(&dir.join(&name))? {
+            vfs.push((index, address));
+        }
+    }
+    vfs.sort();
+    Ok(vfs)
+}
+
+fn read_link_address(path: &Path) -> Result<Option<PciAddress>, PciError> {
+    match link_target_name(path).map_err(read_error(path))? {
+        Some(name) => name.parse().map(Some).map_err(|_| PciError::BadValue {
+            path: path.to_path_buf(),
+            value: name,
+            expected: "a link to a PCI address",
+        }),
+        None => Ok(None),
+    }
+}
+
+fn read_attr_at(path: &Path) -> Result<Option<String>, PciError> {
+    read_attr(path).map_err(read_error(path))
+}
+
+/// A 16-bit hexadecimal ID file (`vendor`, `device`) that must exist.
+fn required_id(dir: &Path, address: &PciAddress, attribute: &'static str) -> Result<u16, PciError> {
+    let path = dir.join(attribute);
+    let value = read_attr_at(&path)?.ok_or(PciError::MissingAttribute {
+        address: *address,
+        attribute,
+    })?;
+    u16::try_from(parse_hex(&path, &value)?).map_err(|_| PciError::BadValue {
+        path,
+        value,
+        expected: "a 16-bit hexadecimal ID",
+    })
+}
+
+fn numa_node(path: &Path) -> Result<Option<u32>, PciError> {
+    match read_attr_at(path)? {
+        None => Ok(None),
+        Some(v) if v == "-1" => Ok(None),
+        Some(v) => parse_u32(path, &v).map(Some),
+    }
+}
+
+fn parse_hex(path: &Path, value: &str) -> Result<u32, PciError> {
+    let digits = value.strip_prefix("0x").unwrap_or(value);
+    u32::from_str_radix(digits, 16).map_err(|_| PciError::BadValue {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        expected: "a hexadecimal number",
+    })
+}
+
+fn parse_u32(path: &Path, value: &str) -> Result<u32, PciError> {
+    value.parse().map_err(|_| PciError::BadValue {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        expected: "a decimal number",
+    })
+}
+
+fn read_error(path: &Path) -> impl FnOnce(io::Error) -> PciError + '_ {
+    move |source| PciError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,199 @@
+//! Finding a PF's uplink and a VF's representor on the PF's eswitch.
+//!
+//! A representor is the netdev on the same switch (equal `phys_switch_id`)
+//! whose `phys_port_name` names the VF's PF and index. Netdevs that have no
+//! such attributes (veth, virtio, bridges) are skipped, never an error.
+
+use crate::address::PciAddress;
+use crate::netdev::NetdevError;
+use crate::pci::PciError;
+use crate::port_name::PhysPortName;
+use crate::sysfs::{list_dir, Sysfs};
+
+/// Which representor names to accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepresentorView {
+    /// A host with the NIC's eswitch: `pf<P>vf<N>` and bare `<N>`.
+    Host,
+    /// A BlueField DPU's Arm side: additionally `c<C>pf<P>vf<N>` for host VFs.
+    Dpu,
+}
+
+/// The uplink representor of a PF: its own netdev in switchdev mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uplink {
+    /// Netdev name (`enp132s0f0np0`).
+    pub netdev: String,
+    /// PF index on the NIC (from `p<P>`, else the PCI function number).
+    pub pf_index: u32,
+    /// The eswitch's `phys_switch_id`.
+    pub switch_id: String,
+}
+
+/// A VF's representor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Representor {
+    /// Netdev name in the host namespace.
+    pub netdev: String,
+    /// PF index the representor names (the uplink's when the name omits it).
+    pub pf_index: u32,
+    /// VF index.
+    pub vf_index: u32,
+    /// Controller, for BlueField host representors seen from the DPU.
+    pub controller: Option<u32>,
+}
+
+/// A representor or uplink lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepresentorError {
+    /// The VF or PF could not be read.
+    #[error("cannot read PCI device {address}")]
+    Pci {
+        /// The device.
+        address: PciAddress,
+        /// The cause.
+        #[source]
+        source: PciError,
+    },
+    /// The address is not a VF.
+    #[error("PCI device {address} is not a VF (it has no physfn link)")]
+    NotAVf {
+        /// The device.
+        address: PciAddress,
+    },
+    /// The PF has no netdev acting as eswitch uplink.
+    #[error("PF {pf} has no uplink netdev with a phys_switch_id (netdevs: {netdevs:?}); is its eswitch in switchdev mode?")]
+    NoUplink {
+        /// The PF.
+        pf: PciAddress,
+        /// Its netdevs.
+        netdevs: Vec<String>,
+    },
+    /// Reading a netdev attribute failed.
+    #[error("cannot read netdev attribute")]
+    Netdev(#[source] NetdevError),
+    /// Listing `class/net` failed.
+    #[error("cannot list {}", path.display())]
+    ListNetdevs {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No netdev on the switch represents the VF.
+    #[error(
+        "no representor for VF {vf} (PF {pf} index {pf_index}, VF index {vf_index}) on switch {switch_id}"
+    )]
+    NotFound {
+        /// The VF.
+        vf: PciAddress,
+        /// Its PF.
+        pf: PciAddress,
+        /// The PF index.
+        pf_index: u32,
+        /// The VF index.
+        vf_index: u32,
+        /// The switch searched.
+        switch_id: String,
+    },
+}
+
+impl Sysfs {
+    /// The uplink representor of PF `pf`: among its netdevs, the one whose
+    /// `phys_port_name` is `p<P>`; failing that (old kernels), one with a
+    /// `phys_switch_id` and no port name.
+    pub fn uplink(&self, pf: &PciAddress) -> Result<Uplink, RepresentorError> {
+        let function = self
+            .pci_function(pf)
+            .map_err(|source| RepresentorError::Pci { address: *pf, source })?;
+        let mut fallback = None;
+        for netdev in &function.netdevs {
+            let Some(switch_id) = self.attr(netdev, "phys_switch_id")? else {
+                continue;
+            };
+            match self.attr(netdev, "phys_port_name")? {
+                Some(name) => {
+                    if let Ok(PhysPortName::Uplink { pf: pf_index }) = name.parse() {
+                        return Ok(Uplink {
+                            netdev: netdev.clone(),
+                            pf_index,
+                            switch_id,
+                        });
+                    }
+                }
+                None if fallback.is_none() => fallback = Some((netdev.clone(), switch_id)),
+                None => {}
+            }
+        }
+        match fallback {
+            Some((netdev, switch_id)) => Ok(Uplink {
+                netdev,
+                pf_index: u32::from(pf.function),
+                switch_id,
+            }),
+            None => Err(RepresentorError::NoUplink {
+                pf: *pf,
+                netdevs: function.netdevs,
+            }),
+        }
+    }
+
+    /// The representor of VF `vf` on its PF's eswitch.
+    pub fn representor(
+        &self,
+        vf: &PciAddress,
+        view: RepresentorView,
+    ) -> Result<Representor, RepresentorError> {
+        let function = self
+            .pci_function(vf)
+            .map_err(|source| RepresentorError::Pci { address: *vf, source })?;
+        let (Some(pf), Some(vf_index)) = (function.physfn, function.vf_index) else {
+            return Err(RepresentorError::NotAVf { address: *vf });
+        };
+        let uplink = self.uplink(&pf)?;
+        let dir = self.class_net_dir();
+        let netdevs = list_dir(&dir).map_err(|source| RepresentorError::ListNetdevs { path: dir, source })?;
+        for netdev in netdevs {
+            if self.attr(&netdev, "phys_switch_id")?.as_deref() != Some(uplink.switch_id.as_str()) {
+                continue;
+            }
+            let Some(Ok(port)) = self
+                .attr(&netdev, "phys_port_name")?
+                .map(|n| n.parse::<PhysPortName>())
+            else {
+                continue;
+            };
+            let PhysPortName::Vf {
+                controller,
+                pf: pf_index,
+                vf: index,
+            } = port
+            else {
+                continue;
+            };
+            let pf_matches = pf_index.is_none_or(|p| p == uplink.pf_index);
+            let view_matches = controller.is_none() || view == RepresentorView::Dpu;
+            if index == vf_index && pf_matches && view_matches {
+                return Ok(Representor {
+                    netdev,
+                    pf_index: uplink.pf_index,
+                    vf_index,
+                    controller,
+                });
+            }
+        }
+        Err(RepresentorError::NotFound {
+            vf: *vf,
+            pf,
+            pf_index: uplink.pf_index,
+            vf_index,
+            switch_id: uplink.switch_id,
+        })
+    }
+
+    fn attr(&self, netdev: &str, attribute: &str) -> Result<Option<String>, RepresentorError> {
+        self.netdev_attr(netdev, attribute)
+            .map_err(RepresentorError::Netdev)
+    }
+}

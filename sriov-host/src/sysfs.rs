@@ -1,0 +1,120 @@
+//! The sysfs root every lookup starts from, and the few primitive reads
+//! (attribute files, symlink names, directory listings) the model is built on.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the sysfs root in both binaries.
+pub const SYSFS_ROOT_ENV: &str = "SRIOV_SYSFS_ROOT";
+
+/// A sysfs tree, real (`/sys`) or simulated (a directory laid out the same way).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sysfs {
+    root: PathBuf,
+}
+
+impl Sysfs {
+    /// A sysfs tree rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Sysfs {
+        Sysfs { root: root.into() }
+    }
+
+    /// The tree named by `SRIOV_SYSFS_ROOT`, or `/sys` when it is unset or empty.
+    pub fn from_env() -> Sysfs {
+        match std::env::var_os(SYSFS_ROOT_ENV) {
+            Some(root) if !root.is_empty() => Sysfs::new(root),
+            _ => Sysfs::new("/sys"),
+        }
+    }
+
+    /// The root directory of this tree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/bus/pci/devices`.
+    pub(crate) fn pci_devices_dir(&self) -> PathBuf {
+        self.root.join("bus/pci/devices")
+    }
+
+    /// `<root>/class/net`.
+    pub(crate) fn class_net_dir(&self) -> PathBuf {
+        self.root.join("class/net")
+    }
+}
+
+/// Reads an attribute file, trimmed. `Ok(None)` when the file does not exist
+/// or the kernel refuses the read because the device has no such attribute
+/// (EOPNOTSUPP, as virtio does for `phys_port_name`; EINVAL on some drivers).
+pub(crate) fn read_attr(path: &Path) -> io::Result<Option<String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string())),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The file name a symlink points at (`driver -> ../../bus/pci/drivers/mlx5_core`
+/// gives `mlx5_core`). Dangling links still name their target. `Ok(None)` when
+/// there is no such link.
+pub(crate) fn link_target_name(path: &Path) -> io::Result<Option<String>> {
+    match std::fs::read_link(path) {
+        Ok(target) => Ok(target.file_name().map(|name| name.to_string_lossy().into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Names of the entries of a directory, sorted; empty when it does not exist.
+pub(crate) fn list_dir(path: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn is_absent(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENODEV)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_env_defaults_to_sys() {
+        // Only reads the variable; tests in this crate never set it.
+        if std::env::var_os(SYSFS_ROOT_ENV).is_none() {
+            assert_eq!(Sysfs::from_env().root(), Path::new("/sys"));
+        }
+    }
+
+    #[test]
+    fn primitives_tolerate_missing_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_attr(&dir.path().join("nope")).unwrap(), None);
+        assert_eq!(link_target_name(&dir.path().join("nope")).unwrap(), None);
+        assert!(list_dir(&dir.path().join("nope")).unwrap().is_empty());
+        std::os::unix::fs::symlink("../gone/mlx5_core", dir.path().join("driver")).unwrap();
+        assert_eq!(
+            link_target_name(&dir.path().join("driver")).unwrap().as_deref(),
+            Some("mlx5_core")
+        );
+        std::fs::write(dir.path().join("attr"), " 0x15b3\n").unwrap();
+        assert_eq!(
+            read_attr(&dir.path().join("attr")).unwrap().as_deref(),
+            Some("0x15b3")
+        );
+    }
+}
