@@ -1,0 +1,360 @@
+//! `AddPort`: Interface + Port + Bridge.ports in one transaction, guarded by `wait`
+//! preconditions, optionally replacing a stale port of the same name atomically.
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info};
+
+use super::{rows, string_col, Error, PortInfo, Vswitch, PORT_COLUMNS};
+use crate::data::{Atom, Row, Uuid, Value};
+use crate::ops::{Condition, Mutation, Operation, WaitUntil};
+
+/// What to do when a port or interface of the requested name already exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnExisting {
+    /// Delete the existing port (and its interfaces) and add the new one in the same
+    /// transaction; [`AddedPort::replaced`] reports it.
+    #[default]
+    Replace,
+    /// Fail with [`Error::PortExists`] / [`Error::InterfaceExists`], changing nothing.
+    Fail,
+}
+
+/// Adds a port with one interface to a bridge. Built by [`Vswitch::add_port`].
+#[derive(Clone, Debug)]
+#[must_use = "a request does nothing until executed"]
+pub struct AddPort {
+    vs: Vswitch,
+    bridge: String,
+    port_name: String,
+    iface_name: String,
+    iface_type: Option<String>,
+    external_ids: BTreeMap<String, String>,
+    tag: Option<u16>,
+    mtu_request: Option<u32>,
+    on_existing: OnExisting,
+}
+
+/// What [`AddPort::execute`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedPort {
+    /// The new Port row.
+    pub port: Uuid,
+    /// The new Interface row.
+    pub interface: Uuid,
+    /// Ports removed to make room (same port name, or holding the same interface name).
+    pub replaced: Vec<ReplacedPort>,
+}
+
+/// A stale port removed by [`OnExisting::Replace`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplacedPort {
+    /// Its name.
+    pub name: String,
+    /// The bridge it was on.
+    pub bridge: Option<String>,
+    /// Its `external_ids` (who owned it).
+    pub external_ids: BTreeMap<String, String>,
+}
+
+const COMMENT_PREFIX: &str = "ovsdb-client:";
+
+impl AddPort {
+    pub(super) fn new(vs: Vswitch, bridge: &str, port_name: &str) -> AddPort {
+        AddPort {
+            vs,
+            bridge: bridge.to_string(),
+            port_name: port_name.to_string(),
+            iface_name: port_name.to_string(),
+            iface_type: None,
+            external_ids: BTreeMap::new(),
+            tag: None,
+            mtu_request: None,
+            on_existing: OnExisting::default(),
+        }
+    }
+
+    /// Interface (netdev) name, when it differs from the port name.
+    pub fn iface_name(mut self, name: &str) -> AddPort {
+        self.iface_name = name.to_string();
+        self
+    }
+
+    /// Interface `type` (default: empty, a system netdev).
+    pub fn interface_type(mut self, kind: &str) -> AddPort {
+        self.iface_type = Some(kind.to_string());
+        self
+    }
+
+    /// Adds one `external_ids` pair (on the Interface and the Port).
+    pub fn external_id(mut self, key: &str, value: &str) -> AddPort {
+        self.external_ids.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Adds `external_ids` pairs (on the Interface and the Port).
+    pub fn external_ids<K: Into<String>, V: Into<String>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> AddPort {
+        self.external_ids
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Access VLAN tag (0–4095).
+    pub fn tag(mut self, tag: Option<u16>) -> AddPort {
+        self.tag = tag;
+        self
+    }
+
+    /// `mtu_request` on the Interface.
+    pub fn mtu_request(mut self, mtu: Option<u32>) -> AddPort {
+        self.mtu_request = mtu;
+        self
+    }
+
+    /// Policy for an existing port/interface of the same name (default [`OnExisting::Replace`]).
+    pub fn on_existing(mut self, policy: OnExisting) -> AddPort {
+        self.on_existing = policy;
+        self
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |what, value: &str, reason| {
+            Err(Error::InvalidInput {
+                what,
+                value: value.to_string(),
+                reason,
+            })
+        };
+        for (what, v) in [
+            ("bridge", &self.bridge),
+            ("port name", &self.port_name),
+            ("interface name", &self.iface_name),
+        ] {
+            if v.is_empty() {
+                return bad(what, v, "must not be empty");
+            }
+        }
+        if let Some(tag) = self.tag.filter(|t| *t > 4095) {
+            return bad("VLAN tag", &tag.to_string(), "must be 0-4095");
+        }
+        if let Some(0) = self.mtu_request {
+            return bad("MTU request", "0", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Runs the request: one transaction in the common case, two round trips more when
+    /// a stale port has to be replaced.
+    pub async fn execute(self) -> Result<AddedPort, Error> {
+        self.validate()?;
+        match self.try_add(&[]).await {
+            Err(Error::PortExists { .. } | Error::InterfaceExists { .. })
+                if self.on_existing == OnExisting::Replace =>
+            {
+                let stale = self.stale_ports().await?;
+                debug!(port = %self.port_name, stale = stale.len(), "replacing stale OVS port");
+                let added = self.try_add(&stale).await?;
+                for r in &added.replaced {
+                    info!(port = %r.name, bridge = ?r.bridge, external_ids = ?r.external_ids,
+                          "replaced stale OVS port");
+                }
+                Ok(added)
+            }
+            other => other,
+        }
+    }
+
+    fn step(&self) -> String {
+        format!("add port {} to bridge {}", self.port_name, self.bridge)
+    }
+
+    /// Ports holding our port name or our interface name.
+    async fn stale_ports(&self) -> Result<Vec<PortInfo>, Error> {
+        let ops = vec![
+            Operation::select(
+                "Port",
+                vec![Condition::eq("name", self.port_name.as_str())],
+                PORT_COLUMNS,
+            ),
+            Operation::select(
+                "Interface",
+                vec![Condition::eq("name", self.iface_name.as_str())],
+                &["_uuid"],
+            ),
+            Operation::select("Bridge", vec![], &["name", "ports"]),
+        ];
+        let res = self.vs.transact(|| self.step(), ops).await?;
+        let bridges: Vec<(String, Vec<Uuid>)> = rows(res.get(2))
+            .iter()
+            .filter_map(|b| {
+                Some((
+                    string_col(b, "name")?,
+                    b.get("ports").map(Value::uuids).unwrap_or_default(),
+                ))
+            })
+            .collect();
+        let mut stale: Vec<PortInfo> = rows(res.first())
+            .iter()
+            .filter_map(|r| PortInfo::from_row(r, &bridges))
+            .collect();
+        let iface_uuids: Vec<Uuid> = rows(res.get(1))
+            .iter()
+            .filter_map(|r| r.get("_uuid").map(Value::uuids))
+            .flatten()
+            .collect();
+        for iface in iface_uuids {
+            if stale.iter().any(|p| p.interfaces.contains(&iface)) {
+                continue;
+            }
+            let ops = vec![Operation::select(
+                "Port",
+                vec![Condition::includes("interfaces", Atom::Uuid(iface))],
+                PORT_COLUMNS,
+            )];
+            let res = self.vs.transact(|| self.step(), ops).await?;
+            stale.extend(
+                rows(res.first())
+                    .iter()
+                    .filter_map(|r| PortInfo::from_row(r, &bridges)),
+            );
+        }
+        Ok(stale)
+    }
+
+    async fn try_add(&self, stale: &[PortInfo]) -> Result<AddedPort, Error> {
+        let mut ops = vec![
+            Operation::Comment {
+                comment: format!("{COMMENT_PREFIX} {}", self.step()),
+            },
+            exists_wait("Bridge", &self.bridge, true),
+        ];
+        for port in stale {
+            let uuid = Atom::Uuid(port.uuid.clone());
+            ops.push(Operation::Mutate {
+                table: "Bridge".into(),
+                conditions: vec![Condition::includes("ports", uuid.clone())],
+                mutations: vec![Mutation::delete("ports", Value::Set(vec![uuid.clone()]))],
+            });
+            ops.push(delete_uuid("Port", uuid));
+            for iface in &port.interfaces {
+                ops.push(delete_uuid("Interface", Atom::Uuid(iface.clone())));
+            }
+        }
+        let port_wait = ops.len();
+        ops.push(exists_wait("Port", &self.port_name, false));
+        ops.push(exists_wait("Interface", &self.iface_name, false));
+        let insert_iface = ops.len();
+        ops.push(Operation::Insert {
+            table: "Interface".into(),
+            row: self.interface_row(),
+            uuid_name: Some("new_iface".into()),
+        });
+        ops.push(Operation::Insert {
+            table: "Port".into(),
+            row: self.port_row(),
+            uuid_name: Some("new_port".into()),
+        });
+        ops.push(Operation::Mutate {
+            table: "Bridge".into(),
+            conditions: vec![Condition::eq("name", self.bridge.as_str())],
+            mutations: vec![Mutation::insert(
+                "ports",
+                Value::Set(vec![Atom::NamedUuid("new_port".into())]),
+            )],
+        });
+        let res = match self.vs.client.transact(super::DB, ops).await {
+            Ok(res) => res,
+            Err(source) => {
+                return Err(match source.transaction_error() {
+                    Some((1, "timed out")) => Error::BridgeNotFound {
+                        bridge: self.bridge.clone(),
+                    },
+                    Some((i, "timed out")) if i == port_wait => Error::PortExists {
+                        port: self.port_name.clone(),
+                    },
+                    Some((i, "timed out")) if i == port_wait + 1 => Error::InterfaceExists {
+                        iface: self.iface_name.clone(),
+                    },
+                    _ => Error::Ovsdb {
+                        step: self.step(),
+                        source,
+                    },
+                })
+            }
+        };
+        let uuid_at = |i: usize| {
+            res.get(i)
+                .and_then(|r| r.uuid.clone())
+                .ok_or_else(|| Error::Reply {
+                    step: self.step(),
+                    reason: "insert result without uuid",
+                })
+        };
+        Ok(AddedPort {
+            interface: uuid_at(insert_iface)?,
+            port: uuid_at(insert_iface + 1)?,
+            replaced: stale
+                .iter()
+                .map(|p| ReplacedPort {
+                    name: p.name.clone(),
+                    bridge: p.bridge.clone(),
+                    external_ids: p.external_ids.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    fn interface_row(&self) -> Row {
+        let mut row = Row::new();
+        row.insert("name".into(), self.iface_name.as_str().into());
+        if let Some(kind) = &self.iface_type {
+            row.insert("type".into(), kind.as_str().into());
+        }
+        if let Some(mtu) = self.mtu_request {
+            row.insert("mtu_request".into(), Value::from(i64::from(mtu)));
+        }
+        if !self.external_ids.is_empty() {
+            row.insert("external_ids".into(), Value::string_map(&self.external_ids));
+        }
+        row
+    }
+
+    fn port_row(&self) -> Row {
+        let mut row = Row::new();
+        row.insert("name".into(), self.port_name.as_str().into());
+        row.insert(
+            "interfaces".into(),
+            Value::Set(vec![Atom::NamedUuid("new_iface".into())]),
+        );
+        if let Some(tag) = self.tag {
+            row.insert("tag".into(), Value::from(i64::from(tag)));
+        }
+        if !self.external_ids.is_empty() {
+            row.insert("external_ids".into(), Value::string_map(&self.external_ids));
+        }
+        row
+    }
+}
+
+/// A `wait` that succeeds at once iff a row named `name` exists (or does not).
+fn exists_wait(table: &str, name: &str, exists: bool) -> Operation {
+    let named = Row::from([("name".to_string(), Value::from(name))]);
+    Operation::Wait {
+        table: table.into(),
+        conditions: vec![Condition::eq("name", name)],
+        columns: vec!["name".into()],
+        until: WaitUntil::Equal,
+        rows: if exists { vec![named] } else { vec![] },
+        timeout: Some(0),
+    }
+}
+
+fn delete_uuid(table: &str, uuid: Atom) -> Operation {
+    Operation::Delete {
+        table: table.into(),
+        conditions: vec![Condition::eq("_uuid", uuid)],
+    }
+}
