@@ -152,6 +152,10 @@ impl Sysfs {
             return Err(RepresentorError::NotAVf { address: *vf });
         };
         let uplink = self.uplink(&pf)?;
+        let pf_netdevs = self
+            .pci_function(&pf)
+            .map_err(|source| RepresentorError::Pci { address: pf, source })?
+            .netdevs;
         let dir = self.class_net_dir();
         let netdevs = list_dir(&dir).map_err(|source| RepresentorError::ListNetdevs { path: dir, source })?;
         for netdev in netdevs {
@@ -172,7 +176,13 @@ impl Sysfs {
             else {
                 continue;
             };
-            let pf_matches = pf_index.is_none_or(|p| p == uplink.pf_index);
+            // A bare `<N>` name does not say which PF it belongs to; when both
+            // ports of a card share a switch id only the netdev's own PCI
+            // function (representors are netdevs of their PF) tells.
+            let pf_matches = match pf_index {
+                Some(p) => p == uplink.pf_index,
+                None => pf_netdevs.contains(&netdev),
+            };
             let view_matches = controller.is_none() || view == RepresentorView::Dpu;
             if index == vf_index && pf_matches && view_matches {
                 return Ok(Representor {

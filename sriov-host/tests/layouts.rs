@@ -217,6 +217,24 @@ fn old_kernel_bare_numbers_resolve_on_the_right_switch() {
 }
 
 #[test]
+fn old_kernel_bare_numbers_with_a_shared_switch_id_stay_on_their_pf() {
+    let tree = Tree::new();
+    tree.switchdev_nic("0000:84:00.0", 0, "shared", "ens1f0", &PF0_VFS, |_, v| {
+        v.to_string()
+    });
+    tree.switchdev_nic("0000:84:00.1", 1, "shared", "ens1f1", &PF1_VFS, |_, v| {
+        v.to_string()
+    });
+    let sysfs = tree.sysfs();
+    for (i, vf) in PF1_VFS.iter().enumerate() {
+        assert_eq!(
+            rep(&sysfs, vf, RepresentorView::Host).unwrap().netdev,
+            format!("ens1f1r{i}")
+        );
+    }
+}
+
+#[test]
 fn bluefield_host_representors_only_in_dpu_view() {
     let tree = Tree::new();
     tree.switchdev_nic(
