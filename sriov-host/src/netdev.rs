@@ -30,6 +30,17 @@ impl Sysfs {
         }
     }
 
+    /// The interface index sysfs records for `ifname` (its `ifindex` file).
+    ///
+    /// Remembering it lets callers follow a netdev through later renames,
+    /// which a static (simulated) tree does not show under the new name.
+    pub fn netdev_ifindex(&self, ifname: &str) -> Option<u32> {
+        match self.netdev_attr(ifname, "ifindex") {
+            Ok(Some(value)) => value.parse().ok(),
+            _ => None,
+        }
+    }
+
     /// The PCI function a netdev belongs to (its `device` link), if any.
     ///
     /// Virtual devices (veth, bridges) have no such link and give `None`.

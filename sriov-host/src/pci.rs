@@ -1,6 +1,7 @@
 //! PCI functions as sysfs shows them: identity, driver, NUMA node, IOMMU group,
 //! SR-IOV capability, PF/VF relation and netdevs.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -120,12 +121,15 @@ impl Sysfs {
             source,
         })?;
         let mut functions = Vec::with_capacity(names.len());
+        // Each VF's index comes from its PF's virtfn links; read them once per
+        // PF, not once per VF (8 PFs x 127 VFs would read ~130k links).
+        let mut virtfn_cache = HashMap::new();
         for name in names {
             let Ok(address) = name.parse::<PciAddress>() else {
                 tracing::warn!(entry = %name, dir = %dir.display(), "skipping entry that is not a PCI address");
                 continue;
             };
-            match self.pci_function(&address) {
+            match self.read_function(&address, &mut virtfn_cache) {
                 Ok(function) => functions.push(function),
                 Err(error) => tracing::warn!(%address, error = %error, "skipping unreadable PCI device"),
             }
@@ -136,6 +140,14 @@ impl Sysfs {
 
     /// The PCI function at `address`.
     pub fn pci_function(&self, address: &PciAddress) -> Result<PciFunction, PciError> {
+        self.read_function(address, &mut HashMap::new())
+    }
+
+    fn read_function(
+        &self,
+        address: &PciAddress,
+        virtfn_cache: &mut HashMap<PciAddress, Vec<(u32, PciAddress)>>,
+    ) -> Result<PciFunction, PciError> {
         let dir = self.pci_devices_dir().join(address.to_string());
         if !dir.exists() {
             return Err(PciError::NotFound {
@@ -145,7 +157,15 @@ impl Sysfs {
         }
         let physfn = read_link_address(&dir.join("physfn"))?;
         let vf_index = match physfn {
-            Some(pf) => self.vf_index_on(&pf, address)?,
+            Some(pf) => {
+                let vfs = match virtfn_cache.entry(pf) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(virtfns(&self.pci_devices_dir().join(pf.to_string()))?)
+                    }
+                };
+                vfs.iter().find(|(_, vf)| vf == address).map(|(index, _)| *index)
+            }
             None => None,
         };
         let sriov = match read_attr_at(&dir.join("sriov_totalvfs"))? {
@@ -180,15 +200,6 @@ impl Sysfs {
             vfs: virtfns(&dir)?.into_iter().map(|(_, vf)| vf).collect(),
             netdevs: list_dir(&dir.join("net")).map_err(read_error(&dir.join("net")))?,
         })
-    }
-
-    /// The index `N` of the PF's `virtfnN` link that points at `vf`.
-    fn vf_index_on(&self, pf: &PciAddress, vf: &PciAddress) -> Result<Option<u32>, PciError> {
-        let pf_dir = self.pci_devices_dir().join(pf.to_string());
-        Ok(virtfns(&pf_dir)?
-            .into_iter()
-            .find(|(_, address)| address == vf)
-            .map(|(index, _)| index))
     }
 }
 

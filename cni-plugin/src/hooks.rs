@@ -1,0 +1,33 @@
+//! Test hooks: pause ADD at a named step while a file exists (`SRIOV_OVS_PAUSE_AT`, `SRIOV_OVS_PAUSE_FILE`).
+//!
+//! Lets tests kill the plugin or stop OVSDB at a known point of ADD. Inert unless both
+//! variables are set in the plugin's environment.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Env var naming the step to pause at.
+pub const PAUSE_AT: &str = "SRIOV_OVS_PAUSE_AT";
+/// Env var naming the file whose existence holds the pause; the plugin creates `<file>.reached` when paused.
+pub const PAUSE_FILE: &str = "SRIOV_OVS_PAUSE_FILE";
+
+/// Steps of ADD one can pause at.
+pub const STEPS: &[&str] = &["after-vf-move", "before-attach", "after-attach"];
+
+/// Pauses while the pause file exists, if `step` is the configured one.
+pub async fn pause_point(env: &HashMap<String, String>, step: &str) {
+    let (Some(at), Some(file)) = (env.get(PAUSE_AT), env.get(PAUSE_FILE)) else { return };
+    if at != step {
+        return;
+    }
+    let file = Path::new(file);
+    let reached = file.with_extension("reached");
+    if let Err(e) = std::fs::write(&reached, step) {
+        tracing::warn!(path = %reached.display(), error = %e, "cannot write pause marker");
+    }
+    tracing::info!(step, "paused by test hook");
+    while file.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

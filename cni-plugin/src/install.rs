@@ -1,0 +1,471 @@
+//! `sriov-ovs install --dest DIR`: copies the running executable into a CNI binary directory
+//! atomically (temp file, fsync, chmod 0755, rename), so a kubelet running the plugin at that
+//! moment executes either the old binary or the new one, never a half-written file.
+//!
+//! The installer DaemonSet's init container runs this from an image without a shell.
+//! [`command_line`] is the binary's whole non-CNI command line (`install`, `--help`,
+//! `--version`): CNI runtimes run plugins without arguments, so any argument means a person or
+//! an installer is calling.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The file name the plugin is installed under (the `type` in network configurations).
+pub const BINARY_NAME: &str = "sriov-ovs";
+
+/// Where the running executable is read from.
+pub const SELF_EXE: &str = "/proc/self/exe";
+
+/// Mode of the installed binary.
+const MODE: u32 = 0o755;
+
+/// Installing the binary failed; the destination's existing `sriov-ovs` is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The destination directory is missing or unreadable.
+    #[error("cannot use destination directory {}", path.display())]
+    DestDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The destination exists but is not a directory.
+    #[error("destination {} is not a directory", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The executable to copy could not be opened.
+    #[error("cannot open the executable {}", path.display())]
+    OpenSource {
+        /// The executable.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The temporary file could not be created.
+    #[error("cannot create temporary file {}", path.display())]
+    CreateTemp {
+        /// The temporary file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Copying into the temporary file failed.
+    #[error("cannot copy {} to {}", from.display(), to.display())]
+    Copy {
+        /// The executable.
+        from: PathBuf,
+        /// The temporary file.
+        to: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The temporary file could not be flushed to disk.
+    #[error("cannot sync {}", path.display())]
+    Sync {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The temporary file's mode could not be set.
+    #[error("cannot set mode 0755 on {}", path.display())]
+    SetPermissions {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The temporary file could not be renamed over the destination.
+    #[error("cannot rename {} to {}", from.display(), to.display())]
+    Rename {
+        /// The temporary file.
+        from: PathBuf,
+        /// The installed binary.
+        to: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The directory entry could not be flushed to disk (the binary is installed).
+    #[error("cannot sync directory {}", path.display())]
+    SyncDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// No arguments: a CNI invocation (verb in `CNI_COMMAND`).
+    Cni,
+    /// `--help` / `-h` / `help`.
+    Help,
+    /// `--version` / `-V`.
+    Version,
+    /// `install --dest DIR`.
+    Install {
+        /// The directory to install into.
+        dest: PathBuf,
+    },
+}
+
+/// The command line is not one we know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// An argument we do not know.
+    #[error("unexpected argument {0:?}")]
+    Unexpected(String),
+    /// `install` without `--dest DIR`.
+    #[error("install needs --dest DIR")]
+    MissingDest,
+}
+
+/// Usage text printed by `--help`.
+pub const USAGE: &str = "\
+sriov-ovs: CNI plugin moving a switchdev SR-IOV VF into a pod and attaching its representor
+to an Open vSwitch bridge.
+
+Usage:
+  sriov-ovs                     run as a CNI plugin: verb in CNI_COMMAND, network configuration
+                                on stdin (how container runtimes call it)
+  sriov-ovs install --dest DIR  copy this executable to DIR/sriov-ovs atomically
+                                (temp file, fsync, chmod 0755, rename)
+  sriov-ovs --help | --version
+";
+
+/// Parses the arguments after the program name.
+pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let Some(first) = args.first() else {
+        return Ok(Invocation::Cni);
+    };
+    match first.as_str() {
+        "-h" | "--help" | "help" if args.len() == 1 => Ok(Invocation::Help),
+        "-V" | "--version" if args.len() == 1 => Ok(Invocation::Version),
+        "install" => {
+            let mut dest = None;
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--dest" => dest = Some(rest.next().ok_or(UsageError::MissingDest)?.clone()),
+                    other => match other.strip_prefix("--dest=") {
+                        Some(value) => dest = Some(value.to_string()),
+                        None => return Err(UsageError::Unexpected(other.to_string())),
+                    },
+                }
+            }
+            match dest.filter(|d| !d.is_empty()) {
+                Some(dest) => Ok(Invocation::Install {
+                    dest: PathBuf::from(dest),
+                }),
+                None => Err(UsageError::MissingDest),
+            }
+        }
+        _ => Err(UsageError::Unexpected(args.join(" "))),
+    }
+}
+
+/// Handles a non-CNI command line: `None` when `args` (after the program name) is empty and
+/// the process is a CNI invocation, else the exit code after printing help, the version, or
+/// installing (0 success, 1 install failed, 2 usage error).
+pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn Write) -> Option<i32> {
+    let code = match parse_args(args) {
+        Ok(Invocation::Cni) => return None,
+        Ok(Invocation::Help) => {
+            let _ = stdout.write_all(USAGE.as_bytes());
+            0
+        }
+        Ok(Invocation::Version) => {
+            let _ = writeln!(stdout, "sriov-ovs {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Invocation::Install { dest }) => match install(&dest) {
+            Ok(path) => {
+                let _ = writeln!(stdout, "installed {}", path.display());
+                0
+            }
+            Err(err) => {
+                let mut msg = format!("sriov-ovs install: {err}");
+                let mut source = std::error::Error::source(&err);
+                while let Some(cause) = source {
+                    msg.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                let _ = writeln!(stderr, "{msg}");
+                1
+            }
+        },
+        Err(err) => {
+            let _ = writeln!(stderr, "sriov-ovs: {err}\n\n{USAGE}");
+            2
+        }
+    };
+    Some(code)
+}
+
+/// Copies the running executable to `dest/sriov-ovs`; returns the installed path.
+pub fn install(dest: &Path) -> Result<PathBuf, InstallError> {
+    install_from(Path::new(SELF_EXE), dest)
+}
+
+/// Copies `source` to `dest/sriov-ovs` through `dest/sriov-ovs.tmp-<pid>`; returns the installed path.
+pub fn install_from(source: &Path, dest: &Path) -> Result<PathBuf, InstallError> {
+    let meta = fs::metadata(dest).map_err(|source| InstallError::DestDir {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(InstallError::NotADirectory {
+            path: dest.to_path_buf(),
+        });
+    }
+    let mut input = File::open(source).map_err(|e| InstallError::OpenSource {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    let target = dest.join(BINARY_NAME);
+    let temp = dest.join(format!("{BINARY_NAME}.tmp-{}", std::process::id()));
+    let mut output = create_temp(&temp)?;
+    let guard = RemoveOnDrop(Some(temp.clone()));
+    io::copy(&mut input, &mut output).map_err(|e| InstallError::Copy {
+        from: source.to_path_buf(),
+        to: temp.clone(),
+        source: e,
+    })?;
+    output.sync_all().map_err(|source| InstallError::Sync {
+        path: temp.clone(),
+        source,
+    })?;
+    fs::set_permissions(&temp, Permissions::from_mode(MODE)).map_err(|source| {
+        InstallError::SetPermissions {
+            path: temp.clone(),
+            source,
+        }
+    })?;
+    drop(output);
+    fs::rename(&temp, &target).map_err(|source| InstallError::Rename {
+        from: temp.clone(),
+        to: target.clone(),
+        source,
+    })?;
+    guard.disarm();
+    File::open(dest)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| InstallError::SyncDir {
+            path: dest.to_path_buf(),
+            source,
+        })?;
+    tracing::info!(path = %target.display(), "installed");
+    Ok(target)
+}
+
+/// Creates the temporary file, replacing one left by a crashed install with the same pid (in a
+/// container the installer is often pid 1 every time).
+fn create_temp(temp: &Path) -> Result<File, InstallError> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(temp)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            tracing::warn!(path = %temp.display(), "removing a temporary file left by an earlier install");
+            fs::remove_file(temp)
+                .and_then(|()| open())
+                .map_err(|source| InstallError::CreateTemp {
+                    path: temp.to_path_buf(),
+                    source,
+                })
+        }
+        other => other.map_err(|source| InstallError::CreateTemp {
+            path: temp.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Removes the temporary file unless the install completed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn installs_a_copy_with_mode_0755_and_leaves_no_temp_file() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let exe = src.path().join("exe");
+        fs::write(&exe, b"\x7fELF new binary").unwrap();
+        let installed = install_from(&exe, dest.path()).unwrap();
+        assert_eq!(installed, dest.path().join("sriov-ovs"));
+        assert_eq!(fs::read(&installed).unwrap(), b"\x7fELF new binary");
+        assert_eq!(
+            fs::metadata(&installed).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
+        assert_eq!(names(dest.path()), vec!["sriov-ovs"]);
+    }
+
+    #[test]
+    fn replaces_an_existing_binary_by_rename_not_in_place() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let exe = src.path().join("exe");
+        fs::write(&exe, b"v2").unwrap();
+        let old = dest.path().join("sriov-ovs");
+        fs::write(&old, b"v1").unwrap();
+        // A reader holding the old file (a running plugin) keeps seeing the old content.
+        let held = File::open(&old).unwrap();
+        install_from(&exe, dest.path()).unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"v2");
+        let mut content = String::new();
+        io::Read::read_to_string(&mut &held, &mut content).unwrap();
+        assert_eq!(content, "v1");
+        assert_eq!(names(dest.path()), vec!["sriov-ovs"]);
+    }
+
+    #[test]
+    fn replaces_a_temp_file_left_by_a_crashed_install() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let exe = src.path().join("exe");
+        fs::write(&exe, b"whole").unwrap();
+        fs::write(
+            dest.path().join(format!("sriov-ovs.tmp-{}", std::process::id())),
+            b"ha",
+        )
+        .unwrap();
+        install_from(&exe, dest.path()).unwrap();
+        assert_eq!(fs::read(dest.path().join("sriov-ovs")).unwrap(), b"whole");
+        assert_eq!(names(dest.path()), vec!["sriov-ovs"]);
+    }
+
+    #[test]
+    fn missing_or_non_directory_destination_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("exe");
+        fs::write(&exe, b"x").unwrap();
+        let e = install_from(&exe, &dir.path().join("missing")).unwrap_err();
+        assert!(matches!(e, InstallError::DestDir { .. }), "{e}");
+        let e = install_from(&exe, &exe).unwrap_err();
+        assert!(matches!(e, InstallError::NotADirectory { .. }), "{e}");
+        assert_eq!(fs::read(&exe).unwrap(), b"x");
+    }
+
+    #[test]
+    fn unreadable_source_leaves_destination_untouched() {
+        let dest = tempfile::tempdir().unwrap();
+        fs::write(dest.path().join("sriov-ovs"), b"old").unwrap();
+        let e = install_from(&dest.path().join("nope"), dest.path()).unwrap_err();
+        assert!(matches!(e, InstallError::OpenSource { .. }), "{e}");
+        assert_eq!(fs::read(dest.path().join("sriov-ovs")).unwrap(), b"old");
+        assert_eq!(names(dest.path()), vec!["sriov-ovs"]);
+    }
+
+    fn args(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn command_line_forms() {
+        assert_eq!(parse_args(&[]), Ok(Invocation::Cni));
+        assert_eq!(parse_args(&args(&["--help"])), Ok(Invocation::Help));
+        assert_eq!(parse_args(&args(&["-V"])), Ok(Invocation::Version));
+        let want = Ok(Invocation::Install {
+            dest: PathBuf::from("/host/opt/cni/bin"),
+        });
+        assert_eq!(
+            parse_args(&args(&["install", "--dest", "/host/opt/cni/bin"])),
+            want
+        );
+        assert_eq!(parse_args(&args(&["install", "--dest=/host/opt/cni/bin"])), want);
+        assert_eq!(parse_args(&args(&["install"])), Err(UsageError::MissingDest));
+        assert_eq!(
+            parse_args(&args(&["install", "--dest"])),
+            Err(UsageError::MissingDest)
+        );
+        assert!(matches!(
+            parse_args(&args(&["install", "--force"])),
+            Err(UsageError::Unexpected(_))
+        ));
+        assert!(matches!(
+            parse_args(&args(&["ADD"])),
+            Err(UsageError::Unexpected(_))
+        ));
+    }
+
+    #[test]
+    fn command_line_prints_help_and_reports_errors_with_exit_codes() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(command_line(&[], &mut out, &mut err), None);
+        assert_eq!(command_line(&args(&["--help"]), &mut out, &mut err), Some(0));
+        assert!(String::from_utf8_lossy(&out).contains("install --dest DIR"));
+        assert_eq!(command_line(&args(&["bogus"]), &mut out, &mut err), Some(2));
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let code = command_line(
+            &args(&["install", "--dest", missing.to_str().unwrap()]),
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, Some(1));
+        assert!(String::from_utf8_lossy(&err).contains("missing"));
+        let code = command_line(
+            &args(&["install", "--dest", dir.path().to_str().unwrap()]),
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, Some(0));
+        assert!(dir.path().join("sriov-ovs").exists());
+    }
+
+    #[test]
+    fn install_copies_the_running_executable() {
+        let dest = tempfile::tempdir().unwrap();
+        let installed = install(dest.path()).unwrap();
+        let me = fs::read(SELF_EXE).unwrap();
+        assert_eq!(fs::read(installed).unwrap(), me);
+    }
+}

@@ -1,0 +1,172 @@
+//! Delegation to the IPAM plugin named by `ipam.type`, found in `CNI_PATH`.
+
+use crate::error::{code, CniError, ErrorCode};
+use crate::result::{CniResult, DecodeResult};
+use crate::version::CniVersion;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The CNI environment handed to the IPAM plugin.
+#[derive(Debug, Clone)]
+pub struct IpamEnv<'a> {
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_NETNS`.
+    pub netns: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// `CNI_ARGS`.
+    pub args: &'a str,
+    /// `CNI_PATH`.
+    pub path: &'a str,
+}
+
+/// An IPAM step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpamError {
+    /// No such plugin in `CNI_PATH`.
+    #[error("IPAM plugin {plugin:?} not found in CNI_PATH {path:?}")]
+    NotFound {
+        /// Plugin type.
+        plugin: String,
+        /// `CNI_PATH`.
+        path: String,
+    },
+    /// The plugin could not be run.
+    #[error("cannot run IPAM plugin {binary}")]
+    Spawn {
+        /// Binary.
+        binary: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plugin returned a CNI error.
+    #[error("IPAM plugin {plugin} {command} failed: {msg}")]
+    Failed {
+        /// Plugin type.
+        plugin: String,
+        /// Verb.
+        command: &'static str,
+        /// Its code.
+        code: u32,
+        /// Its message.
+        msg: String,
+        /// Its details.
+        details: String,
+    },
+    /// The plugin printed something that is not a result.
+    #[error("IPAM plugin {plugin} returned an unreadable result")]
+    BadResult {
+        /// Plugin type.
+        plugin: String,
+        /// Cause.
+        #[source]
+        source: DecodeResult,
+    },
+}
+
+impl ErrorCode for IpamError {
+    fn code(&self) -> u32 {
+        match self {
+            IpamError::Failed { code, .. } => *code,
+            IpamError::NotFound { .. } => code::INVALID_CONFIG,
+            _ => code::IPAM,
+        }
+    }
+}
+
+/// Finds `plugin` in the `:`-separated `path`.
+pub fn find_plugin(plugin: &str, path: &str) -> Option<PathBuf> {
+    path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(plugin)).find(|p| p.is_file())
+}
+
+/// The configuration to hand the plugin: ours, with `cniVersion` lowered to the newest version the
+/// plugin speaks when it does not speak ours (e.g. host-local v1.1 and CNI 1.1.0).
+fn negotiate(binary: &Path, conf: &Value) -> Value {
+    let Some(ours) = conf.get("cniVersion").and_then(Value::as_str).and_then(|v| v.parse::<CniVersion>().ok()) else {
+        return conf.clone();
+    };
+    let supported = supported_versions(binary);
+    if supported.is_empty() || supported.contains(&ours) {
+        return conf.clone();
+    }
+    let Some(best) = supported.into_iter().filter(|v| *v < ours).max() else { return conf.clone() };
+    tracing::debug!(binary = %binary.display(), from = %ours, to = %best, "lowering cniVersion for the IPAM plugin");
+    let mut conf = conf.clone();
+    conf["cniVersion"] = Value::from(best.as_str());
+    conf
+}
+
+/// The versions (of those we know) the plugin lists in its VERSION answer; empty when it cannot tell.
+fn supported_versions(binary: &Path) -> Vec<CniVersion> {
+    let out = Command::new(binary).env("CNI_COMMAND", "VERSION").stdin(Stdio::null()).stderr(Stdio::null()).output();
+    out.ok()
+        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+        .and_then(|v| v.get("supportedVersions").cloned())
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        .map(|vs| vs.iter().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn exec(plugin: &str, command: &'static str, env: &IpamEnv<'_>, conf: &Value) -> Result<Vec<u8>, IpamError> {
+    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound { plugin: plugin.to_string(), path: env.path.to_string() })?;
+    let conf = &negotiate(&binary, conf);
+    let spawn_err = |source| IpamError::Spawn { binary: binary.clone(), source };
+    let mut child = Command::new(&binary)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", env.container_id)
+        .env("CNI_NETNS", env.netns)
+        .env("CNI_IFNAME", env.ifname)
+        .env("CNI_ARGS", env.args)
+        .env("CNI_PATH", env.path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    let stdin_bytes = conf.to_string();
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(stdin_bytes.as_bytes()).map_err(spawn_err)?;
+    }
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    if !out.stderr.is_empty() {
+        tracing::debug!(plugin, command, stderr = %String::from_utf8_lossy(&out.stderr), "IPAM plugin stderr");
+    }
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let (code, msg, details) = match serde_json::from_slice::<CniError>(&out.stdout) {
+        Ok(e) => (e.code, e.msg, e.details),
+        Err(_) => (code::IPAM, format!("exited with {}", out.status), String::from_utf8_lossy(&out.stdout).into_owned()),
+    };
+    Err(IpamError::Failed { plugin: plugin.to_string(), command, code, msg, details })
+}
+
+/// IPAM ADD.
+pub fn add(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<CniResult, IpamError> {
+    let out = exec(plugin, "ADD", env, conf)?;
+    CniResult::from_slice(&out).map_err(|source| IpamError::BadResult { plugin: plugin.to_string(), source })
+}
+
+/// IPAM DEL.
+pub fn del(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
+    exec(plugin, "DEL", env, conf).map(drop)
+}
+
+/// IPAM CHECK.
+pub fn check(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
+    exec(plugin, "CHECK", env, conf).map(drop)
+}
+
+/// IPAM GC; skipped for a plugin that does not speak CNI 1.1.0 (where GC was introduced).
+pub fn gc(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
+    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound { plugin: plugin.to_string(), path: env.path.to_string() })?;
+    if !supported_versions(&binary).contains(&CniVersion::V1_1_0) {
+        tracing::info!(plugin, "IPAM plugin predates CNI 1.1.0 GC; skipped");
+        return Ok(());
+    }
+    exec(plugin, "GC", env, conf).map(drop)
+}

@@ -1,0 +1,214 @@
+//! `sriov-ovs`: a CNI plugin that moves a switchdev SR-IOV VF into a pod and attaches its
+//! representor to an Open vSwitch bridge (Kube-OVN style), undoing every step on failure.
+//!
+//! [`run`] is the whole plugin with injected environment, stdin and stdout; `main.rs` only
+//! wires the process's own.
+
+// Errors carry the failed netlink message for diagnosis; they are built once per failed
+// invocation, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod add;
+pub mod check;
+pub mod cni_args;
+pub mod del;
+pub mod error;
+#[cfg(test)]
+mod fake_ovs;
+pub mod gc;
+pub mod hooks;
+pub mod ipam;
+pub mod ipnet;
+pub mod logging;
+pub mod mac;
+pub mod netconf;
+pub mod netlink;
+pub mod netns;
+pub mod ovs;
+pub mod port_ids;
+pub mod release;
+pub mod representor_name;
+pub mod result;
+pub mod rollback;
+pub mod skel;
+pub mod state;
+pub mod status;
+pub mod traits;
+pub mod version;
+pub mod vf;
+
+use crate::error::{code, CniError, ErrorCode};
+use crate::skel::{Command, SkelError};
+use crate::traits::OvsError;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+/// A failure of any verb, mapped onto a CNI error.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The invocation is malformed.
+    #[error(transparent)]
+    Skel(#[from] SkelError),
+    /// OVSDB unreachable.
+    #[error(transparent)]
+    Ovs(#[from] OvsError),
+    /// ADD failed.
+    #[error(transparent)]
+    Add(#[from] add::AddError),
+    /// DEL failed.
+    #[error(transparent)]
+    Del(#[from] del::DelError),
+    /// CHECK failed.
+    #[error(transparent)]
+    Check(#[from] check::CheckError),
+    /// STATUS failed.
+    #[error(transparent)]
+    Status(#[from] status::StatusError),
+    /// GC failed.
+    #[error(transparent)]
+    Gc(#[from] gc::GcError),
+    /// The tokio runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl ErrorCode for PluginError {
+    fn code(&self) -> u32 {
+        match self {
+            PluginError::Skel(e) => e.code(),
+            PluginError::Ovs(e) => e.code(),
+            PluginError::Add(e) => e.code(),
+            PluginError::Del(e) => e.code(),
+            PluginError::Check(e) => e.code(),
+            PluginError::Status(e) => e.code(),
+            PluginError::Gc(e) => e.code(),
+            PluginError::Runtime(_) => code::IO_FAILURE,
+        }
+    }
+}
+
+/// Runs one CNI invocation: reads `stdin`, writes the result or the error JSON to `stdout`,
+/// returns the exit code (0 or 1). Logs go to stderr or `logFile`.
+pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn Write) -> i32 {
+    let mut input = Vec::new();
+    let mut _guard = None;
+    let outcome = match skel::verb(env) {
+        Ok(skel::Verb::Version) => Ok(serde_json::to_value(version::version_info()).ok()),
+        Ok(_) => match stdin.read_to_end(&mut input) {
+            Ok(_) => {
+                // Log where the configuration says, even when it is otherwise invalid.
+                let (level, file) = match netconf::NetConf::parse(&input) {
+                    Ok(c) => (c.log_level, c.log_file),
+                    Err(_) => (tracing::Level::INFO, None),
+                };
+                _guard = Some(logging::init(level, file.as_deref()));
+                dispatch(env, &input)
+            }
+            Err(source) => Err(PluginError::Skel(SkelError::Stdin { source })),
+        },
+        Err(e) => Err(PluginError::Skel(e)),
+    };
+    match outcome {
+        Ok(out) => {
+            if let Some(json) = out {
+                if writeln!(stdout, "{json}").is_err() {
+                    return 1;
+                }
+            }
+            0
+        }
+        Err(err) => {
+            let cni = CniError::from_error(skel::error_version(&input), &err);
+            let _stderr = _guard.is_none().then(|| logging::init(tracing::Level::ERROR, None));
+            tracing::error!(code = cni.code, msg = %cni.msg, details = %cni.details, "failed");
+            let _ = writeln!(stdout, "{}", serde_json::to_string(&cni).unwrap_or_default());
+            1
+        }
+    }
+}
+
+fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_json::Value>, PluginError> {
+    let cmd = skel::parse(env, input)?;
+    let conf = match &cmd {
+        Command::Add(r) | Command::Del(r) | Command::Check(r) | Command::Status(r) | Command::Gc(r) => r.conf.clone(),
+        Command::Version => return Ok(serde_json::to_value(version::version_info()).ok()),
+    };
+    let sysfs = sriov_host::Sysfs::new(env.get(sriov_host::SYSFS_ROOT_ENV).map(String::as_str).unwrap_or("/sys"));
+    // Two workers: a netlink request that moves a link between namespaces blocks its thread in
+    // the kernel for a while; OVSDB traffic proceeds on the other meanwhile.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(PluginError::Runtime)?;
+    rt.block_on(async {
+        let connect = ovs::OvsdbOvs::connect(&conf.ovsdb_socket);
+        if let Command::Add(req) = &cmd {
+            tracing::info!(container = %req.container_id, ifname = %req.ifname, "ADD");
+            let result = add::add(connect, &sysfs, req).await?;
+            return Ok(Some(result.to_value(req.conf.cni_version)));
+        }
+        let ovs = connect.await;
+        match cmd {
+            Command::Add(_) => Ok(None),
+            Command::Del(req) => {
+                tracing::info!(container = %req.container_id, ifname = %req.ifname, "DEL");
+                let outcome = del::del(&ovs?, &sysfs, &req).await?;
+                tracing::info!(?outcome, "DEL done");
+                Ok(None)
+            }
+            Command::Check(req) => {
+                check::check(&ovs?, &req).await?;
+                Ok(None)
+            }
+            Command::Status(req) => {
+                let ovs = ovs.map_err(status::StatusError::Ovsdb)?;
+                status::status(&ovs, &req.conf.bridge).await?;
+                Ok(None)
+            }
+            Command::Gc(req) => {
+                let released = gc::gc(&ovs?, &sysfs, &req).await?;
+                tracing::info!(?released, "GC done");
+                Ok(None)
+            }
+            Command::Version => Ok(None),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(env: &[(&str, &str)], stdin: &str) -> (i32, serde_json::Value) {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut out = Vec::new();
+        let code = run(&env, &mut stdin.as_bytes(), &mut out);
+        let json = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", String::from_utf8_lossy(&out)));
+        (code, json)
+    }
+
+    #[test]
+    fn version_prints_supported_versions_and_exits_0() {
+        let (code, json) = call(&[("CNI_COMMAND", "VERSION")], "");
+        assert_eq!(code, 0);
+        assert_eq!(json["supportedVersions"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn errors_are_cni_json_on_stdout_with_exit_1() {
+        let add = [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/run/netns/none")];
+        let (code, json) = call(&add, "{garbage");
+        assert_eq!((code, json["code"].as_u64()), (1, Some(6)));
+        assert_eq!(json["cniVersion"], "1.1.0");
+        let (code, json) = call(&add, r#"{"cniVersion":"0.4.0","name":"n","deviceID":"zz"}"#);
+        assert_eq!((code, json["code"].as_u64(), json["cniVersion"].as_str()), (1, Some(7), Some("0.4.0")));
+        let (code, json) = call(&[("CNI_COMMAND", "NOPE")], "{}");
+        assert_eq!((code, json["code"].as_u64()), (1, Some(4)));
+        let (code, json) = call(&[], "{}");
+        assert_eq!((code, json["code"].as_u64()), (1, Some(4)));
+    }
+
+    #[test]
+    fn add_without_device_id_fails_before_touching_anything() {
+        let add = [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/run/netns/none")];
+        let (code, json) = call(&add, r#"{"cniVersion":"1.0.0","name":"n","ovsdbSocket":"unix:/nonexistent/db.sock"}"#);
+        assert_eq!((code, json["code"].as_u64()), (1, Some(7)), "{json}");
+    }
+}

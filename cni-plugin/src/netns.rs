@@ -1,0 +1,136 @@
+//! Netlink sockets (and sysctl writes) in a network namespace given by path.
+//!
+//! A socket belongs to the namespace of the thread that created it, so a short-lived dedicated
+//! thread joins the namespace with `setns`, creates the socket and exits; the process's own
+//! threads never change namespace. Per-namespace sysctls are written the same way.
+
+use nix::sched::{setns, CloneFlags};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// A namespace step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// The namespace file cannot be opened.
+    #[error("cannot open network namespace {path}")]
+    Open {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `setns` refused the file (not a network namespace?).
+    #[error("cannot enter network namespace {path}")]
+    Enter {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// The netlink socket could not be created.
+    #[error("cannot open a netlink socket in {path}")]
+    Netlink {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sysctl could not be written.
+    #[error("cannot write sysctl {path}")]
+    Sysctl {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The helper thread died.
+    #[error("namespace helper thread for {path} panicked")]
+    Thread {
+        /// Path.
+        path: PathBuf,
+    },
+}
+
+impl crate::error::ErrorCode for NetnsError {
+    fn code(&self) -> u32 {
+        match self {
+            NetnsError::Open { .. } | NetnsError::Enter { .. } => crate::error::code::INVALID_ENV,
+            _ => crate::error::code::NETLINK,
+        }
+    }
+}
+
+/// Sockets in one network namespace.
+#[derive(Debug)]
+pub struct Netns {
+    /// Namespace label for logs and errors (`host` or the path).
+    pub label: String,
+    /// rtnetlink handle; its connection runs on the current tokio runtime.
+    pub handle: rtnetlink::Handle,
+    /// The namespace file (`None` for the host namespace), to move links into it.
+    file: Option<File>,
+}
+
+impl Netns {
+    /// The current (host) namespace. Must be called inside a tokio runtime.
+    pub fn host() -> Result<Netns, NetnsError> {
+        let path = PathBuf::from("/proc/thread-self/ns/net");
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path, source })?;
+        tokio::spawn(conn);
+        Ok(Netns { label: "host".into(), handle, file: None })
+    }
+
+    /// The namespace at `path`. Must be called inside a tokio runtime.
+    pub fn open(path: &Path) -> Result<Netns, NetnsError> {
+        let file = File::open(path).map_err(|source| NetnsError::Open { path: path.to_path_buf(), source })?;
+        let ns_fd = file.try_clone().map_err(|source| NetnsError::Open { path: path.to_path_buf(), source })?;
+        let runtime = tokio::runtime::Handle::current();
+        let owned = path.to_path_buf();
+        let joined = std::thread::spawn(move || {
+            setns(ns_fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter { path: owned.clone(), source })?;
+            let _enter = runtime.enter();
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path: owned.clone(), source })?;
+            Ok::<_, NetnsError>((conn, handle))
+        })
+        .join()
+        .map_err(|_| NetnsError::Thread { path: path.to_path_buf() })?;
+        let (conn, handle) = joined?;
+        tokio::spawn(conn);
+        Ok(Netns { label: path.display().to_string(), handle, file: Some(file) })
+    }
+
+    /// Writes `value` to `/proc/sys/<key>` as seen from this namespace (e.g. `net/ipv4/conf/eth0/arp_notify`).
+    pub fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
+        let path = PathBuf::from("/proc/sys").join(key);
+        let ns_fd = match &self.file {
+            Some(f) => Some(f.try_clone().map_err(|source| NetnsError::Open { path: PathBuf::from(&self.label), source })?),
+            None => None,
+        };
+        let (label, target, value) = (PathBuf::from(&self.label), path.clone(), value.to_string());
+        std::thread::spawn(move || {
+            if let Some(fd) = ns_fd {
+                setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter { path: label, source })?;
+            }
+            std::fs::write(&target, value.as_bytes()).map_err(|source| NetnsError::Sysctl { path: target, source })
+        })
+        .join()
+        .map_err(|_| NetnsError::Thread { path })?
+    }
+
+    /// The namespace file descriptor, for `IFLA_NET_NS_FD`; `None` for the host namespace.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.file.as_ref().map(|f| f.as_raw_fd())
+    }
+
+}
+
+/// Opens the host namespace as a file (to move links back into it).
+pub fn host_ns_file() -> Result<File, NetnsError> {
+    let path = PathBuf::from("/proc/thread-self/ns/net");
+    File::open(&path).map_err(|source| NetnsError::Open { path, source })
+}

@@ -1,0 +1,292 @@
+//! The CNI environment plus stdin turned into one [`Command`]; all input is injected for tests.
+
+use crate::cni_args::{CniArgs, InvalidCniArgs};
+use crate::error::{code, ErrorCode};
+use crate::netconf::{valid_ifname, NetConf, NetconfError};
+use crate::version::CniVersion;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A CNI verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// ADD
+    Add,
+    /// DEL
+    Del,
+    /// CHECK
+    Check,
+    /// STATUS
+    Status,
+    /// VERSION
+    Version,
+    /// GC
+    Gc,
+}
+
+impl Verb {
+    /// Parses `CNI_COMMAND`.
+    pub fn parse(s: &str) -> Option<Verb> {
+        Some(match s {
+            "ADD" => Verb::Add,
+            "DEL" => Verb::Del,
+            "CHECK" => Verb::Check,
+            "STATUS" => Verb::Status,
+            "VERSION" => Verb::Version,
+            "GC" => Verb::Gc,
+            _ => return None,
+        })
+    }
+
+    /// The verb as written in `CNI_COMMAND`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Add => "ADD",
+            Verb::Del => "DEL",
+            Verb::Check => "CHECK",
+            Verb::Status => "STATUS",
+            Verb::Version => "VERSION",
+            Verb::Gc => "GC",
+        }
+    }
+}
+
+/// Everything a verb handler gets.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `CNI_CONTAINERID` (empty for STATUS/GC).
+    pub container_id: String,
+    /// `CNI_NETNS` (`None` when empty).
+    pub netns: Option<PathBuf>,
+    /// `CNI_IFNAME` (empty for STATUS/GC).
+    pub ifname: String,
+    /// `CNI_ARGS` as given.
+    pub args_raw: String,
+    /// `CNI_ARGS` parsed.
+    pub args: CniArgs,
+    /// `CNI_PATH` as given.
+    pub path: String,
+    /// The configuration.
+    pub conf: NetConf,
+    /// The whole environment (sysfs root, test hooks).
+    pub env: HashMap<String, String>,
+}
+
+/// A parsed invocation.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// ADD
+    Add(Request),
+    /// DEL
+    Del(Request),
+    /// CHECK
+    Check(Request),
+    /// STATUS
+    Status(Request),
+    /// VERSION
+    Version,
+    /// GC
+    Gc(Request),
+}
+
+/// The invocation is malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum SkelError {
+    /// `CNI_COMMAND` is missing.
+    #[error("CNI_COMMAND is not set")]
+    NoCommand,
+    /// `CNI_COMMAND` is not a verb.
+    #[error("unknown CNI_COMMAND {0:?}")]
+    UnknownCommand(String),
+    /// A required variable is missing or empty.
+    #[error("{name} is required for {verb}")]
+    MissingEnv {
+        /// Variable.
+        name: &'static str,
+        /// Verb.
+        verb: &'static str,
+    },
+    /// A variable has an unusable value.
+    #[error("{name}={value:?} is invalid: {reason}")]
+    InvalidEnv {
+        /// Variable.
+        name: &'static str,
+        /// Value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `CNI_ARGS` is malformed.
+    #[error("CNI_ARGS is malformed")]
+    Args {
+        /// Cause.
+        #[source]
+        source: InvalidCniArgs,
+    },
+    /// Stdin cannot be read.
+    #[error("cannot read the network configuration from stdin")]
+    Stdin {
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("invalid network configuration")]
+    Netconf {
+        /// Cause.
+        #[source]
+        source: NetconfError,
+    },
+    /// The verb does not exist in the requested version.
+    #[error("{verb} is not defined in CNI version {version}")]
+    VerbNotInVersion {
+        /// Verb.
+        verb: &'static str,
+        /// Version.
+        version: CniVersion,
+    },
+}
+
+impl ErrorCode for SkelError {
+    fn code(&self) -> u32 {
+        match self {
+            SkelError::Stdin { .. } => code::IO_FAILURE,
+            SkelError::Netconf { source } => source.code(),
+            SkelError::VerbNotInVersion { .. } => code::INCOMPATIBLE_VERSION,
+            _ => code::INVALID_ENV,
+        }
+    }
+}
+
+fn valid_container_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Reads `CNI_COMMAND`.
+pub fn verb(env: &HashMap<String, String>) -> Result<Verb, SkelError> {
+    let raw = env.get("CNI_COMMAND").ok_or(SkelError::NoCommand)?;
+    Verb::parse(raw).ok_or_else(|| SkelError::UnknownCommand(raw.clone()))
+}
+
+/// Builds the command from the environment and stdin.
+pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, SkelError> {
+    let verb = verb(env)?;
+    if verb == Verb::Version {
+        return Ok(Command::Version);
+    }
+    let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
+    let needs_container = matches!(verb, Verb::Add | Verb::Del | Verb::Check);
+    let container_id = get("CNI_CONTAINERID").to_string();
+    let ifname = get("CNI_IFNAME").to_string();
+    let netns = Some(get("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
+    if needs_container {
+        if container_id.is_empty() {
+            return Err(SkelError::MissingEnv { name: "CNI_CONTAINERID", verb: verb.as_str() });
+        }
+        if !valid_container_id(&container_id) {
+            return Err(SkelError::InvalidEnv { name: "CNI_CONTAINERID", value: container_id, reason: "want [A-Za-z0-9][A-Za-z0-9_.-]*" });
+        }
+        if ifname.is_empty() {
+            return Err(SkelError::MissingEnv { name: "CNI_IFNAME", verb: verb.as_str() });
+        }
+        if !valid_ifname(&ifname) {
+            return Err(SkelError::InvalidEnv { name: "CNI_IFNAME", value: ifname, reason: "not a valid interface name" });
+        }
+        if verb != Verb::Del && netns.is_none() {
+            return Err(SkelError::MissingEnv { name: "CNI_NETNS", verb: verb.as_str() });
+        }
+    }
+    let args_raw = get("CNI_ARGS").to_string();
+    let args = CniArgs::parse(&args_raw).map_err(|source| SkelError::Args { source })?;
+    let conf = NetConf::parse(stdin).map_err(|source| SkelError::Netconf { source })?;
+    let required = match verb {
+        Verb::Check => Some(CniVersion::V0_4_0),
+        Verb::Status | Verb::Gc => Some(CniVersion::V1_1_0),
+        _ => None,
+    };
+    if let Some(min) = required {
+        if conf.cni_version < min {
+            return Err(SkelError::VerbNotInVersion { verb: verb.as_str(), version: conf.cni_version });
+        }
+    }
+    let req = Request { container_id, netns, ifname, args_raw, args, path: get("CNI_PATH").to_string(), conf, env: env.clone() };
+    Ok(match verb {
+        Verb::Add => Command::Add(req),
+        Verb::Del => Command::Del(req),
+        Verb::Check => Command::Check(req),
+        Verb::Status => Command::Status(req),
+        Verb::Gc => Command::Gc(req),
+        Verb::Version => Command::Version,
+    })
+}
+
+/// The cniVersion to answer errors in: the request's when readable, else the newest.
+pub fn error_version(stdin: &[u8]) -> &'static str {
+    serde_json::from_slice::<serde_json::Value>(stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).and_then(|s| s.parse::<CniVersion>().ok()))
+        .unwrap_or(CniVersion::LATEST)
+        .as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const CONF: &[u8] = br#"{"cniVersion":"1.1.0","name":"n","type":"sriov-ovs","deviceID":"0000:84:00.2"}"#;
+
+    #[test]
+    fn add_needs_container_netns_and_ifname() {
+        let e = parse(&env(&[("CNI_COMMAND", "ADD")]), CONF).unwrap_err();
+        assert_eq!(e.code(), 4);
+        let e = parse(&env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0")]), CONF).unwrap_err();
+        assert!(matches!(e, SkelError::MissingEnv { name: "CNI_NETNS", .. }));
+        let ok = parse(&env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/run/netns/x")]), CONF).unwrap();
+        assert!(matches!(ok, Command::Add(_)));
+    }
+
+    #[test]
+    fn del_tolerates_empty_netns() {
+        let c = parse(&env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "")]), CONF).unwrap();
+        let Command::Del(r) = c else { panic!() };
+        assert!(r.netns.is_none());
+    }
+
+    #[test]
+    fn unknown_command_and_bad_ids_are_env_errors() {
+        assert_eq!(parse(&env(&[("CNI_COMMAND", "FROB")]), CONF).unwrap_err().code(), 4);
+        assert_eq!(parse(&env(&[]), CONF).unwrap_err().code(), 4);
+        let e = parse(&env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "-bad"), ("CNI_IFNAME", "eth0")]), CONF).unwrap_err();
+        assert_eq!(e.code(), 4);
+        let e = parse(&env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "waytoolonginterfacename")]), CONF).unwrap_err();
+        assert_eq!(e.code(), 4);
+    }
+
+    #[test]
+    fn verbs_gated_by_version() {
+        let old = br#"{"cniVersion":"0.3.1","name":"n"}"#;
+        let e = parse(&env(&[("CNI_COMMAND", "CHECK"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/x")]), old).unwrap_err();
+        assert_eq!(e.code(), 1);
+        let v1 = br#"{"cniVersion":"1.0.0","name":"n"}"#;
+        assert_eq!(parse(&env(&[("CNI_COMMAND", "STATUS")]), v1).unwrap_err().code(), 1);
+        assert!(matches!(parse(&env(&[("CNI_COMMAND", "STATUS")]), CONF).unwrap(), Command::Status(_)));
+        assert!(matches!(parse(&env(&[("CNI_COMMAND", "GC")]), CONF).unwrap(), Command::Gc(_)));
+    }
+
+    #[test]
+    fn version_needs_nothing_else() {
+        assert!(matches!(parse(&env(&[("CNI_COMMAND", "VERSION")]), b"").unwrap(), Command::Version));
+    }
+
+    #[test]
+    fn error_version_falls_back_to_latest() {
+        assert_eq!(error_version(b"{\"cniVersion\":\"0.4.0\"}"), "0.4.0");
+        assert_eq!(error_version(b"garbage"), "1.1.0");
+        assert_eq!(error_version(b"{\"cniVersion\":\"9.9.9\"}"), "1.1.0");
+    }
+}

@@ -1,0 +1,401 @@
+//! Attachment records in `stateDir` (atomic writes) and the per-VF lock and owner record.
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How far an ADD got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// ADD started changing the host; a crash leaves this behind for DEL.
+    Adding,
+    /// ADD completed.
+    Added,
+}
+
+/// What the VF looked like on the host before ADD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedVf {
+    /// Host name.
+    pub name: String,
+    /// Host ifindex (may change when the kernel returns the VF).
+    pub ifindex: u32,
+    /// Original MAC.
+    pub mac: Option<String>,
+    /// Original MTU.
+    pub mtu: Option<u32>,
+    /// Original alias.
+    pub alias: Option<String>,
+    /// Was administratively up.
+    #[serde(default)]
+    pub up: bool,
+}
+
+/// What the representor looked like before ADD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedRepresentor {
+    /// Original name.
+    pub name: String,
+    /// ifindex (stable: it never leaves the host namespace).
+    pub ifindex: u32,
+    /// Original MTU.
+    pub mtu: Option<u32>,
+    /// Kube-OVN style name given at ADD (also the OVS port name).
+    pub new_name: String,
+    /// Was administratively up.
+    #[serde(default)]
+    pub up: bool,
+}
+
+/// One attachment: everything DEL needs to undo ADD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentRecord {
+    /// Container ID.
+    pub container_id: String,
+    /// Pod interface name.
+    pub ifname: String,
+    /// Pod netns path at ADD.
+    pub netns: String,
+    /// VF PCI address.
+    pub pci: String,
+    /// Alias set on the VF to find it again.
+    pub alias: String,
+    /// The VF netdev; `None` for vfio-pci VFs.
+    pub vf: Option<SavedVf>,
+    /// The representor.
+    pub representor: SavedRepresentor,
+    /// Bridge.
+    pub bridge: String,
+    /// OVN port name, when set.
+    pub ovn_port: Option<String>,
+    /// `CNI_PATH` at ADD.
+    pub cni_path: String,
+    /// `CNI_ARGS` at ADD.
+    pub cni_args: String,
+    /// The network configuration at ADD (for IPAM DEL).
+    pub conf: Value,
+    /// Whether IPAM was delegated (and so needs DEL).
+    pub ipam_delegated: bool,
+    /// Progress.
+    pub phase: Phase,
+    /// The result returned by ADD.
+    pub result: Option<Value>,
+}
+
+/// Who holds a VF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VfOwner {
+    /// Container ID.
+    pub container_id: String,
+    /// Interface name.
+    pub ifname: String,
+    /// Netns path.
+    pub netns: String,
+}
+
+/// A state file step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Creating a directory failed.
+    #[error("cannot create state directory {path}")]
+    CreateDir {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a file failed.
+    #[error("cannot write state file {path}")]
+    Write {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading a file failed.
+    #[error("cannot read state file {path}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file holds garbage.
+    #[error("state file {path} is corrupt")]
+    Corrupt {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Removing a file failed.
+    #[error("cannot remove state file {path}")]
+    Remove {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Opening the lock file failed.
+    #[error("cannot open VF lock {path}")]
+    OpenLock {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The lock stayed busy.
+    #[error("VF lock {path} still held by another sriov-ovs after {waited:?}")]
+    LockBusy {
+        /// Path.
+        path: PathBuf,
+        /// Waited for.
+        waited: Duration,
+    },
+    /// flock failed.
+    #[error("cannot lock {path}")]
+    Lock {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+}
+
+impl crate::error::ErrorCode for StateError {
+    fn code(&self) -> u32 {
+        match self {
+            StateError::LockBusy { .. } => crate::error::code::TRY_AGAIN_LATER,
+            _ => crate::error::code::STATE,
+        }
+    }
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// An exclusive lock on one VF, released on drop.
+#[derive(Debug)]
+pub struct VfLock {
+    _lock: Flock<File>,
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+}
+
+impl StateDir {
+    /// A state directory at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    fn attachments_dir(&self) -> PathBuf {
+        self.root.join("attachments")
+    }
+
+    fn vfs_dir(&self) -> PathBuf {
+        self.root.join("vfs")
+    }
+
+    fn attachment_path(&self, container_id: &str, ifname: &str) -> PathBuf {
+        self.attachments_dir().join(format!("{}.{}.json", sanitize(container_id), sanitize(ifname)))
+    }
+
+    fn owner_path(&self, pci: &str) -> PathBuf {
+        self.vfs_dir().join(format!("{}.owner.json", sanitize(pci)))
+    }
+
+    fn ensure(&self, dir: &Path) -> Result<(), StateError> {
+        fs::create_dir_all(dir).map_err(|source| StateError::CreateDir { path: dir.to_path_buf(), source })
+    }
+
+    /// Takes the VF's lock, waiting up to `timeout`.
+    pub fn lock_vf(&self, pci: &str, timeout: Duration) -> Result<VfLock, StateError> {
+        let dir = self.vfs_dir();
+        self.ensure(&dir)?;
+        let path = dir.join(format!("{}.lock", sanitize(pci)));
+        let start = Instant::now();
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|source| StateError::OpenLock { path: path.clone(), source })?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(VfLock { _lock: lock }),
+                Err((_, Errno::EWOULDBLOCK)) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
+                Err((_, Errno::EWOULDBLOCK)) => return Err(StateError::LockBusy { path, waited: start.elapsed() }),
+                Err((_, source)) => return Err(StateError::Lock { path, source }),
+            }
+        }
+    }
+
+    /// Writes the attachment record atomically.
+    pub fn save(&self, rec: &AttachmentRecord) -> Result<(), StateError> {
+        let dir = self.attachments_dir();
+        self.ensure(&dir)?;
+        write_atomic(&self.attachment_path(&rec.container_id, &rec.ifname), rec)
+    }
+
+    /// Reads an attachment record; `None` when absent.
+    pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<AttachmentRecord>, StateError> {
+        read_json(&self.attachment_path(container_id, ifname))
+    }
+
+    /// Removes an attachment record; absent is fine.
+    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), StateError> {
+        remove(&self.attachment_path(container_id, ifname))
+    }
+
+    /// Every attachment record (corrupt ones are skipped with a warning).
+    pub fn list(&self) -> Result<Vec<AttachmentRecord>, StateError> {
+        let dir = self.attachments_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StateError::Read { path: dir, source }),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match read_json::<AttachmentRecord>(&path) {
+                Ok(Some(rec)) => out.push(rec),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(path = %path.display(), error = %err, "skipping unreadable state file"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the VF's owner record.
+    pub fn owner(&self, pci: &str) -> Result<Option<VfOwner>, StateError> {
+        read_json(&self.owner_path(pci))
+    }
+
+    /// Writes the VF's owner record.
+    pub fn set_owner(&self, pci: &str, owner: &VfOwner) -> Result<(), StateError> {
+        self.ensure(&self.vfs_dir())?;
+        write_atomic(&self.owner_path(pci), owner)
+    }
+
+    /// Removes the VF's owner record.
+    pub fn clear_owner(&self, pci: &str) -> Result<(), StateError> {
+        remove(&self.owner_path(pci))
+    }
+}
+
+fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let err = |source| StateError::Write { path: path.to_path_buf(), source };
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
+    let mut file = File::create(&tmp).map_err(err)?;
+    // No fsync: the records must survive a crash of the plugin (the page cache does), not a
+    // power loss, after which every pod namespace and VF assignment is gone anyway; a record
+    // torn by one reads as corrupt and DEL then falls back to `deviceID`.
+    file.write_all(&bytes).map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| StateError::Corrupt { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Read { path: path.to_path_buf(), source }),
+    }
+}
+
+fn remove(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Remove { path: path.to_path_buf(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(cid: &str) -> AttachmentRecord {
+        AttachmentRecord {
+            container_id: cid.into(),
+            ifname: "net1".into(),
+            netns: "/run/netns/x".into(),
+            pci: "0000:84:00.2".into(),
+            alias: "sriov-ovs:0000:84:00.2".into(),
+            vf: Some(SavedVf { name: "enp1".into(), ifindex: 7, mac: None, mtu: Some(1500), alias: None, up: false }),
+            representor: SavedRepresentor { name: "pf0vf0".into(), ifindex: 8, mtu: Some(1500), new_name: "x_net1_h".into(), up: true },
+            bridge: "br-int".into(),
+            ovn_port: None,
+            cni_path: "/usr/lib/cni".into(),
+            cni_args: String::new(),
+            conf: serde_json::json!({}),
+            ipam_delegated: false,
+            phase: Phase::Adding,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn save_load_list_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path().join("state"));
+        assert!(s.load("c1", "net1").unwrap().is_none());
+        s.save(&record("c1")).unwrap();
+        s.save(&record("c/2")).unwrap();
+        assert_eq!(s.load("c1", "net1").unwrap().unwrap(), record("c1"));
+        assert_eq!(s.list().unwrap().len(), 2);
+        s.remove("c1", "net1").unwrap();
+        s.remove("c1", "net1").unwrap();
+        assert_eq!(s.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_times_out_with_try_again_later() {
+        use crate::error::ErrorCode;
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path());
+        let held = s.lock_vf("0000:84:00.2", Duration::from_secs(1)).unwrap();
+        let err = s.lock_vf("0000:84:00.2", Duration::from_millis(20)).unwrap_err();
+        assert_eq!(err.code(), 11);
+        let _other = s.lock_vf("0000:84:00.3", Duration::from_millis(20)).unwrap();
+        drop(held);
+        s.lock_vf("0000:84:00.2", Duration::from_millis(20)).unwrap();
+    }
+
+    #[test]
+    fn owner_record_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path());
+        let o = VfOwner { container_id: "c".into(), ifname: "eth0".into(), netns: "/n".into() };
+        s.set_owner("0000:84:00.2", &o).unwrap();
+        assert_eq!(s.owner("0000:84:00.2").unwrap().unwrap(), o);
+        s.clear_owner("0000:84:00.2").unwrap();
+        assert!(s.owner("0000:84:00.2").unwrap().is_none());
+    }
+}

@@ -1,0 +1,52 @@
+//! STATUS: OVSDB reachable and the bridge present, else code 50.
+
+use crate::error::{code, ErrorCode};
+use crate::traits::{Ovs, OvsError};
+
+/// The plugin cannot serve ADDs right now.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// OVSDB is not reachable.
+    #[error("OVSDB is not reachable")]
+    Ovsdb(#[source] OvsError),
+    /// The bridge is missing.
+    #[error("OVS bridge {bridge} does not exist")]
+    NoBridge {
+        /// Bridge.
+        bridge: String,
+    },
+}
+
+impl ErrorCode for StatusError {
+    fn code(&self) -> u32 {
+        code::NOT_AVAILABLE
+    }
+}
+
+/// Runs STATUS against an established OVSDB connection.
+pub async fn status<O: Ovs>(ovs: &O, bridge: &str) -> Result<(), StatusError> {
+    if ovs.bridge_exists(bridge).await.map_err(StatusError::Ovsdb)? {
+        Ok(())
+    } else {
+        Err(StatusError::NoBridge { bridge: bridge.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_ovs::FakeOvs;
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn status_is_code_50_without_bridge_or_ovsdb() {
+        let ovs = FakeOvs { bridges: vec!["br-int".into()], ..Default::default() };
+        assert!(block(status(&ovs, "br-int")).is_ok());
+        assert_eq!(block(status(&ovs, "br-x")).unwrap_err().code(), 50);
+        let down = FakeOvs { down: true, ..Default::default() };
+        assert_eq!(block(status(&down, "br-int")).unwrap_err().code(), 50);
+    }
+}

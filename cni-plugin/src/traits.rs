@@ -1,0 +1,149 @@
+//! The OVSDB operations the plugin needs, as a trait so orchestration can be tested with a recording fake.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A port to create on a bridge (Port + Interface in one transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Bridge name.
+    pub bridge: String,
+    /// Port and interface name (the representor netdev).
+    pub name: String,
+    /// `external_ids` of the Interface (and Port).
+    pub external_ids: BTreeMap<String, String>,
+    /// Access VLAN tag.
+    pub vlan: Option<u16>,
+}
+
+/// What OVSDB holds for one interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortState {
+    /// Interface name.
+    pub name: String,
+    /// `external_ids` of the Interface.
+    pub external_ids: BTreeMap<String, String>,
+    /// `ofport`, when assigned and valid (> 0).
+    pub ofport: Option<i64>,
+}
+
+/// Boxed cause from the OVSDB client.
+pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An OVSDB step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OvsError {
+    /// Connecting to the socket failed.
+    #[error("cannot connect to OVSDB at {socket}")]
+    Connect {
+        /// Socket path.
+        socket: PathBuf,
+        /// Cause.
+        #[source]
+        source: Cause,
+    },
+    /// Looking up a bridge failed.
+    #[error("cannot look up bridge {bridge} in OVSDB")]
+    BridgeLookup {
+        /// Bridge.
+        bridge: String,
+        /// Cause.
+        #[source]
+        source: Cause,
+    },
+    /// Adding the port failed.
+    #[error("cannot add port {port} to bridge {bridge}")]
+    AddPort {
+        /// Bridge.
+        bridge: String,
+        /// Port.
+        port: String,
+        /// Cause.
+        #[source]
+        source: Cause,
+    },
+    /// Deleting the port failed.
+    #[error("cannot delete port {port} from bridge {bridge}")]
+    DelPort {
+        /// Bridge.
+        bridge: String,
+        /// Port.
+        port: String,
+        /// Cause.
+        #[source]
+        source: Cause,
+    },
+    /// Reading ports failed.
+    #[error("cannot read OVS interface {port}")]
+    ReadPort {
+        /// Port or external_ids key searched.
+        port: String,
+        /// Cause.
+        #[source]
+        source: Cause,
+    },
+    /// The interface got no valid ofport in time.
+    #[error("OVS interface {port} got no ofport within {timeout:?}")]
+    OfportTimeout {
+        /// Port.
+        port: String,
+        /// Waited for.
+        timeout: Duration,
+        /// Cause (OVS error column or client error).
+        #[source]
+        source: Option<Cause>,
+    },
+    /// ovs-vswitchd did not apply the configuration in time.
+    #[error("ovs-vswitchd did not apply the configuration within {timeout:?}")]
+    ApplyTimeout {
+        /// Waited for.
+        timeout: Duration,
+        /// Cause.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// `ovn-installed` did not appear in time.
+    #[error("OVS interface {port} not marked ovn-installed within {timeout:?}")]
+    OvnInstalledTimeout {
+        /// Port.
+        port: String,
+        /// Waited for.
+        timeout: Duration,
+        /// Cause.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl crate::error::ErrorCode for OvsError {
+    fn code(&self) -> u32 {
+        match self {
+            OvsError::OfportTimeout { .. } | OvsError::OvnInstalledTimeout { .. } | OvsError::ApplyTimeout { .. } => crate::error::code::TIMEOUT,
+            _ => crate::error::code::OVSDB,
+        }
+    }
+}
+
+/// The OVSDB operations of the plugin.
+pub trait Ovs {
+    /// Whether `bridge` exists.
+    fn bridge_exists(&self, bridge: &str) -> impl Future<Output = Result<bool, OvsError>>;
+    /// Adds a port with its interface in one transaction.
+    fn add_port(&self, spec: &PortSpec) -> impl Future<Output = Result<(), OvsError>>;
+    /// Deletes a port; absent is success.
+    fn del_port(&self, bridge: &str, port: &str) -> impl Future<Output = Result<(), OvsError>>;
+    /// Reads an interface by name.
+    fn port(&self, name: &str) -> impl Future<Output = Result<Option<PortState>, OvsError>>;
+    /// Interfaces whose `external_ids[key] == value`.
+    fn find_ports(&self, key: &str, value: &str) -> impl Future<Output = Result<Vec<PortState>, OvsError>>;
+    /// Waits for a valid ofport.
+    fn wait_ofport(&self, name: &str, timeout: Duration) -> impl Future<Output = Result<i64, OvsError>>;
+    /// Waits until ovs-vswitchd has applied every committed change (`cur_cfg` catches up with a
+    /// bumped `next_cfg`), e.g. has closed a deleted port's netdev before it is renamed.
+    fn wait_applied(&self, timeout: Duration) -> impl Future<Output = Result<(), OvsError>>;
+    /// Waits for `external_ids:ovn-installed=true`.
+    fn wait_ovn_installed(&self, name: &str, timeout: Duration) -> impl Future<Output = Result<(), OvsError>>;
+}

@@ -1,0 +1,89 @@
+//! ADD and DEL end to end: simulated node, real OVS in userspace, real host-local.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn add_moves_vf_attaches_representor_and_del_restores_everything() {
+    let node = Node::new(2);
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let cid = "0123456789abcdef0123";
+    let call = Call::new("ADD", cid, &pod.path(), "eth0");
+    let conf = node.conf("1.0.0", 0);
+    let out = node.run(&call, &conf);
+    out.expect_ok();
+    let res = out.json();
+    assert_eq!(res["cniVersion"], "1.0.0");
+    assert_eq!(res["interfaces"][0]["name"], "eth0");
+    assert_eq!(res["interfaces"][0]["sandbox"], pod.path());
+    assert_eq!(res["interfaces"][1]["name"], "0123456789ab_h");
+    assert!(res["interfaces"][1].get("sandbox").is_none());
+    assert_eq!(res["ips"][0]["address"], "10.77.0.2/24");
+    assert_eq!(res["ips"][0]["interface"], 0);
+    assert!(res["ips"][0].get("version").is_none());
+    // The VF is in the pod as eth0, up, with the address and the default route.
+    let link = pod.ip(&["-o", "link", "show", "eth0"]);
+    assert!(link.contains("UP"), "{link}");
+    assert!(link.contains(res["interfaces"][0]["mac"].as_str().unwrap()), "{link}");
+    assert!(pod.ip(&["-o", "addr", "show", "eth0"]).contains("10.77.0.2/24"));
+    assert!(pod.ip(&["route"]).contains("default via 10.77.0.1 dev eth0"));
+    // Its host name is gone from the node; the representor is renamed and on the bridge.
+    assert!(!node.link_exists(&node.vf_name(0)));
+    assert!(node.link_exists("0123456789ab_h"));
+    assert_eq!(node.ports(), vec!["0123456789ab_h".to_string()]);
+    let ids = node.iface_col("0123456789ab_h", "external_ids");
+    for want in ["vendor=sriov-ovs", "pod_name=pod-0123456789abcdef0123", "pod_namespace=default", "ip=\"10.77.0.2\""] {
+        assert!(ids.contains(want), "{want} not in {ids}");
+    }
+    assert!(node.iface_col("0123456789ab_h", "ofport").parse::<i64>().unwrap() > 0);
+
+    // CHECK with the result as prevResult passes.
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = res.clone();
+    node.run(&call.verb("CHECK"), &check_conf).expect_ok();
+
+    // DEL restores the node exactly; a second DEL is a no-op success.
+    let mut del_conf = conf.clone();
+    del_conf["prevResult"] = res;
+    node.run(&call.verb("DEL"), &del_conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+    assert!(pod.ip(&["-o", "link"]).lines().all(|l| !l.contains("eth0")));
+    node.run(&call.verb("DEL"), &del_conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+    // The IP went back to host-local.
+    assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.2").exists());
+    let out = node.run(&Call::new("ADD", "fedcba9876543210", &pod.path(), "net1"), &node.conf("1.0.0", 1));
+    assert_eq!(out.expect_ok().json()["interfaces"][1]["name"], "fedcba98_net1_h");
+    node.run(&Call::new("DEL", "fedcba9876543210", &pod.path(), "net1"), &node.conf("1.0.0", 1)).expect_ok();
+    assert_eq!(node.snapshot(), before);
+}
+
+#[test]
+fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let mut conf = node.conf("1.1.0", 0);
+    conf["mtu"] = serde_json::json!(1400);
+    conf["mac"] = serde_json::json!("02:00:00:00:00:01");
+    conf["runtimeConfig"] = serde_json::json!({"mac": "02:00:00:aa:bb:cc", "ips": ["10.99.0.7/24", "fd00:99::7/64"]});
+    let mut call = Call::new("ADD", "macmtu0123456789", &pod.path(), "eth0");
+    call.args.push_str(";MAC=02:00:00:00:00:02");
+    let res = node.run(&call, &conf).expect_ok().json();
+    assert_eq!(res["interfaces"][0]["mac"], "02:00:00:aa:bb:cc");
+    assert_eq!(res["interfaces"][0]["mtu"], 1400);
+    let link = pod.ip(&["-o", "link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400") && link.contains("02:00:00:aa:bb:cc"), "{link}");
+    let addrs = pod.ip(&["-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("10.99.0.7/24") && addrs.contains("fd00:99::7/64"), "{addrs}");
+    assert!(addrs.lines().filter(|l| l.contains("fd00:99::7")).all(|l| !l.contains("tentative")), "{addrs}");
+    assert!(node.ip(&["-o", "link", "show", "macmtu012345_h"]).contains("mtu 1400"));
+    assert!(node.iface_col("macmtu012345_h", "external_ids:ip").contains("10.99.0.7,fd00:99::7"));
+    // The gratuitous ARP went through the representor into OVS.
+    let flows = node.ovs.appctl(&["dpctl/dump-flows"]).unwrap();
+    assert!(flows.contains("0x0806"), "{flows}");
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+}

@@ -1,0 +1,104 @@
+//! Command-line flags of `sriov-device-plugin`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::daemon::Settings;
+
+/// Kubelet device plugin for switchdev SR-IOV VFs (Mellanox ConnectX /
+/// BlueField), reading the Go sriov-network-device-plugin's config unchanged.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "sriov-device-plugin", version, about)]
+pub struct Args {
+    /// Resource config in the Go plugin's format ({"resourceList":[...]}).
+    /// Watched: changes add, remove and re-select resources without restart.
+    #[arg(long, default_value = "/etc/pcidp/config.json")]
+    pub config_file: PathBuf,
+
+    /// Prefix of resources whose config has no resourcePrefix
+    /// (resource name "<prefix>/<resourceName>").
+    #[arg(long, default_value = "intel.com")]
+    pub resource_prefix: String,
+
+    /// Kubelet device plugin directory: holds kubelet.sock and the plugin's
+    /// sockets "<prefix>_<resourceName>.sock".
+    #[arg(long, default_value = "/var/lib/kubelet/device-plugins")]
+    pub device_plugin_path: PathBuf,
+
+    /// Root of the sysfs tree to read devices from.
+    #[arg(long, env = "SRIOV_SYSFS_ROOT", default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+
+    /// Directory for the device-info files read by the CNI plugin
+    /// ("<prefix>-<resourceName>-<pci>-device.json").
+    #[arg(long, default_value = "/var/run/k8s.cni.cncf.io/devinfo/dp")]
+    pub device_info_dir: PathBuf,
+
+    /// Kubelet plugin-watcher directory (e.g. /var/lib/kubelet/plugins_registry).
+    /// When it names an existing directory, the plugin registers through the
+    /// plugin watcher instead of calling kubelet.sock.
+    #[arg(long)]
+    pub plugin_registry_path: Option<PathBuf>,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing filter
+    /// such as "sriov_device_plugin=debug".
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+impl Args {
+    /// The daemon settings these flags describe.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            config_file: self.config_file.clone(),
+            resource_prefix: self.resource_prefix.clone(),
+            device_plugin_path: self.device_plugin_path.clone(),
+            sysfs_root: self.sysfs_root.clone(),
+            device_info_dir: self.device_info_dir.clone(),
+            plugin_registry_path: self.plugin_registry_path.clone(),
+            watch_uevents: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_go_plugin() {
+        let args = Args::try_parse_from(["sriov-device-plugin"]).unwrap();
+        assert_eq!(args.config_file, PathBuf::from("/etc/pcidp/config.json"));
+        assert_eq!(args.resource_prefix, "intel.com");
+        assert_eq!(
+            args.device_plugin_path,
+            PathBuf::from("/var/lib/kubelet/device-plugins")
+        );
+        assert_eq!(
+            args.device_info_dir,
+            PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo/dp")
+        );
+        assert_eq!(args.plugin_registry_path, None);
+        assert_eq!(args.log_level, "info");
+    }
+
+    #[test]
+    fn flags_are_spelled_as_documented() {
+        let args = Args::try_parse_from([
+            "x",
+            "--config-file=/c.json",
+            "--resource-prefix=mellanox.com",
+            "--device-plugin-path=/dp",
+            "--sysfs-root=/s",
+            "--device-info-dir=/d",
+            "--plugin-registry-path=/r",
+            "--log-level=debug",
+        ])
+        .unwrap();
+        let s = args.settings();
+        assert_eq!(s.config_file, PathBuf::from("/c.json"));
+        assert_eq!(s.sysfs_root, PathBuf::from("/s"));
+        assert_eq!(s.plugin_registry_path, Some(PathBuf::from("/r")));
+    }
+}

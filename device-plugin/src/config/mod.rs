@@ -1,0 +1,113 @@
+//! The Go `sriov-network-device-plugin` configuration (`sriovdp-config`):
+//! read case-insensitively into raw types, then validated into the types the
+//! plugin uses.
+
+mod range;
+mod raw;
+mod selector;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use range::{PfSelector, PfTarget, VfRange};
+pub use raw::{RawConfig, RawResource, RawSelector};
+pub use selector::{Candidate, Selector};
+pub use validate::{Config, ResourceConfig};
+
+/// The configuration could not be read or is invalid.
+///
+/// Every variant about a resource names it (`resourceName`, or its position
+/// in `resourceList` when it has none), the offending key and its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("config file {} is not valid JSON", path.display())]
+    ParseJson {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value has the wrong JSON type.
+    #[error("resource {resource}: key {key:?}: value {value} is not {expected}")]
+    WrongType {
+        /// The resource, or `config` for top-level keys.
+        resource: String,
+        /// The key.
+        key: String,
+        /// The value, as JSON.
+        value: String,
+        /// The JSON type expected.
+        expected: &'static str,
+    },
+    /// The top level has no `resourceList`.
+    #[error("config has no \"resourceList\" key")]
+    MissingResourceList,
+    /// A resource has no `resourceName`.
+    #[error("resource {resource}: key \"resourceName\" is missing")]
+    MissingResourceName {
+        /// The resource's position, `#<index>`.
+        resource: String,
+    },
+    /// A value is malformed.
+    #[error("resource {resource}: key {key:?}: bad value {value:?}: {reason}")]
+    BadValue {
+        /// The resource.
+        resource: String,
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two resources have the same `<prefix>/<name>`.
+    #[error("resource {resource:?}: key \"resourceName\": duplicate resource {full_name:?} (also resource #{first_index})")]
+    DuplicateResource {
+        /// The resource name.
+        resource: String,
+        /// `<prefix>/<name>`.
+        full_name: String,
+        /// Position of the first resource with that name.
+        first_index: usize,
+    },
+}
+
+/// Reads, parses and validates the config file at `path`.
+///
+/// `default_prefix` applies to resources without a `resourcePrefix`.
+pub fn load(path: &Path, default_prefix: &str) -> Result<Config, ConfigError> {
+    let text = std::fs::read(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|source| ConfigError::ParseJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let raw = RawConfig::from_json(&value)?;
+    for warning in raw.warnings() {
+        tracing::warn!(config = %path.display(), "{warning}");
+    }
+    Config::validate(raw, default_prefix)
+}
+
+/// Parses and validates config text (for tests and tools).
+pub fn parse(text: &str, default_prefix: &str) -> Result<Config, ConfigError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ConfigError::ParseJson {
+        path: PathBuf::from("<inline>"),
+        source,
+    })?;
+    Config::validate(RawConfig::from_json(&value)?, default_prefix)
+}

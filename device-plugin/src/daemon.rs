@@ -1,0 +1,395 @@
+//! The device plugin daemon: loads the config, discovers devices, serves one
+//! gRPC socket per resource and reacts to events until shut down.
+//!
+//! What triggers what:
+//! - netlink link events (up/down, representor added/removed) -> health is
+//!   recomputed and changed lists are streamed at once;
+//! - the config file's directory changing (file written, renamed, or the
+//!   ConfigMap `..data` symlink swapped) -> config reloaded; resources are
+//!   added, removed and re-selected live; an invalid new config is logged and
+//!   the running one kept;
+//! - sysfs directories changing (inotify on `bus/pci/devices`, `class/net`,
+//!   SR-IOV PF directories and offerable devices; this is what a simulated
+//!   tree shows) and kernel uevents for `pci`/`net` add, remove, bind,
+//!   unbind, move (what a real host shows) -> devices rediscovered;
+//! - `kubelet.sock` created in the device plugin directory (kubelet
+//!   restarted) -> every socket recreated and registered again;
+//! - one of our sockets removed -> that resource's socket recreated and
+//!   registered again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kubelet_proto::v1beta1::KUBELET_SOCKET;
+use sriov_host::Sysfs;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::{self, Config, ConfigError};
+use crate::discovery::{discover, Discovered, DiscoveryError};
+use crate::error_chain;
+use crate::health::{HealthError, LinkMonitor};
+use crate::plugin::{Plugin, PluginPaths};
+use crate::pool::Pool;
+use crate::transport::TransportError;
+use crate::uevent::UeventListener;
+use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
+
+/// How long to wait for more events before reloading or rediscovering.
+const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// What the daemon needs to know.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The Go-format config file.
+    pub config_file: PathBuf,
+    /// Prefix for resources without `resourcePrefix`.
+    pub resource_prefix: String,
+    /// Kubelet device plugin directory.
+    pub device_plugin_path: PathBuf,
+    /// sysfs root.
+    pub sysfs_root: PathBuf,
+    /// Device-info directory.
+    pub device_info_dir: PathBuf,
+    /// Plugin-watcher directory; used when it exists.
+    pub plugin_registry_path: Option<PathBuf>,
+    /// Listen to kernel uevents.
+    pub watch_uevents: bool,
+}
+
+/// The daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config is unreadable or invalid (nothing was touched).
+    #[error("invalid configuration")]
+    Config(#[source] ConfigError),
+    /// The device plugin directory could not be created.
+    #[error("cannot create device plugin directory {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Netlink is unusable.
+    #[error("cannot monitor links")]
+    Links(#[source] HealthError),
+    /// inotify is unusable.
+    #[error("cannot watch directories")]
+    Watch(#[source] WatchError),
+    /// The first discovery failed.
+    #[error("cannot discover devices")]
+    Discovery(#[source] DiscoveryError),
+    /// A socket could not be served.
+    #[error("cannot serve a plugin socket")]
+    Serve(#[source] TransportError),
+}
+
+/// Runs the daemon until `shutdown` completes, then stops every stream,
+/// removes our sockets and device-info files and returns.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    // Validate before touching anything.
+    let config =
+        config::load(&settings.config_file, &settings.resource_prefix).map_err(DaemonError::Config)?;
+    std::fs::create_dir_all(&settings.device_plugin_path).map_err(|source| DaemonError::CreateDir {
+        path: settings.device_plugin_path.clone(),
+        source,
+    })?;
+    let mut daemon = Daemon::start(settings, config).await?;
+    let result = daemon.event_loop(shutdown).await;
+    daemon.stop().await;
+    result
+}
+
+struct Daemon {
+    settings: Settings,
+    sysfs: Sysfs,
+    config: Config,
+    links: LinkMonitor,
+    plugins: BTreeMap<String, Plugin>,
+    fs_events: mpsc::UnboundedReceiver<FsEvent>,
+    fs_sender: mpsc::UnboundedSender<FsEvent>,
+    uevents: mpsc::UnboundedReceiver<crate::uevent::Uevent>,
+    _static_watcher: DirWatcher,
+    sysfs_watcher: Option<DirWatcher>,
+    _uevent_listener: Option<UeventListener>,
+}
+
+impl Daemon {
+    async fn start(settings: Settings, config: Config) -> Result<Daemon, DaemonError> {
+        let links = LinkMonitor::start().await.map_err(DaemonError::Links)?;
+        let (fs_sender, fs_events) = mpsc::unbounded_channel();
+        let mut dirs = vec![
+            (settings.device_plugin_path.clone(), dir_changes()),
+            (config_dir(&settings.config_file), dir_changes()),
+        ];
+        let registry = settings.plugin_registry_path.clone().filter(|p| p.is_dir());
+        if let Some(path) = &settings.plugin_registry_path {
+            if registry.is_none() {
+                tracing::warn!(path = %path.display(), "plugin registry directory does not exist; registering with kubelet.sock");
+            }
+        }
+        if let Some(registry) = &registry {
+            dirs.push((registry.clone(), dir_changes()));
+        }
+        let static_watcher = DirWatcher::start(&dirs, fs_sender.clone()).map_err(DaemonError::Watch)?;
+        let (uevent_sender, uevents) = mpsc::unbounded_channel();
+        let uevent_listener = if settings.watch_uevents {
+            match UeventListener::start(uevent_sender) {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "no kernel uevents; sysfs changes are seen through inotify only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut daemon = Daemon {
+            sysfs: Sysfs::new(&settings.sysfs_root),
+            settings: Settings {
+                plugin_registry_path: registry,
+                ..settings
+            },
+            config,
+            links,
+            plugins: BTreeMap::new(),
+            fs_events,
+            fs_sender,
+            uevents,
+            _static_watcher: static_watcher,
+            sysfs_watcher: None,
+            _uevent_listener: uevent_listener,
+        };
+        let found = daemon.discover().await.map_err(DaemonError::Discovery)?;
+        daemon.apply(found).await.map_err(DaemonError::Serve)?;
+        Ok(daemon)
+    }
+
+    fn paths(&self) -> PluginPaths {
+        PluginPaths {
+            device_plugin_dir: self.settings.device_plugin_path.clone(),
+            device_info_dir: self.settings.device_info_dir.clone(),
+            registry_dir: self.settings.plugin_registry_path.clone(),
+        }
+    }
+
+    async fn discover(&mut self) -> Result<Discovered, DiscoveryError> {
+        let excluded = match self.links.default_route_netdevs().await {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "cannot read the default route; not excluding any netdev");
+                HashSet::new()
+            }
+        };
+        let started = std::time::Instant::now();
+        let found = discover(&self.sysfs, &self.config, &excluded)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
+        let dirs = sysfs_dirs(self.sysfs.root(), &found.pf_dirs, &found.device_dirs);
+        match DirWatcher::start(&dirs, self.fs_sender.clone()) {
+            Ok(watcher) => self.sysfs_watcher = Some(watcher),
+            Err(error) => tracing::warn!(error = %error_chain(&error), "cannot watch sysfs"),
+        }
+        Ok(found)
+    }
+
+    /// Makes the running plugins match the config and what discovery found.
+    async fn apply(&mut self, found: Discovered) -> Result<(), TransportError> {
+        let links = self.links.snapshot();
+        let wanted: HashSet<String> = self.config.resources.iter().map(|r| r.full_name()).collect();
+        let gone: Vec<String> = self
+            .plugins
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(plugin) = self.plugins.remove(&name) {
+                tracing::info!(resource = %name, "resource removed from config; stopping it");
+                plugin.stop().await;
+            }
+        }
+        for (resource, devices) in self.config.resources.clone().into_iter().zip(found.resources) {
+            let name = resource.full_name();
+            if let Some(plugin) = self.plugins.get(&name) {
+                plugin.pool().update(resource, devices, &links);
+                continue;
+            }
+            let pool = Pool::new(resource.clone());
+            pool.update(resource, devices, &links);
+            let mut plugin = Plugin::new(pool, self.paths());
+            plugin.restart().await?;
+            self.plugins.insert(name, plugin);
+        }
+        Ok(())
+    }
+
+    async fn event_loop(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        tokio::pin!(shutdown);
+        let mut link_changes = self.links.changes();
+        let mut links_alive = true;
+        let mut reload_at: Option<Instant> = None;
+        let mut rediscover_at: Option<Instant> = None;
+        loop {
+            let deadline = match (reload_at, rediscover_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                changed = link_changes.changed(), if links_alive => {
+                    if changed.is_err() {
+                        // The monitor logged why; health stays as it is.
+                        links_alive = false;
+                        continue;
+                    }
+                    let links = self.links.snapshot();
+                    for plugin in self.plugins.values() {
+                        plugin.pool().refresh_health(&links);
+                    }
+                }
+                Some(event) = self.fs_events.recv() => {
+                    match self.classify(&event) {
+                        Trigger::Reload => reload_at = reload_at.or(Some(Instant::now() + DEBOUNCE)),
+                        Trigger::Rediscover => rediscover_at = rediscover_at.or(Some(Instant::now() + DEBOUNCE)),
+                        Trigger::KubeletRestarted => self.kubelet_restarted().await,
+                        Trigger::SocketRemoved => self.recreate_missing_sockets().await,
+                        Trigger::None => {}
+                    }
+                }
+                Some(event) = self.uevents.recv() => {
+                    tracing::debug!(?event, "uevent");
+                    rediscover_at = rediscover_at.or(Some(Instant::now() + DEBOUNCE));
+                }
+                () = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if reload_at.is_some_and(|t| t <= now) {
+                        reload_at = None;
+                        rediscover_at = None;
+                        self.reload().await;
+                    } else if rediscover_at.is_some_and(|t| t <= now) {
+                        rediscover_at = None;
+                        self.rediscover().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn classify(&self, event: &FsEvent) -> Trigger {
+        let settings = &self.settings;
+        if event.dir == settings.device_plugin_path {
+            if event.is(KUBELET_SOCKET) {
+                return if event.created() {
+                    Trigger::KubeletRestarted
+                } else {
+                    Trigger::None
+                };
+            }
+            if event.removed() && self.plugins.values().any(|p| event.is(&p.socket_name())) {
+                return Trigger::SocketRemoved;
+            }
+        }
+        if settings.plugin_registry_path.as_deref() == Some(event.dir.as_path())
+            && event.removed()
+            && self.plugins.values().any(|p| event.is(&p.socket_name()))
+        {
+            return Trigger::SocketRemoved;
+        }
+        if event.dir == config_dir(&settings.config_file) {
+            let file = settings.config_file.file_name();
+            if event.name.as_deref() == file || event.is("..data") {
+                return Trigger::Reload;
+            }
+        }
+        if event.dir.starts_with(self.sysfs.root()) {
+            return Trigger::Rediscover;
+        }
+        Trigger::None
+    }
+
+    async fn kubelet_restarted(&mut self) {
+        tracing::info!("kubelet.sock created: kubelet restarted; recreating sockets and registering again");
+        for (name, plugin) in &mut self.plugins {
+            if let Err(error) = plugin.restart().await {
+                tracing::error!(resource = %name, error = %error_chain(&error), "cannot recreate socket");
+            }
+        }
+    }
+
+    async fn recreate_missing_sockets(&mut self) {
+        for (name, plugin) in &mut self.plugins {
+            if plugin.sockets_present() {
+                continue;
+            }
+            tracing::info!(resource = %name, "our socket was removed; recreating it and registering again");
+            if let Err(error) = plugin.restart().await {
+                tracing::error!(resource = %name, error = %error_chain(&error), "cannot recreate socket");
+            }
+        }
+    }
+
+    async fn reload(&mut self) {
+        let config = match config::load(&self.settings.config_file, &self.settings.resource_prefix) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "new config rejected; keeping the running one");
+                return;
+            }
+        };
+        if config == self.config {
+            tracing::debug!("config unchanged");
+            return;
+        }
+        tracing::info!(resources = config.resources.len(), "config changed; applying it");
+        self.config = config;
+        self.rediscover().await;
+    }
+
+    async fn rediscover(&mut self) {
+        match self.discover().await {
+            Ok(found) => {
+                if let Err(error) = self.apply(found).await {
+                    tracing::error!(error = %error_chain(&error), "cannot serve a resource");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "rediscovery failed; keeping devices")
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        tracing::info!("shutting down: stopping streams, removing sockets and device-info files");
+        let plugins = std::mem::take(&mut self.plugins);
+        for (_, plugin) in plugins {
+            plugin.stop().await;
+        }
+    }
+}
+
+enum Trigger {
+    Reload,
+    Rediscover,
+    KubeletRestarted,
+    SocketRemoved,
+    None,
+}
+
+/// The directory holding the config file (`.` for a bare file name).
+fn config_dir(config_file: &Path) -> PathBuf {
+    match config_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,289 @@
+//! Finds the devices each configured resource offers, reading sysfs through
+//! the host model.
+//!
+//! Offered are network functions (VFs, and PFs without VFs); PFs with VFs and
+//! any function holding the host's IPv4 default route are never offered.
+//! Resources take devices in config order, selectors in order; a device taken
+//! once is not offered again.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use sriov_host::{PciAddress, PciError, PciFunction, PhysPortName, RepresentorView, Sysfs};
+
+use crate::config::{Candidate, Config};
+
+/// A device as the plugin serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// PCI address; the kubelet's device ID.
+    pub address: PciAddress,
+    /// The PF of a VF; `None` for a PF offered itself.
+    pub pf_address: Option<PciAddress>,
+    /// Index of a VF on its PF.
+    pub vf_index: Option<u32>,
+    /// NUMA node.
+    pub numa_node: Option<u32>,
+    /// Bound driver.
+    pub driver: Option<String>,
+    /// IOMMU group (for `vfio-pci` device nodes).
+    pub iommu_group: Option<u32>,
+    /// Netdev whose link state decides health: the PF uplink for a VF, the
+    /// function's own netdev for a PF.
+    pub uplink: Option<String>,
+    /// The VF's representor in the host namespace, when the eswitch has one.
+    pub representor: Option<String>,
+    /// The representor's interface index when discovered: the CNI renames
+    /// representors (`<container>_h`), and a static sysfs tree keeps the old
+    /// name, so health follows the index as well as the name.
+    pub representor_ifindex: Option<u32>,
+    /// Add `/dev/vhost-net` and `/dev/net/tun` at allocation.
+    pub need_vhost_net: bool,
+}
+
+impl DeviceRecord {
+    /// True for a VF (health then also needs its representor).
+    pub fn is_vf(&self) -> bool {
+        self.pf_address.is_some()
+    }
+}
+
+/// Discovery failed as a whole (single unreadable devices are skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// `bus/pci/devices` could not be listed.
+    #[error("cannot list PCI functions under {}", root.display())]
+    ListFunctions {
+        /// The sysfs root.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: PciError,
+    },
+}
+
+/// Per-PF facts shared by its VFs.
+struct PfFacts {
+    name: Option<String>,
+    uplink: Option<String>,
+    link_type: Option<String>,
+    /// VF index -> representor, from the PF's own netdevs.
+    representors: HashMap<u32, String>,
+    switchdev: bool,
+}
+
+/// What one discovery pass found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Devices per resource, in the order of `config.resources`.
+    pub resources: Vec<Vec<DeviceRecord>>,
+    /// sysfs directories of SR-IOV PFs (their `virtfnN` links and
+    /// `sriov_numvfs` change when VFs come and go).
+    pub pf_dirs: Vec<PathBuf>,
+    /// sysfs directories of every offerable device (its `driver` link
+    /// changes on bind/unbind).
+    pub device_dirs: Vec<PathBuf>,
+}
+
+/// Finds the devices of every resource of `config`.
+///
+/// `excluded_netdevs` are netdevs that must never be offered (the one with
+/// the IPv4 default route).
+pub fn discover(
+    sysfs: &Sysfs,
+    config: &Config,
+    excluded_netdevs: &HashSet<String>,
+) -> Result<Discovered, DiscoveryError> {
+    let functions = sysfs
+        .pci_functions()
+        .map_err(|source| DiscoveryError::ListFunctions {
+            root: sysfs.root().to_path_buf(),
+            source,
+        })?;
+    let by_address: HashMap<PciAddress, &PciFunction> = functions.iter().map(|f| (f.address, f)).collect();
+    let devices_dir = sysfs.root().join("bus/pci/devices");
+    let mut found = Discovered::default();
+    let mut pf_facts: HashMap<PciAddress, PfFacts> = HashMap::new();
+    let mut candidates = Vec::new();
+    for function in &functions {
+        if function.sriov.is_some() {
+            found.pf_dirs.push(devices_dir.join(function.address.to_string()));
+        }
+        if !offerable(function) {
+            continue;
+        }
+        found
+            .device_dirs
+            .push(devices_dir.join(function.address.to_string()));
+        if let Some(name) = function.netdevs.iter().find(|n| excluded_netdevs.contains(*n)) {
+            tracing::info!(address = %function.address, netdev = %name, "not offering the device holding the default route");
+            continue;
+        }
+        let pf_address = function.physfn.unwrap_or(function.address);
+        let facts = pf_facts
+            .entry(pf_address)
+            .or_insert_with(|| match by_address.get(&pf_address) {
+                Some(pf) => pf_facts_of(sysfs, pf),
+                None => PfFacts {
+                    name: None,
+                    uplink: None,
+                    link_type: None,
+                    representors: HashMap::new(),
+                    switchdev: false,
+                },
+            });
+        candidates.push(build_candidate(sysfs, function, facts));
+    }
+
+    let mut taken: HashSet<PciAddress> = HashSet::new();
+    for resource in &config.resources {
+        let mut devices = Vec::new();
+        let selectors: Vec<_> = if resource.selectors.is_empty() {
+            vec![Default::default()]
+        } else {
+            resource.selectors.clone()
+        };
+        for selector in &selectors {
+            for (candidate, record) in &candidates {
+                if taken.contains(&candidate.address) || !selector.matches(candidate) {
+                    continue;
+                }
+                taken.insert(candidate.address);
+                devices.push(DeviceRecord {
+                    need_vhost_net: selector.need_vhost_net,
+                    ..record.clone()
+                });
+            }
+        }
+        devices.sort_by_key(|d| d.address);
+        if devices.is_empty() {
+            tracing::warn!(resource = %resource.full_name(), "no device matches the resource's selectors; serving it with zero devices");
+        }
+        found.resources.push(devices);
+    }
+    Ok(found)
+}
+
+/// Network functions (class 0x02, or unknown class) that are not PFs with VFs.
+fn offerable(function: &PciFunction) -> bool {
+    let network = function.class == 0 || function.class >> 16 == 0x02;
+    network && !function.has_vfs()
+}
+
+fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
+    let uplink = sysfs.uplink(&pf.address).ok();
+    let name = uplink
+        .as_ref()
+        .map(|u| u.netdev.clone())
+        .or_else(|| pf.netdevs.first().cloned());
+    let mut representors = HashMap::new();
+    if let Some(uplink) = &uplink {
+        // Representors are netdevs of the PF's PCI function on mlx5: read
+        // their port names once instead of searching class/net per VF.
+        for netdev in &pf.netdevs {
+            if netdev == &uplink.netdev {
+                continue;
+            }
+            if read_netdev_attr(sysfs.root(), netdev, "phys_switch_id").as_deref()
+                != Some(uplink.switch_id.as_str())
+            {
+                continue;
+            }
+            let Some(Ok(PhysPortName::Vf {
+                controller: None,
+                pf: pf_index,
+                vf,
+            })) = read_netdev_attr(sysfs.root(), netdev, "phys_port_name").map(|n| n.parse())
+            else {
+                continue;
+            };
+            if pf_index.is_none_or(|p| p == uplink.pf_index) {
+                representors.insert(vf, netdev.clone());
+            }
+        }
+    }
+    PfFacts {
+        link_type: name
+            .as_deref()
+            .and_then(|n| read_netdev_attr(sysfs.root(), n, "type"))
+            .map(|t| link_type_name(&t)),
+        uplink: name.clone(),
+        name,
+        representors,
+        switchdev: uplink.is_some(),
+    }
+}
+
+fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (Candidate, DeviceRecord) {
+    let dir = sysfs
+        .root()
+        .join("bus/pci/devices")
+        .join(function.address.to_string());
+    let representor = match (function.vf_index, facts.switchdev) {
+        (Some(index), true) => facts.representors.get(&index).cloned().or_else(|| {
+            // Not under the PF's net/: fall back to searching the switch.
+            sysfs
+                .representor(&function.address, RepresentorView::Host)
+                .map(|r| r.netdev)
+                .ok()
+        }),
+        _ => None,
+    };
+    let own_netdev = function.netdevs.first().cloned();
+    let candidate = Candidate {
+        address: function.address,
+        vendor: function.vendor,
+        device: function.device,
+        driver: function.driver.clone(),
+        acpi_index: read_attr(&dir.join("acpi_index")),
+        pf_address: function.physfn.unwrap_or(function.address),
+        pf_name: if function.is_vf() {
+            facts.name.clone()
+        } else {
+            own_netdev.clone()
+        },
+        vf_index: function.vf_index,
+        link_type: facts.link_type.clone(),
+        is_rdma: std::fs::read_dir(dir.join("infiniband"))
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false),
+    };
+    let record = DeviceRecord {
+        address: function.address,
+        pf_address: function.physfn,
+        vf_index: function.vf_index,
+        numa_node: function.numa_node,
+        driver: function.driver.clone(),
+        iommu_group: function.iommu_group,
+        uplink: if function.is_vf() {
+            facts.uplink.clone()
+        } else {
+            own_netdev
+        },
+        representor_ifindex: representor.as_deref().and_then(|r| sysfs.netdev_ifindex(r)),
+        representor,
+        need_vhost_net: false,
+    };
+    (candidate, record)
+}
+
+/// `ARPHRD_*` number of `class/net/<if>/type` to the name `linkTypes` uses.
+fn link_type_name(number: &str) -> String {
+    match number {
+        "1" => "ether".to_string(),
+        "32" => "infiniband".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn read_netdev_attr(root: &Path, netdev: &str, attribute: &str) -> Option<String> {
+    read_attr(&root.join("class/net").join(netdev).join(attribute))
+}
+
+/// An attribute's trimmed content; `None` when missing, empty or unreadable
+/// (EOPNOTSUPP for `phys_port_name` on virtio, for instance).
+fn read_attr(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}

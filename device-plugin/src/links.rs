@@ -1,0 +1,89 @@
+//! The host's network links as last reported by netlink: which exist and
+//! which are up. Health is computed from this view, never from sysfs
+//! `operstate` (static in simulation).
+
+use std::collections::HashMap;
+
+/// State of one link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// Interface index.
+    pub index: u32,
+    /// Administratively up and with carrier (`IFF_UP` and `IFF_LOWER_UP`).
+    pub up: bool,
+}
+
+/// Links of the host namespace by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkTable {
+    by_name: HashMap<String, LinkState>,
+    /// Index -> current name, so a renamed link is still found by index.
+    names: HashMap<u32, String>,
+}
+
+impl LinkTable {
+    /// Records a link (new or changed); a rename drops the old name.
+    /// Returns true when the table changed.
+    pub fn upsert(&mut self, name: &str, state: LinkState) -> bool {
+        if self.by_name.get(name) == Some(&state) {
+            return false;
+        }
+        if let Some(old) = self.names.insert(state.index, name.to_string()) {
+            if old != name {
+                self.by_name.remove(&old);
+            }
+        }
+        self.by_name.insert(name.to_string(), state);
+        true
+    }
+
+    /// Forgets a deleted link. Returns true when it was known.
+    pub fn remove(&mut self, index: u32) -> bool {
+        match self.names.remove(&index) {
+            Some(name) => self.by_name.remove(&name).is_some(),
+            None => false,
+        }
+    }
+
+    /// The link named `name`.
+    pub fn get(&self, name: &str) -> Option<LinkState> {
+        self.by_name.get(name).copied()
+    }
+
+    /// True when `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Name of the link with index `index`.
+    pub fn name_of(&self, index: u32) -> Option<&str> {
+        self.names.get(&index).map(String::as_str)
+    }
+
+    /// Number of links known.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// True when no link is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_and_delete_follow_the_index() {
+        let mut t = LinkTable::default();
+        t.upsert("eth0", LinkState { index: 5, up: true });
+        t.upsert("net1", LinkState { index: 5, up: false });
+        assert!(!t.exists("eth0"));
+        assert_eq!(t.get("net1"), Some(LinkState { index: 5, up: false }));
+        assert_eq!(t.name_of(5), Some("net1"));
+        t.remove(5);
+        assert!(t.is_empty());
+    }
+}

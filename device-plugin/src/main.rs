@@ -1,0 +1,50 @@
+//! `sriov-device-plugin`: parses flags, runs the daemon until SIGTERM/SIGINT.
+
+use clap::Parser;
+use sriov_device_plugin::cli::Args;
+use sriov_device_plugin::daemon;
+use sriov_device_plugin::error_chain;
+use tokio::signal::unix::{signal, SignalKind};
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sriov-device-plugin: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(error), _) | (_, Err(error)) => {
+                eprintln!("sriov-device-plugin: cannot handle signals: {error}");
+                return Err(());
+            }
+        };
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+        };
+        daemon::run(args.settings(), shutdown)
+            .await
+            .map_err(|error| eprintln!("sriov-device-plugin: {}", error_chain(&error)))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(()) => std::process::ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,157 @@
+//! One served resource: its pool, its `DevicePlugin` socket, its
+//! registration (with `kubelet.sock`, or through the plugin watcher) and its
+//! device-info files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kubelet_proto::pluginregistration::registration_server::RegistrationServer;
+use kubelet_proto::v1beta1::device_plugin_server::DevicePluginServer;
+use kubelet_proto::v1beta1::KUBELET_SOCKET;
+use sriov_host::PciAddress;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+
+use crate::config::ResourceConfig;
+use crate::device_info::DeviceInfoDir;
+use crate::plugin_watcher::PluginWatcherService;
+use crate::pool::Pool;
+use crate::registration::register_until_done;
+use crate::server::DevicePluginService;
+use crate::transport::{SocketServer, TransportError};
+
+/// Where a plugin lives on the node.
+#[derive(Clone, Debug)]
+pub struct PluginPaths {
+    /// Kubelet device plugin directory (our socket, `kubelet.sock`).
+    pub device_plugin_dir: PathBuf,
+    /// Device-info directory.
+    pub device_info_dir: PathBuf,
+    /// Plugin-watcher directory, when registering through it.
+    pub registry_dir: Option<PathBuf>,
+}
+
+/// A running resource.
+pub struct Plugin {
+    pool: Arc<Pool>,
+    paths: PluginPaths,
+    server: Option<SocketServer>,
+    registry_server: Option<SocketServer>,
+    registrar: Option<JoinHandle<()>>,
+}
+
+impl Plugin {
+    /// A plugin for `pool`; not serving until [`Plugin::restart`].
+    pub fn new(pool: Arc<Pool>, paths: PluginPaths) -> Plugin {
+        Plugin {
+            pool,
+            paths,
+            server: None,
+            registry_server: None,
+            registrar: None,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The socket file name in the device plugin directory.
+    pub fn socket_name(&self) -> String {
+        self.pool.config().socket_name()
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        self.paths.device_plugin_dir.join(self.socket_name())
+    }
+
+    /// True when our `DevicePlugin` (and plugin-watcher) sockets are in place.
+    pub fn sockets_present(&self) -> bool {
+        self.server.as_ref().is_some_and(SocketServer::socket_present)
+            && (self.paths.registry_dir.is_none()
+                || self
+                    .registry_server
+                    .as_ref()
+                    .is_some_and(SocketServer::socket_present))
+    }
+
+    /// (Re)creates the sockets and registers again. Open `ListAndWatch`
+    /// streams of the previous socket end.
+    pub async fn restart(&mut self) -> Result<(), TransportError> {
+        self.stop_serving().await;
+        let config = self.pool.config();
+        let socket = self.socket_path();
+        let (stop, stopped) = watch::channel(false);
+        let service = DevicePluginService::new(
+            Arc::clone(&self.pool),
+            self.paths.device_info_dir.clone(),
+            stopped,
+        );
+        let router = Server::builder().add_service(DevicePluginServer::new(service));
+        self.server = Some(SocketServer::start(&socket, router, stop)?);
+        tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");
+        match &self.paths.registry_dir {
+            Some(registry) => {
+                let path = registry.join(config.socket_name());
+                let service = PluginWatcherService::new(config.full_name(), socket.clone());
+                let router = Server::builder().add_service(RegistrationServer::new(service));
+                let (stop, _) = watch::channel(false);
+                self.registry_server = Some(SocketServer::start(&path, router, stop)?);
+                tracing::info!(resource = %config.full_name(), socket = %path.display(), "announced to the plugin watcher");
+            }
+            None => {
+                let kubelet = self.paths.device_plugin_dir.join(KUBELET_SOCKET);
+                self.registrar = Some(tokio::spawn(register_until_done(
+                    kubelet,
+                    config.full_name(),
+                    config.socket_name(),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_serving(&mut self) {
+        if let Some(registrar) = self.registrar.take() {
+            registrar.abort();
+        }
+        if let Some(server) = self.registry_server.take() {
+            server.stop().await;
+        }
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Stops serving, removes our sockets and every device-info file of
+    /// this resource.
+    pub async fn stop(mut self) {
+        self.stop_serving().await;
+        remove_device_infos(&self.paths.device_info_dir, &self.pool.config());
+    }
+}
+
+/// Removes `<prefix>-<name>-<pci>-device.json` files of `resource` in `dir`.
+fn remove_device_infos(dir: &Path, resource: &ResourceConfig) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let files = DeviceInfoDir::new(dir, &resource.prefix, &resource.name);
+    let head = format!("{}-{}-", resource.prefix, resource.name);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(address) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&head))
+            .and_then(|n| n.strip_suffix("-device.json"))
+            .and_then(|a| a.parse::<PciAddress>().ok())
+        else {
+            continue;
+        };
+        if let Err(error) = files.remove(&address) {
+            tracing::warn!(error = %error, "cannot remove device-info file");
+        }
+    }
+}

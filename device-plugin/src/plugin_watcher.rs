@@ -1,0 +1,52 @@
+//! Plugin-watcher registration: a `pluginregistration.v1` `Registration`
+//! service on a socket in the kubelet's `plugins_registry` directory, which
+//! the kubelet finds by itself (no call to `kubelet.sock`).
+
+use std::path::PathBuf;
+
+use kubelet_proto::pluginregistration::registration_server::Registration;
+use kubelet_proto::pluginregistration::{
+    InfoRequest, PluginInfo, RegistrationStatus, RegistrationStatusResponse, DEVICE_PLUGIN_TYPE,
+};
+use kubelet_proto::v1beta1::VERSION;
+use tonic::{Request, Response, Status};
+
+/// Answers the kubelet's plugin watcher for one resource.
+#[derive(Clone, Debug)]
+pub struct PluginWatcherService {
+    resource: String,
+    endpoint: PathBuf,
+}
+
+impl PluginWatcherService {
+    /// Announces `resource`, served by the device plugin socket `endpoint`
+    /// (absolute path).
+    pub fn new(resource: String, endpoint: PathBuf) -> PluginWatcherService {
+        PluginWatcherService { resource, endpoint }
+    }
+}
+
+#[tonic::async_trait]
+impl Registration for PluginWatcherService {
+    async fn get_info(&self, _: Request<InfoRequest>) -> Result<Response<PluginInfo>, Status> {
+        Ok(Response::new(PluginInfo {
+            r#type: DEVICE_PLUGIN_TYPE.to_string(),
+            name: self.resource.clone(),
+            endpoint: self.endpoint.to_string_lossy().into_owned(),
+            supported_versions: vec![VERSION.to_string()],
+        }))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        request: Request<RegistrationStatus>,
+    ) -> Result<Response<RegistrationStatusResponse>, Status> {
+        let status = request.into_inner();
+        if status.plugin_registered {
+            tracing::info!(resource = %self.resource, "kubelet plugin watcher registered the resource");
+        } else {
+            tracing::error!(resource = %self.resource, error = %status.error, "kubelet plugin watcher refused the resource");
+        }
+        Ok(Response::new(RegistrationStatusResponse {}))
+    }
+}

@@ -1,0 +1,316 @@
+//! One resource's devices and their health, published to `ListAndWatch`
+//! streams as a new full list on every change.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use kubelet_proto::v1beta1::{Device, ListAndWatchResponse, NumaNode, TopologyInfo, HEALTHY, UNHEALTHY};
+use sriov_host::PciAddress;
+use tokio::sync::watch;
+
+use crate::config::ResourceConfig;
+use crate::discovery::DeviceRecord;
+use crate::links::LinkTable;
+
+/// A device of the pool with its current health.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolDevice {
+    /// What discovery found.
+    pub record: DeviceRecord,
+    /// Whether the kubelet may hand it out.
+    pub healthy: bool,
+}
+
+/// Why a device is unhealthy, for logs.
+///
+/// A VF needs its PF uplink up (administratively and with carrier) and its
+/// representor present. A PF offered itself (no VFs) is always healthy: its
+/// netdev legitimately leaves the host namespace when a pod gets it.
+fn health_of(record: &DeviceRecord, links: &LinkTable) -> Result<(), String> {
+    if !record.is_vf() {
+        return Ok(());
+    }
+    let Some(uplink) = &record.uplink else {
+        return Err("PF has no uplink netdev".to_string());
+    };
+    match links.get(uplink) {
+        Some(state) if state.up => {}
+        Some(_) => return Err(format!("uplink {uplink} is down")),
+        None => return Err(format!("uplink {uplink} does not exist")),
+    }
+    let renamed = |index: Option<u32>| index.is_some_and(|i| links.name_of(i).is_some());
+    match &record.representor {
+        Some(representor) if links.exists(representor) || renamed(record.representor_ifindex) => Ok(()),
+        Some(representor) => Err(format!("representor {representor} does not exist")),
+        None => Err("no representor (eswitch not in switchdev mode?)".to_string()),
+    }
+}
+
+struct Inner {
+    config: ResourceConfig,
+    devices: BTreeMap<PciAddress, PoolDevice>,
+}
+
+/// A resource's devices, shared by its gRPC server and the daemon.
+pub struct Pool {
+    inner: RwLock<Inner>,
+    tx: watch::Sender<Arc<ListAndWatchResponse>>,
+}
+
+impl Pool {
+    /// A pool for `config` with no devices yet.
+    pub fn new(config: ResourceConfig) -> Arc<Pool> {
+        let (tx, _) = watch::channel(Arc::new(ListAndWatchResponse::default()));
+        Arc::new(Pool {
+            inner: RwLock::new(Inner {
+                config,
+                devices: BTreeMap::new(),
+            }),
+            tx,
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resource's configuration.
+    pub fn config(&self) -> ResourceConfig {
+        self.read().config.clone()
+    }
+
+    /// Replaces configuration and devices (after discovery) and publishes
+    /// the list if it changed. Returns true when it did.
+    pub fn update(&self, config: ResourceConfig, records: Vec<DeviceRecord>, links: &LinkTable) -> bool {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let name = config.full_name();
+        inner.config = config;
+        let mut devices = BTreeMap::new();
+        for record in records {
+            let healthy = health_of(&record, links).is_ok();
+            devices.insert(record.address, PoolDevice { record, healthy });
+        }
+        let added: Vec<String> = devices
+            .keys()
+            .filter(|a| !inner.devices.contains_key(*a))
+            .map(ToString::to_string)
+            .collect();
+        let removed: Vec<String> = inner
+            .devices
+            .keys()
+            .filter(|a| !devices.contains_key(*a))
+            .map(ToString::to_string)
+            .collect();
+        if !added.is_empty() {
+            tracing::info!(resource = %name, count = added.len(), devices = %summary(&added), "devices added");
+        }
+        if !removed.is_empty() {
+            tracing::info!(resource = %name, count = removed.len(), devices = %summary(&removed), "devices removed");
+        }
+        inner.devices = devices;
+        self.publish(&inner)
+    }
+
+    /// Recomputes health from `links`; publishes and returns true on change.
+    pub fn refresh_health(&self, links: &LinkTable) -> bool {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let name = inner.config.full_name();
+        let mut healed = Vec::new();
+        let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for device in inner.devices.values_mut() {
+            let health = health_of(&device.record, links);
+            if health.is_ok() != device.healthy {
+                device.healthy = health.is_ok();
+                match health {
+                    Ok(()) => healed.push(device.record.address.to_string()),
+                    Err(reason) => failed
+                        .entry(reason)
+                        .or_default()
+                        .push(device.record.address.to_string()),
+                }
+            }
+        }
+        if !healed.is_empty() {
+            tracing::info!(resource = %name, count = healed.len(), devices = %summary(&healed), "devices healthy again");
+        }
+        for (reason, devices) in &failed {
+            tracing::warn!(resource = %name, count = devices.len(), devices = %summary(devices), %reason, "devices unhealthy");
+        }
+        let changed = !healed.is_empty() || !failed.is_empty();
+        changed && self.publish(&inner)
+    }
+
+    fn publish(&self, inner: &Inner) -> bool {
+        let response = Arc::new(list_response(inner));
+        self.tx.send_if_modified(|current| {
+            if **current == *response {
+                false
+            } else {
+                *current = response;
+                true
+            }
+        })
+    }
+
+    /// The device with ID `id`.
+    pub fn device(&self, id: &str) -> Option<PoolDevice> {
+        let address: PciAddress = id.parse().ok()?;
+        self.read().devices.get(&address).cloned()
+    }
+
+    /// Every device, by address.
+    pub fn devices(&self) -> Vec<PoolDevice> {
+        self.read().devices.values().cloned().collect()
+    }
+
+    /// A receiver seeing the current list first, then each new one.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ListAndWatchResponse>> {
+        self.tx.subscribe()
+    }
+
+    /// The list currently published.
+    pub fn current(&self) -> Arc<ListAndWatchResponse> {
+        self.tx.borrow().clone()
+    }
+}
+
+/// The first few items of a list, for one log line.
+fn summary(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if items.len() <= SHOWN {
+        items.join(",")
+    } else {
+        format!("{},... ({} more)", items[..SHOWN].join(","), items.len() - SHOWN)
+    }
+}
+
+fn list_response(inner: &Inner) -> ListAndWatchResponse {
+    let devices = inner
+        .devices
+        .values()
+        .map(|d| Device {
+            id: d.record.address.to_string(),
+            health: if d.healthy { HEALTHY } else { UNHEALTHY }.to_string(),
+            topology: match d.record.numa_node {
+                Some(node) if !inner.config.exclude_topology => Some(TopologyInfo {
+                    nodes: vec![NumaNode { id: i64::from(node) }],
+                }),
+                _ => None,
+            },
+        })
+        .collect();
+    ListAndWatchResponse { devices }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::links::LinkState;
+
+    fn config(exclude_topology: bool) -> ResourceConfig {
+        ResourceConfig {
+            prefix: "mellanox.com".into(),
+            name: "cx5".into(),
+            exclude_topology,
+            selectors: vec![],
+        }
+    }
+
+    fn vf(addr: &str, numa: Option<u32>) -> DeviceRecord {
+        DeviceRecord {
+            address: addr.parse().unwrap(),
+            pf_address: Some("0000:84:00.0".parse().unwrap()),
+            vf_index: Some(0),
+            numa_node: numa,
+            driver: Some("mlx5_core".into()),
+            iommu_group: None,
+            uplink: Some("p0".into()),
+            representor: Some("p0_0".into()),
+            representor_ifindex: Some(2),
+            need_vhost_net: false,
+        }
+    }
+
+    fn links(uplink_up: bool, rep: bool) -> LinkTable {
+        let mut t = LinkTable::default();
+        t.upsert(
+            "p0",
+            LinkState {
+                index: 1,
+                up: uplink_up,
+            },
+        );
+        if rep {
+            t.upsert("p0_0", LinkState { index: 2, up: false });
+        }
+        t
+    }
+
+    #[test]
+    fn list_has_topology_unless_excluded() {
+        let pool = Pool::new(config(false));
+        assert!(pool.update(
+            config(false),
+            vec![vf("0000:84:00.2", Some(1))],
+            &links(true, true)
+        ));
+        let list = pool.current();
+        assert_eq!(list.devices[0].id, "0000:84:00.2");
+        assert_eq!(list.devices[0].health, HEALTHY);
+        assert_eq!(list.devices[0].topology.as_ref().unwrap().nodes[0].id, 1);
+        assert!(pool.update(
+            config(true),
+            vec![vf("0000:84:00.2", Some(1))],
+            &links(true, true)
+        ));
+        assert_eq!(pool.current().devices[0].topology, None);
+        // Nothing changed: nothing published.
+        assert!(!pool.update(
+            config(true),
+            vec![vf("0000:84:00.2", Some(1))],
+            &links(true, true)
+        ));
+    }
+
+    #[test]
+    fn pf_offered_itself_is_healthy_without_links() {
+        let pf = DeviceRecord {
+            pf_address: None,
+            vf_index: None,
+            representor: None,
+            representor_ifindex: None,
+            ..vf("0000:03:00.0", None)
+        };
+        let pool = Pool::new(config(false));
+        pool.update(config(false), vec![pf], &LinkTable::default());
+        assert_eq!(pool.current().devices[0].health, HEALTHY);
+    }
+
+    #[test]
+    fn uplink_down_or_missing_representor_is_unhealthy() {
+        let pool = Pool::new(config(false));
+        pool.update(config(false), vec![vf("0000:84:00.2", None)], &links(true, true));
+        assert!(pool.refresh_health(&links(false, true)));
+        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert!(pool.refresh_health(&links(true, true)));
+        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert!(pool.refresh_health(&links(true, false)));
+        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert!(!pool.refresh_health(&links(true, false)));
+    }
+
+    #[test]
+    fn representor_renamed_by_the_cni_stays_healthy() {
+        let pool = Pool::new(config(false));
+        let mut table = links(true, true);
+        pool.update(config(false), vec![vf("0000:84:00.2", None)], &table);
+        // sriov-ovs renames the representor to `<container>_h`; the index stays.
+        table.upsert("0123456789ab_h", LinkState { index: 2, up: true });
+        assert!(!table.exists("p0_0"));
+        assert!(!pool.refresh_health(&table));
+        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        table.remove(2);
+        assert!(pool.refresh_health(&table));
+        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+    }
+}

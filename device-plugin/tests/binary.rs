@@ -1,0 +1,178 @@
+//! The `sriov-device-plugin` binary: invalid configs exit non-zero before any
+//! socket exists; SIGTERM stops it cleanly with exit code 0.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use kubelet_proto::v1beta1::{AllocateRequest, ContainerAllocateRequest};
+use simnode::SimNodeSpec;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
+
+/// Runs the binary on `config` and returns (exit code, stderr); asserts that
+/// the device plugin directory stayed empty.
+fn run_with_config(config: &str) -> (Option<i32>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dp = tmp.path().join("dp");
+    std::fs::create_dir(&dp).unwrap();
+    let config_file = tmp.path().join("config.json");
+    std::fs::write(&config_file, config).unwrap();
+    let output = Command::new(BIN)
+        .arg("--config-file")
+        .arg(&config_file)
+        .arg("--device-plugin-path")
+        .arg(&dp)
+        .arg("--device-info-dir")
+        .arg(tmp.path().join("devinfo"))
+        .arg("--sysfs-root")
+        .arg(tmp.path().join("sys"))
+        .output()
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&dp).unwrap().count(), 0, "sockets created");
+    assert!(!tmp.path().join("devinfo").exists());
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn invalid_configs_exit_non_zero_naming_resource_key_and_value() {
+    let cases = [
+        ("{", "is not valid JSON"),
+        (
+            r#"{"resourceList":[{"resourceName":"cx5 vfs"}]}"#,
+            r#"resource "cx5 vfs": key "resourceName": bad value "cx5 vfs": must match [A-Za-z0-9_-]+"#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"a"},{"resourceName":"a"}]}"#,
+            r#"resource "a": key "resourceName": duplicate resource "intel.com/a""#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"pfNames":["ens1f0#3-1"]}}]}"#,
+            r#"resource "a": key "pfNames": bad value "ens1f0#3-1": range "3-1" starts after it ends"#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"rootDevices":["0000:84:00.0#2-x"]}}]}"#,
+            r#"resource "a": key "rootDevices": bad value "0000:84:00.0#2-x""#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"gpu","deviceType":"accelerator"}]}"#,
+            r#"resource "gpu": key "deviceType": bad value "accelerator""#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"isRdma":"yes"}}]}"#,
+            r#"resource "a": key "isRdma": value "yes" is not true or false"#,
+        ),
+    ];
+    for (config, message) in cases {
+        let (code, stderr) = run_with_config(config);
+        assert!(matches!(code, Some(c) if c != 0), "{config}: exit {code:?}");
+        assert!(
+            stderr.contains(message),
+            "{config}: stderr {stderr:?} lacks {message:?}"
+        );
+    }
+    let (code, stderr) = run_with_config("");
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("config file"), "{stderr}");
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .arg("--config-file")
+        .arg(tmp.path().join("nope.json"))
+        .arg("--device-plugin-path")
+        .arg(tmp.path().join("dp"))
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read config file"));
+    assert!(!tmp.path().join("dp").exists());
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--config-file",
+        "--resource-prefix",
+        "--device-plugin-path",
+        "--sysfs-root",
+        "--device-info-dir",
+        "--log-level",
+        "--plugin-registry-path",
+        "SRIOV_SYSFS_ROOT",
+        "/etc/pcidp/config.json",
+        "intel.com",
+        "/var/lib/kubelet/device-plugins",
+        "/var/run/k8s.cni.cncf.io/devinfo/dp",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("st"), 1, 2));
+    h.write_config(GUIDE_CONFIG);
+    let mut child = Command::new(BIN)
+        .arg("--config-file")
+        .arg(h.config_file())
+        .arg("--device-plugin-path")
+        .arg(h.dp_dir())
+        .arg("--device-info-dir")
+        .arg(h.devinfo_dir())
+        .env("SRIOV_SYSFS_ROOT", h.node.sysfs_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let reg = h.kubelet().next_registration().await;
+    assert_eq!(reg.endpoint, GUIDE_SOCKET);
+    let mut client = h.client(GUIDE_SOCKET).await;
+    let vf = h.node.vf(0, 1).pci.to_string();
+    client
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec![vf.clone()],
+            }],
+        })
+        .await
+        .unwrap();
+    let info = h
+        .devinfo_dir()
+        .join(format!("mellanox.com-cx5_sriov_switchdev-{vf}-device.json"));
+    assert!(info.exists());
+    let mut stream = list_and_watch(&mut client).await;
+    next_list(&mut stream).await;
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait();
+        drop(Kill(child));
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!h.dp_dir().join(GUIDE_SOCKET).exists());
+    assert!(!info.exists());
+    let end = tokio::time::timeout(WAIT, stream.message()).await.unwrap();
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    h.shutdown().await;
+}

@@ -1,0 +1,253 @@
+//! Test harness: a simulated node, a test kubelet serving `Registration` on a
+//! temporary `kubelet.sock`, and the daemon running in-process.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
+use kubelet_proto::v1beta1::registration_server::{Registration, RegistrationServer};
+use kubelet_proto::v1beta1::{Empty, ListAndWatchResponse, RegisterRequest};
+use simnode::{SimNode, SimNodeSpec};
+use sriov_device_plugin::daemon::{self, Settings};
+use sriov_device_plugin::transport::{connect, SocketServer};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Server};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Generous bound for things that should happen "at once".
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The guide's config: CX-5 VFs on mlx5_core as mellanox.com/cx5_sriov_switchdev.
+pub const GUIDE_CONFIG: &str = r#"{
+  "resourceList": [{
+    "resourcePrefix": "mellanox.com",
+    "resourceName": "cx5_sriov_switchdev",
+    "selectors": {"vendors": ["15b3"], "devices": ["1018"], "drivers": ["mlx5_core"]}
+  }]
+}"#;
+
+/// Socket of the guide's resource.
+pub const GUIDE_SOCKET: &str = "mellanox.com_cx5_sriov_switchdev.sock";
+
+/// A short prefix unique to this test and process (simnode allows 9 chars).
+pub fn prefix(tag: &str) -> String {
+    assert_eq!(tag.len(), 2);
+    format!("dp{tag}{:05}", std::process::id() % 100_000)
+}
+
+/// Records registrations.
+struct KubeletService {
+    registrations: mpsc::UnboundedSender<RegisterRequest>,
+}
+
+#[tonic::async_trait]
+impl Registration for KubeletService {
+    async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Empty>, Status> {
+        let _ = self.registrations.send(request.into_inner());
+        Ok(Response::new(Empty {}))
+    }
+}
+
+/// A kubelet as far as registration goes.
+pub struct TestKubelet {
+    server: Option<SocketServer>,
+    pub registrations: mpsc::UnboundedReceiver<RegisterRequest>,
+}
+
+impl TestKubelet {
+    /// Serves `Registration` on `<dir>/kubelet.sock`.
+    pub fn start(dir: &Path) -> TestKubelet {
+        let (tx, registrations) = mpsc::unbounded_channel();
+        let router =
+            Server::builder().add_service(RegistrationServer::new(KubeletService { registrations: tx }));
+        let (stop, _) = watch::channel(false);
+        let server = SocketServer::start(&dir.join("kubelet.sock"), router, stop).unwrap();
+        TestKubelet {
+            server: Some(server),
+            registrations,
+        }
+    }
+
+    /// The next registration.
+    pub async fn next_registration(&mut self) -> RegisterRequest {
+        tokio::time::timeout(WAIT, self.registrations.recv())
+            .await
+            .expect("no registration in time")
+            .expect("kubelet gone")
+    }
+
+    /// Stops serving and removes `kubelet.sock`.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+}
+
+/// A node, directories, a kubelet and the daemon.
+pub struct Harness {
+    pub node: SimNode,
+    pub tmp: tempfile::TempDir,
+    pub kubelet: Option<TestKubelet>,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub daemon: Option<JoinHandle<Result<(), daemon::DaemonError>>>,
+}
+
+impl Harness {
+    /// Brings up a node from `spec` (its sysfs root is set here) and a kubelet.
+    pub fn node(spec: SimNodeSpec) -> Harness {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let tmp = tempfile::tempdir().unwrap();
+        let node = SimNode::up(spec.with_sysfs_root(tmp.path().join("sys"))).unwrap();
+        for dir in ["dp", "devinfo", "config"] {
+            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        let kubelet = Some(TestKubelet::start(&tmp.path().join("dp")));
+        Harness {
+            node,
+            tmp,
+            kubelet,
+            shutdown: None,
+            daemon: None,
+        }
+    }
+
+    pub fn dp_dir(&self) -> PathBuf {
+        self.tmp.path().join("dp")
+    }
+
+    pub fn devinfo_dir(&self) -> PathBuf {
+        self.tmp.path().join("devinfo")
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.tmp.path().join("config/config.json")
+    }
+
+    pub fn registry_dir(&self) -> PathBuf {
+        self.tmp.path().join("registry")
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            config_file: self.config_file(),
+            resource_prefix: "intel.com".to_string(),
+            device_plugin_path: self.dp_dir(),
+            sysfs_root: self.node.sysfs_root().to_path_buf(),
+            device_info_dir: self.devinfo_dir(),
+            plugin_registry_path: None,
+            watch_uevents: false,
+        }
+    }
+
+    /// Writes the config atomically (like a ConfigMap update).
+    pub fn write_config(&self, text: &str) {
+        let temp = self.tmp.path().join("config/.config.json.tmp");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(&temp, self.config_file()).unwrap();
+    }
+
+    /// Starts the daemon with `settings`.
+    pub fn start_with(&mut self, settings: Settings) {
+        let (tx, rx) = oneshot::channel();
+        self.shutdown = Some(tx);
+        self.daemon = Some(tokio::spawn(daemon::run(settings, async move {
+            let _ = rx.await;
+        })));
+    }
+
+    /// Writes `config` and starts the daemon with default settings.
+    pub fn start(&mut self, config: &str) {
+        self.write_config(config);
+        self.start_with(self.settings());
+    }
+
+    pub fn kubelet(&mut self) -> &mut TestKubelet {
+        self.kubelet.as_mut().unwrap()
+    }
+
+    /// A client of our socket `name`.
+    pub async fn client(&self, name: &str) -> DevicePluginClient<Channel> {
+        DevicePluginClient::new(connect(&self.dp_dir().join(name), WAIT).await.unwrap())
+    }
+
+    /// Stops the daemon and waits for it.
+    pub async fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.daemon.take() {
+            tokio::time::timeout(WAIT, task).await.unwrap().unwrap().unwrap();
+        }
+        if let Some(kubelet) = self.kubelet.take() {
+            kubelet.stop().await;
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(task) = self.daemon.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Opens ListAndWatch.
+pub async fn list_and_watch(client: &mut DevicePluginClient<Channel>) -> Streaming<ListAndWatchResponse> {
+    client.list_and_watch(Empty {}).await.unwrap().into_inner()
+}
+
+/// Next list on the stream.
+pub async fn next_list(stream: &mut Streaming<ListAndWatchResponse>) -> ListAndWatchResponse {
+    tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("no list in time")
+        .unwrap()
+        .expect("stream ended")
+}
+
+/// Reads lists until `pred` holds.
+pub async fn wait_list(
+    stream: &mut Streaming<ListAndWatchResponse>,
+    pred: impl Fn(&ListAndWatchResponse) -> bool,
+) -> ListAndWatchResponse {
+    loop {
+        let list = next_list(stream).await;
+        if pred(&list) {
+            return list;
+        }
+    }
+}
+
+/// Health of device `id` in `list`.
+pub fn health<'a>(list: &'a ListAndWatchResponse, id: &str) -> Option<&'a str> {
+    list.devices
+        .iter()
+        .find(|d| d.id == id)
+        .map(|d| d.health.as_str())
+}
+
+/// Runs `ip` with `args`, panicking on failure.
+pub fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip").args(args).status().unwrap();
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+/// Waits until `cond` holds (polling a file system condition in tests).
+pub async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

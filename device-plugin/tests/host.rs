@@ -1,0 +1,125 @@
+//! Interaction with the host beyond sysfs: the netdev holding the IPv4
+//! default route is never offered; kernel uevents are received.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use simnode::SimNodeSpec;
+use sriov_device_plugin::uevent::UeventListener;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
+
+/// A network namespace deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        ip(&["netns", "add", &name]);
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netdev_with_the_default_route_is_not_offered() {
+    let ns = Netns::new(format!("dpdr{}", std::process::id()));
+    let mut h = Harness::node(SimNodeSpec::new(prefix("dr"), 1, 3).with_netns(ns.0.clone()));
+    // VF 1's netdev carries the namespace's default route.
+    let vf = h.node.vf(0, 1).clone();
+    let netdev = vf.netdev_name().unwrap().to_string();
+    ip(&["-n", &ns.0, "link", "set", &netdev, "up"]);
+    ip(&["-n", &ns.0, "addr", "add", "192.0.2.2/24", "dev", &netdev]);
+    ip(&[
+        "-n",
+        &ns.0,
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.0.2.1",
+        "dev",
+        &netdev,
+    ]);
+    h.write_config(GUIDE_CONFIG);
+    let _child = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, BIN])
+            .arg("--config-file")
+            .arg(h.config_file())
+            .arg("--device-plugin-path")
+            .arg(h.dp_dir())
+            .arg("--device-info-dir")
+            .arg(h.devinfo_dir())
+            .arg("--sysfs-root")
+            .arg(h.node.sysfs_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    h.kubelet().next_registration().await;
+    let mut client = h.client(GUIDE_SOCKET).await;
+    let list = next_list(&mut list_and_watch(&mut client).await).await;
+    let ids: Vec<String> = list.devices.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(
+        ids,
+        [h.node.vf(0, 0).pci.to_string(), h.node.vf(0, 2).pci.to_string()]
+    );
+    // Health is read in the plugin's own namespace, where the links are.
+    assert!(
+        list.devices
+            .iter()
+            .all(|d| d.health == kubelet_proto::v1beta1::HEALTHY),
+        "{list:?}"
+    );
+    drop(_child);
+    h.shutdown().await;
+    drop(h);
+    drop(ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uevents_announce_new_net_devices() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = UeventListener::start(tx).unwrap();
+    let name = format!("dpue{}", std::process::id() % 100_000);
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+    ip(&[
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{name}b"),
+    ]);
+    let _guard = DelLink(name.clone());
+    loop {
+        let event = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        if event.subsystem == "net" && event.action == "add" && event.devpath.ends_with(&format!("/{name}")) {
+            break;
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Pods of the simulated cluster: created as kubelet + Kube-OVN + Multus would (VF pods) or with
+//! a plain veth (harness checks), and deleted in reverse, also when creation failed half-way.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+use super::{Attach, Cluster, ClusterError, POD_NAMESPACE};
+use crate::binaries;
+use crate::logical::{self, OVN_DEFAULT};
+use crate::multus::{CniEnv, MultusError, Nad, NetworkSelection, PodRef};
+use crate::pod::{Pod, PodNic};
+
+impl Cluster {
+    /// A pod on `node` in `subnet` whose `eth0` is a plain veth plugged by the harness (checks the
+    /// OVN setup without our binaries). Port name `<pod>.<ns>` (provider `ovn`).
+    pub fn add_veth_pod(&mut self, node: usize, name: &str, subnet: &str) -> Result<(), ClusterError> {
+        let addr = self.allocate(subnet)?;
+        let lsp = logical::port_name(name, POD_NAMESPACE, "ovn");
+        logical::add_port(&self.central, subnet, &lsp, &addr, name, POD_NAMESPACE)?;
+        let result = Pod::create(
+            &self.prefix,
+            name,
+            POD_NAMESPACE,
+            node,
+            subnet,
+            &lsp,
+            addr.clone(),
+            "eth0",
+        )
+        .and_then(|mut pod| {
+            self.veth_count += 1;
+            pod.plug_veth(&self.nodes[node], &format!("vp{}", self.veth_count))
+                .map(|()| pod)
+        });
+        match result {
+            Ok(pod) => {
+                self.pods.push(pod);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = logical::del_port(&self.central, &lsp);
+                self.release(subnet, addr.ip);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn allocate(&mut self, subnet: &str) -> Result<logical::PortAddress, ClusterError> {
+        let ipam = self
+            .ipams
+            .get_mut(subnet)
+            .ok_or_else(|| ClusterError::Harness(format!("no subnet {subnet}")))?;
+        Ok(ipam.allocate()?)
+    }
+
+    fn release(&mut self, subnet: &str, ip: Ipv4Addr) {
+        if let Some(ipam) = self.ipams.get_mut(subnet) {
+            ipam.release(ip);
+        }
+    }
+
+    /// The CNI environment of node `i`: plugins run in the node netns, `CNI_PATH` holds our
+    /// `sriov-ovs` and the reference plugins, node-local OVSDB socket and state directory.
+    pub fn cni_env(&self, i: usize) -> Result<CniEnv, ClusterError> {
+        let node = &self.nodes[i];
+        let ours = binaries::binary(binaries::CNI_PLUGIN)?;
+        let ours_dir = ours.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+        let mut local = Map::new();
+        local.insert(
+            "ovsdbSocket".into(),
+            json!(format!("unix:{}", node.db_sock().display())),
+        );
+        local.insert("stateDir".into(), json!(node.dir().join("cni-state")));
+        local.insert("logFile".into(), json!(node.dir().join("sriov-ovs.log")));
+        local.insert("logLevel".into(), json!("debug"));
+        let mut env = vec![];
+        if let Some(root) = node.sysfs_root() {
+            env.push(("SRIOV_SYSFS_ROOT".to_string(), root.display().to_string()));
+        }
+        Ok(CniEnv {
+            cni_path: vec![ours_dir, PathBuf::from("/usr/lib/cni")],
+            node_netns: Some(node.netns().to_string()),
+            env,
+            node_local: vec![(binaries::CNI_PLUGIN.to_string(), local)],
+        })
+    }
+
+    /// Creates a pod on `node` requesting one `mellanox.com/...` VF, attached to `subnet` through
+    /// the `default/sriov` NAD, as kubelet + Multus + Kube-OVN would.
+    pub fn add_sriov_pod(
+        &mut self,
+        node: usize,
+        name: &str,
+        subnet: &str,
+        attach: Attach,
+    ) -> Result<(), ClusterError> {
+        let nad = self.nad()?;
+        let resource = nad
+            .resource_name
+            .clone()
+            .ok_or_else(|| ClusterError::Harness(format!("{} has no resourceName", nad.id())))?;
+        let provider = nad
+            .plugins()
+            .map_err(MultusError::from)?
+            .first()
+            .and_then(|p| p.get("provider"))
+            .and_then(Value::as_str)
+            .unwrap_or("ovn")
+            .to_string();
+        let env = self.cni_env(node)?;
+        let lsp = logical::port_name(name, POD_NAMESPACE, &provider);
+        let addr = self.allocate(subnet)?;
+        let (ifname, default_route) = match &attach {
+            Attach::DefaultNetwork => ("eth0", vec![]),
+            Attach::Secondary { default_route } => ("net1", default_route.clone()),
+        };
+        let mut pod = match Pod::create(
+            &self.prefix,
+            name,
+            POD_NAMESPACE,
+            node,
+            subnet,
+            &lsp,
+            addr.clone(),
+            ifname,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                self.release(subnet, addr.ip);
+                return Err(e.into());
+            }
+        };
+        let sel = NetworkSelection {
+            name: nad.name.clone(),
+            namespace: nad.namespace.clone(),
+            interface: Some(ifname.to_string()),
+            ips: vec![addr.cidr()],
+            mac: Some(addr.mac.clone()),
+            default_route,
+        };
+        let secondary = matches!(attach, Attach::Secondary { .. });
+        match self.attach_vf(&mut pod, &nad, &resource, &sel, &env, secondary) {
+            Ok(()) => {
+                self.pods.push(pod);
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(undo) = self.teardown_pod(pod) {
+                    tracing::warn!(error = %crate::error_chain(&undo), "undoing a failed pod creation");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The kubelet, Kube-OVN and Multus steps of a VF pod; `teardown_pod` undoes any prefix of them.
+    fn attach_vf(
+        &mut self,
+        pod: &mut Pod,
+        nad: &Nad,
+        resource: &str,
+        sel: &NetworkSelection,
+        env: &CniEnv,
+        with_primary: bool,
+    ) -> Result<(), ClusterError> {
+        let node = pod.node;
+        if with_primary {
+            // The cluster default network, as Kube-OVN's own CNI makes it.
+            let addr = self.allocate(OVN_DEFAULT)?;
+            let lsp = logical::port_name(&pod.name, POD_NAMESPACE, "ovn");
+            self.veth_count += 1;
+            let host_if = format!("vp{}", self.veth_count);
+            logical::add_port(&self.central, OVN_DEFAULT, &lsp, &addr, &pod.name, POD_NAMESPACE)?;
+            pod.plug_primary(&self.nodes[node], &host_if, &lsp, addr)?;
+        }
+        let alloc = match self.kubelet(node) {
+            Some(k) => k.allocate(&pod.uid, resource, 1)?,
+            None => return Err(ClusterError::Harness(format!("node {node} has no kubelet"))),
+        };
+        let device_id = alloc.device_ids.first().cloned().unwrap_or_default();
+        logical::add_port(
+            &self.central,
+            &pod.subnet,
+            &pod.lsp,
+            &pod.addr,
+            &pod.name,
+            POD_NAMESPACE,
+        )?;
+        let pref = PodRef {
+            name: pod.name.clone(),
+            namespace: POD_NAMESPACE.to_string(),
+            uid: pod.uid.clone(),
+            container_id: pod.container_id.clone(),
+            netns_path: pod.netns_path(),
+            netns: pod.netns().to_string(),
+        };
+        let attachment = env.add(nad, sel, &pref, &pod.ifname, Some(&device_id))?;
+        let n = &self.nodes[node];
+        let vf_netdev = n
+            .vf_by_pci(&device_id)
+            .and_then(|vf| vf.netdev_name().map(str::to_string))
+            .unwrap_or_default();
+        let representor = n.interfaces_of(&pod.lsp).into_iter().next().unwrap_or_default();
+        pod.nic = PodNic::Vf {
+            device_id,
+            vf_netdev,
+            representor,
+            add_time: attachment.add_time,
+            attachment: Box::new(attachment),
+        };
+        Ok(())
+    }
+
+    /// Deletes pod `name`: CNI DEL (reverse chain) for VF pods, frees its devices in the kubelet,
+    /// deletes its OVN port and address, then its netns.
+    pub fn delete_pod(&mut self, name: &str) -> Result<(), ClusterError> {
+        let Some(idx) = self.pods.iter().position(|p| p.name == name) else {
+            return Err(ClusterError::Harness(format!("no pod {name}")));
+        };
+        let pod = self.pods.remove(idx);
+        self.teardown_pod(pod)
+    }
+
+    pub(super) fn teardown_pod(&mut self, pod: Pod) -> Result<(), ClusterError> {
+        let mut first_err: Option<ClusterError> = None;
+        match &pod.nic {
+            PodNic::Vf { attachment, .. } => match self.cni_env(pod.node) {
+                Ok(env) => {
+                    if let Err(e) = env.del(attachment) {
+                        first_err.get_or_insert(e.into());
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            },
+            PodNic::Veth { host_if } => {
+                if !host_if.is_empty() {
+                    let _ = self.nodes[pod.node].vsctl(["--if-exists", "del-port", "br-int", host_if]);
+                }
+            }
+        }
+        if let Some(k) = self.kubelet(pod.node) {
+            k.release(&pod.uid);
+        }
+        if let Some(primary) = &pod.primary {
+            let _ = self.nodes[pod.node].vsctl(["--if-exists", "del-port", "br-int", &primary.host_if]);
+            if let Err(e) = logical::del_port(&self.central, &primary.lsp) {
+                first_err.get_or_insert(e.into());
+            }
+            self.release(OVN_DEFAULT, primary.addr.ip);
+        }
+        if let Err(e) = logical::del_port(&self.central, &pod.lsp) {
+            first_err.get_or_insert(e.into());
+        }
+        self.release(&pod.subnet.clone(), pod.addr.ip);
+        drop(pod);
+        first_err.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,637 @@
+//! The shipped `manifests/` checked against our own code: every file parses, the kustomization
+//! is complete, the NetworkAttachmentDefinitions parse with the CNI plugin's netconf parser and
+//! name resources the `sriovdp-config` ConfigMap defines, the ConfigMaps load with the device
+//! plugin's config loader and select the right VFs on a simulated node, the DaemonSets pass
+//! flags our binaries accept, and container paths line up with the binaries' defaults.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use integration_tests::binaries::{self, CNI_PLUGIN, DEVICE_PLUGIN};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use serde_yaml_ng::Value as Yaml;
+use simnode::{Layout, Model, SimNodeSpec, VfDriver};
+use sriov_device_plugin::cli::Args;
+use sriov_device_plugin::config::{self, Config};
+use sriov_device_plugin::discovery::discover;
+use sriov_host::{PciAddress, Sysfs};
+use sriov_ovs::netconf::NetConf;
+
+// ----------------------------------------------------------------------------------------------
+// Reading the manifests.
+
+/// One YAML document of a manifest file.
+struct Doc {
+    file: PathBuf,
+    value: Yaml,
+}
+
+impl Doc {
+    fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or("")
+    }
+    fn name(&self) -> &str {
+        self.value["metadata"]["name"].as_str().unwrap_or("")
+    }
+    fn namespace(&self) -> &str {
+        self.value["metadata"]["namespace"].as_str().unwrap_or("default")
+    }
+}
+
+fn manifests() -> PathBuf {
+    binaries::manifests_dir()
+}
+
+/// Every `.yaml`/`.yml` file under `manifests/`, sorted.
+fn yaml_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&manifests(), &mut out);
+    out.sort();
+    out
+}
+
+/// The documents of one file (multi-document YAML; empty documents skipped).
+fn docs_of(file: &Path) -> Vec<Doc> {
+    let text = std::fs::read_to_string(file).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Yaml::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
+        .filter(|v| !v.is_null())
+        .map(|value| Doc {
+            file: file.to_path_buf(),
+            value,
+        })
+        .collect()
+}
+
+fn all_docs() -> Vec<Doc> {
+    yaml_files().iter().flat_map(|f| docs_of(f)).collect()
+}
+
+/// The one document of `kind` named `name` in `file` (relative to `manifests/`).
+fn doc(file: &str, kind: &str, name: &str) -> Doc {
+    let mut found: Vec<Doc> = docs_of(&manifests().join(file))
+        .into_iter()
+        .filter(|d| d.kind() == kind && d.name() == name)
+        .collect();
+    assert_eq!(found.len(), 1, "{file}: want one {kind} {name}");
+    found.remove(0)
+}
+
+fn str_list(v: &Yaml) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| s.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// `data.config.json` of a ConfigMap document.
+fn config_json(cm: &Doc) -> String {
+    cm.value["data"]["config.json"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no data.config.json", cm.file.display()))
+        .to_string()
+}
+
+/// The shipped device plugin config, loaded the way the binary loads it (from a file).
+fn shipped_config() -> Config {
+    let cm = doc("sriovdp-config.yaml", "ConfigMap", "sriovdp-config");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    std::fs::write(&file, config_json(&cm)).unwrap();
+    config::load(&file, &default_args().resource_prefix).unwrap()
+}
+
+fn default_args() -> Args {
+    Args::try_parse_from([DEVICE_PLUGIN]).unwrap()
+}
+
+/// The pod template's container (or init container) named `name` of a DaemonSet.
+fn container<'a>(ds: &'a Doc, name: &str) -> &'a Yaml {
+    let spec = &ds.value["spec"]["template"]["spec"];
+    for list in ["containers", "initContainers"] {
+        if let Some(found) = spec[list]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|c| c["name"].as_str() == Some(name)))
+        {
+            return found;
+        }
+    }
+    panic!("{}: no container {name}", ds.file.display())
+}
+
+/// `command` + `args` of a container.
+fn argv(c: &Yaml) -> Vec<String> {
+    let mut v = str_list(&c["command"]);
+    v.extend(str_list(&c["args"]));
+    v
+}
+
+/// Mounts of a container resolved against the pod's volumes: mountPath -> (volume, readOnly).
+fn mounts<'a>(ds: &'a Doc, c: &Yaml) -> BTreeMap<String, (&'a Yaml, bool)> {
+    let volumes = ds.value["spec"]["template"]["spec"]["volumes"].as_sequence().unwrap();
+    let mut out = BTreeMap::new();
+    for m in c["volumeMounts"].as_sequence().into_iter().flatten() {
+        let name = m["name"].as_str().unwrap();
+        let volume = volumes
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("{}: volume {name} is not defined", ds.file.display()));
+        let ro = m["readOnly"].as_bool().unwrap_or(false);
+        out.insert(m["mountPath"].as_str().unwrap().to_string(), (volume, ro));
+    }
+    out
+}
+
+/// The mount whose mountPath holds `path`, longest match first.
+fn mount_holding<'m, 'a>(
+    mounts: &'m BTreeMap<String, (&'a Yaml, bool)>,
+    path: &str,
+) -> Option<(&'m String, &'m (&'a Yaml, bool))> {
+    mounts
+        .iter()
+        .filter(|(mp, _)| Path::new(path).starts_with(mp.as_str()))
+        .max_by_key(|(mp, _)| mp.len())
+}
+
+// ----------------------------------------------------------------------------------------------
+// A simulated node's sysfs tree (no links needed: discovery reads sysfs only).
+
+struct Tree {
+    _dir: tempfile::TempDir,
+    layout: Layout,
+}
+
+fn tree(prefix: &str, spec: impl FnOnce(SimNodeSpec) -> SimNodeSpec) -> Tree {
+    let dir = tempfile::tempdir().unwrap();
+    let base = SimNodeSpec::new(prefix, 2, 16).with_sysfs_root(dir.path());
+    let layout = Layout::plan(&spec(base));
+    simnode::tree::write_tree(&layout).unwrap();
+    Tree { _dir: dir, layout }
+}
+
+impl Tree {
+    fn sysfs(&self) -> Sysfs {
+        Sysfs::new(&self.layout.sysfs_root)
+    }
+    /// Addresses of VF `vf` of PF `pf` for every (pf, vf) given.
+    fn vfs(&self, pick: impl Fn(u32, u32) -> bool) -> BTreeSet<PciAddress> {
+        self.layout
+            .vfs()
+            .filter(|v| pick(v.pf_index, v.vf_index))
+            .map(|v| v.pci.to_string().parse().unwrap())
+            .collect()
+    }
+}
+
+/// The devices each resource of `config` gets on `tree`, by full resource name.
+fn selected(config: &Config, tree: &Tree) -> BTreeMap<String, BTreeSet<PciAddress>> {
+    let found = discover(&tree.sysfs(), config, &HashSet::new()).unwrap();
+    config
+        .resources
+        .iter()
+        .zip(found.resources)
+        .map(|(r, devices)| (r.full_name(), devices.iter().map(|d| d.address).collect()))
+        .collect()
+}
+
+// ----------------------------------------------------------------------------------------------
+// Parsing and completeness.
+
+#[test]
+fn every_manifest_file_parses_and_every_document_names_its_kind() {
+    let files = yaml_files();
+    assert!(files.len() >= 6, "manifests/ has only {files:?}");
+    for d in all_docs() {
+        let file = d.file.display();
+        assert!(d.value["apiVersion"].as_str().is_some(), "{file}: a document lacks apiVersion");
+        assert!(!d.kind().is_empty(), "{file}: a document lacks kind");
+        if d.kind() != "Kustomization" {
+            assert!(!d.name().is_empty(), "{file}: a {} lacks metadata.name", d.kind());
+        }
+    }
+}
+
+#[test]
+fn kustomization_lists_existing_files_that_make_the_whole_install() {
+    let k = doc("kustomization.yaml", "Kustomization", "");
+    let resources = str_list(&k.value["resources"]);
+    let mut kinds = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for r in &resources {
+        let path = manifests().join(r);
+        assert!(path.is_file(), "kustomization resource {r} does not exist");
+        for d in docs_of(&path) {
+            let id = (d.kind().to_string(), d.namespace().to_string(), d.name().to_string());
+            assert!(seen.insert(id.clone()), "{id:?} defined twice");
+            kinds.insert(format!("{}/{}/{}", d.kind(), d.namespace(), d.name()));
+        }
+    }
+    for want in [
+        "ConfigMap/kube-system/sriovdp-config",
+        "DaemonSet/kube-system/sriov-device-plugin",
+        "DaemonSet/kube-system/sriov-ovs-cni-installer",
+        "NetworkAttachmentDefinition/default/sriov",
+    ] {
+        assert!(kinds.contains(want), "kustomization lacks {want}: {kinds:?}");
+    }
+    // Example pods are not installed by `kubectl apply -k`.
+    assert!(!kinds.iter().any(|k| k.starts_with("Pod/")), "{kinds:?}");
+    // The image override names the image the DaemonSets use.
+    let image_names: Vec<String> = k.value["images"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    for (file, ds, c) in [
+        ("device-plugin-daemonset.yaml", "sriov-device-plugin", "sriov-device-plugin"),
+        ("cni-installer-daemonset.yaml", "sriov-ovs-cni-installer", "install-cni"),
+    ] {
+        let d = doc(file, "DaemonSet", ds);
+        let image = container(&d, c)["image"].as_str().unwrap();
+        let name = image.rsplit_once(':').map_or(image, |(n, _)| n);
+        assert!(image_names.iter().any(|n| n == name), "{image} not in kustomization images {image_names:?}");
+    }
+}
+
+#[test]
+fn no_rbac_objects_are_shipped() {
+    for d in all_docs() {
+        assert!(
+            !["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount"].contains(&d.kind()),
+            "{}: {} {} (nothing needs API access)",
+            d.file.display(),
+            d.kind(),
+            d.name()
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// NetworkAttachmentDefinitions and pods.
+
+/// Every NetworkAttachmentDefinition under `manifests/`.
+fn nads() -> Vec<Doc> {
+    all_docs().into_iter().filter(|d| d.kind() == "NetworkAttachmentDefinition").collect()
+}
+
+/// The plugin configurations of a NAD's `spec.config`: a conflist's `plugins` with the list's
+/// `cniVersion` and `name` injected (as libcni does), or the single plugin configuration.
+fn plugin_confs(nad: &Doc) -> (Json, Vec<Json>) {
+    let text = nad.value["spec"]["config"].as_str().unwrap();
+    let conf: Json = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("{}: NAD {} config is not JSON: {e}", nad.file.display(), nad.name()));
+    let plugins = match conf.get("plugins").and_then(Json::as_array) {
+        Some(list) => list
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                p["cniVersion"] = conf["cniVersion"].clone();
+                p["name"] = conf["name"].clone();
+                p
+            })
+            .collect(),
+        None => vec![conf.clone()],
+    };
+    (conf, plugins)
+}
+
+#[test]
+fn nads_parse_with_our_netconf_parser_and_name_a_configured_resource() {
+    let config = shipped_config();
+    let resources: Vec<String> = config.resources.iter().map(|r| r.full_name()).collect();
+    let nads = nads();
+    assert!(!nads.is_empty());
+    for nad in &nads {
+        let id = format!("{}: NAD {}/{}", nad.file.display(), nad.namespace(), nad.name());
+        let resource = nad.value["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: no k8s.v1.cni.cncf.io/resourceName annotation"));
+        assert!(resources.iter().any(|r| r == resource), "{id}: {resource} not in {resources:?}");
+
+        let (conf, plugins) = plugin_confs(nad);
+        assert_eq!(conf["cniVersion"], "0.3.1", "{id}: cniVersion as in the seed guide");
+        let ours: Vec<&Json> = plugins.iter().filter(|p| p["type"] == CNI_PLUGIN).collect();
+        assert_eq!(ours.len(), 1, "{id}: want exactly one {CNI_PLUGIN} plugin");
+        assert_eq!(plugins[0]["type"], CNI_PLUGIN, "{id}: {CNI_PLUGIN} must come first in the chain");
+        let parsed = NetConf::parse(ours[0].to_string().as_bytes()).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        assert!(parsed.unknown_keys.is_empty(), "{id}: keys our plugin ignores: {:?}", parsed.unknown_keys);
+        // Kube-OVN's provider naming: <NAD name>.<namespace>.ovn.
+        let provider = format!("{}.{}.ovn", nad.name(), nad.namespace());
+        assert_eq!(parsed.provider.as_deref(), Some(provider.as_str()), "{id}");
+        // The other plugins of the chain are reference plugins the runtime has.
+        for p in plugins.iter().filter(|p| p["type"] != CNI_PLUGIN) {
+            let t = p["type"].as_str().unwrap();
+            assert!(Path::new("/usr/lib/cni").join(t).is_file(), "{id}: chained plugin {t} unknown");
+        }
+    }
+}
+
+#[test]
+fn example_pods_request_the_resource_and_attach_through_the_nad() {
+    let config = shipped_config();
+    let nad = doc("nad-sriov.yaml", "NetworkAttachmentDefinition", "sriov");
+    let resource = nad.value["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(config.resources.iter().any(|r| r.full_name() == resource));
+    let provider = plugin_confs(&nad).1[0]["provider"].as_str().unwrap().to_string();
+    let nad_ref = format!("{}/{}", nad.namespace(), nad.name());
+    let subnets: Vec<String> = docs_of(&manifests().join("examples/underlay-network.yaml"))
+        .iter()
+        .filter(|d| d.kind() == "Subnet")
+        .map(|d| d.name().to_string())
+        .collect();
+
+    for (file, name, switch) in [
+        ("examples/pod-overlay.yaml", "nginx-overlay", "ovn-default"),
+        ("examples/pod-underlay.yaml", "nginx-underlay", "vlan0"),
+    ] {
+        let pod = doc(file, "Pod", name);
+        let annotations = &pod.value["metadata"]["annotations"];
+        assert_eq!(
+            annotations[format!("{provider}.kubernetes.io/logical_switch").as_str()].as_str(),
+            Some(switch),
+            "{file}"
+        );
+        for c in pod.value["spec"]["containers"].as_sequence().unwrap() {
+            for side in ["requests", "limits"] {
+                assert_eq!(c["resources"][side][resource.as_str()].as_str(), Some("1"), "{file}: {side}");
+            }
+        }
+        match name {
+            "nginx-overlay" => {
+                // The VF is the pod's primary interface.
+                assert_eq!(annotations["v1.multus-cni.io/default-network"].as_str(), Some(nad_ref.as_str()));
+            }
+            _ => {
+                // The VF is a secondary interface carrying the default route via the VLAN gateway.
+                let nets: Json =
+                    serde_json::from_str(annotations["k8s.v1.cni.cncf.io/networks"].as_str().unwrap()).unwrap();
+                assert_eq!(nets[0]["name"], nad.name());
+                assert_eq!(nets[0]["namespace"], nad.namespace());
+                assert_eq!(nets[0]["default-route"][0], "10.10.204.254");
+                assert!(subnets.iter().any(|s| s == switch), "{switch} not in {subnets:?}");
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Device plugin configuration against a simulated node.
+
+#[test]
+fn shipped_config_is_the_seed_guide_config_and_selects_every_cx5_vf() {
+    let config = shipped_config();
+    assert_eq!(config.resources.len(), 1);
+    assert_eq!(config.resources[0].full_name(), "mellanox.com/cx5_sriov_switchdev");
+
+    // ConnectX-5, mlx5_core VFs at 84:00.x as in the seed guide: all 32 VFs, no PF, no decoy.
+    let cx5 = tree("mfcx5", |s| s);
+    let got = selected(&config, &cx5);
+    assert_eq!(got["mellanox.com/cx5_sriov_switchdev"], cx5.vfs(|_, _| true));
+    assert!(got["mellanox.com/cx5_sriov_switchdev"].contains(&"0000:84:00.2".parse().unwrap()));
+
+    // Not a ConnectX-5 VF, or bound to vfio-pci: nothing.
+    let cx6 = tree("mfcx6", |s| s.with_model(Model::Cx6Dx));
+    assert!(selected(&config, &cx6)["mellanox.com/cx5_sriov_switchdev"].is_empty());
+    let vfio = tree("mfvfio", |s| s.with_vf_driver(VfDriver::VfioPci));
+    assert!(selected(&config, &vfio)["mellanox.com/cx5_sriov_switchdev"].is_empty());
+}
+
+#[test]
+fn example_config_splits_vfs_into_several_resources() {
+    let cm = doc("examples/sriovdp-config-multi.yaml", "ConfigMap", "sriovdp-config");
+    let text = config_json(&cm);
+    // The example names the seed guide's PFs; the simulated node's PFs have other names.
+    let cx5 = tree("mfmul", |s| s);
+    let vfio = tree("mfmulv", |s| s.with_vf_driver(VfDriver::VfioPci));
+    let cx6 = tree("mfmul6", |s| s.with_model(Model::Cx6Dx).with_first_bus(0x3b));
+    for t in [&cx5, &vfio, &cx6] {
+        let text = text
+            .replace("enp132s0f0np0", &t.layout.pfs[0].uplink.name)
+            .replace("enp132s0f1np1", &t.layout.pfs[1].uplink.name);
+        let config = config::parse(&text, "intel.com").unwrap();
+        let names: Vec<String> = config.resources.iter().map(|r| r.full_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "mellanox.com/cx5_sriov_switchdev",
+                "mellanox.com/cx5_sriov_dpdk",
+                "mellanox.com/cx6_sriov_switchdev"
+            ]
+        );
+        let got = selected(&config, t);
+        let want: [BTreeSet<PciAddress>; 3] = if std::ptr::eq(t, &cx5) {
+            // VFs 0-7 of both PFs; 8-15 are in no pool (mlx5_core, not vfio-pci).
+            [t.vfs(|_, vf| vf <= 7), BTreeSet::new(), BTreeSet::new()]
+        } else if std::ptr::eq(t, &vfio) {
+            [BTreeSet::new(), t.vfs(|pf, vf| pf == 0 && (8..=15).contains(&vf)), BTreeSet::new()]
+        } else {
+            let mut cx6 = t.vfs(|pf, vf| pf == 1 && [0, 2, 3].contains(&vf));
+            cx6.insert("0000:3b:00.2".parse().unwrap());
+            cx6.insert("0000:3b:00.3".parse().unwrap());
+            [BTreeSet::new(), BTreeSet::new(), cx6]
+        };
+        for (name, want) in names.iter().zip(want) {
+            assert_eq!(got[name], want, "{name} on {}", t.layout.prefix);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// DaemonSets against the binaries.
+
+fn device_plugin_ds() -> Doc {
+    doc("device-plugin-daemonset.yaml", "DaemonSet", "sriov-device-plugin")
+}
+
+fn installer_ds() -> Doc {
+    doc("cni-installer-daemonset.yaml", "DaemonSet", "sriov-ovs-cni-installer")
+}
+
+/// Every `--flag` of `argv` appears in `help`.
+fn assert_flags_in_help(argv: &[String], help: &str, what: &str) {
+    for a in argv.iter().filter(|a| a.starts_with("--")) {
+        let name = a.split('=').next().unwrap();
+        assert!(help.contains(name), "{what}: {name} is not a flag of the binary:\n{help}");
+    }
+}
+
+fn run(bin: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin).args(args).env_remove("CNI_COMMAND").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn device_plugin_daemonset_flags_are_accepted_by_the_binary() {
+    let ds = device_plugin_ds();
+    let c = container(&ds, "sriov-device-plugin");
+    let argv = argv(c);
+    assert_eq!(argv[0], format!("/usr/bin/{DEVICE_PLUGIN}"));
+    // The binary's own parser takes the command line as written.
+    let args = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("{e}"));
+    // And the built binary documents every flag.
+    let bin = binaries::binary(DEVICE_PLUGIN).unwrap();
+    let (ok, help) = run(&bin, &["--help"]);
+    assert!(ok, "{help}");
+    assert_flags_in_help(&argv, &help, "container args");
+    // Log level must be a filter the binary understands.
+    assert!(["error", "warn", "info", "debug", "trace"].contains(&args.log_level.as_str()));
+
+    // The liveness probe runs the same binary (the image has no shell).
+    if let Some(probe) = c["livenessProbe"]["exec"]["command"].as_sequence() {
+        let probe: Vec<String> = probe.iter().map(|x| x.as_str().unwrap().to_string()).collect();
+        assert_eq!(probe[0], argv[0], "livenessProbe runs another program");
+        assert_flags_in_help(&probe, &help, "livenessProbe");
+        Args::try_parse_from(&probe).unwrap_or_else(|e| panic!("livenessProbe: {e}"));
+    }
+}
+
+#[test]
+fn device_plugin_container_paths_match_the_binary_defaults_and_mounts() {
+    let ds = device_plugin_ds();
+    let c = container(&ds, "sriov-device-plugin");
+    let argv = argv(c);
+    let defaults = default_args();
+    let args = Args::try_parse_from(&argv).unwrap();
+    // Explicit flags say what the defaults are: the Go plugin's paths.
+    assert_eq!(args.config_file, defaults.config_file);
+    assert_eq!(args.config_file, Path::new("/etc/pcidp/config.json"));
+    assert_eq!(args.device_plugin_path, defaults.device_plugin_path);
+    assert_eq!(args.device_plugin_path, Path::new("/var/lib/kubelet/device-plugins"));
+    assert_eq!(args.device_info_dir, defaults.device_info_dir);
+    assert_eq!(args.device_info_dir, Path::new("/var/run/k8s.cni.cncf.io/devinfo/dp"));
+    assert_eq!(args.sysfs_root, Path::new("/sys"));
+
+    let mounts = mounts(&ds, c);
+    // Host directories are mounted at the same path inside the container.
+    for (path, read_only) in [
+        (args.device_plugin_path.to_str().unwrap(), false),
+        (args.device_info_dir.to_str().unwrap(), false),
+        (args.sysfs_root.to_str().unwrap(), true),
+        ("/var/lib/kubelet/plugins_registry", false),
+    ] {
+        let (mount_path, (volume, ro)) =
+            mount_holding(&mounts, path).unwrap_or_else(|| panic!("{path} is not in a mounted volume"));
+        let host = volume["hostPath"]["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: volume is not a hostPath"));
+        assert_eq!(host, mount_path, "{path}: host and container paths differ");
+        assert_eq!(*ro, read_only, "{path}: readOnly");
+    }
+    if let Some(registry) = &args.plugin_registry_path {
+        assert!(mount_holding(&mounts, registry.to_str().unwrap()).is_some());
+    }
+    // The ConfigMap's config.json lands at --config-file, as a directory mount (not subPath) so
+    // that edits reach the running plugin.
+    let dir = args.config_file.parent().unwrap().to_str().unwrap();
+    let (volume, ro) = mounts[dir];
+    assert!(ro);
+    assert_eq!(volume["configMap"]["name"].as_str(), Some("sriovdp-config"));
+    let items = volume["configMap"]["items"].as_sequence();
+    if let Some(items) = items {
+        assert!(items
+            .iter()
+            .any(|i| i["key"].as_str() == Some("config.json") && i["path"].as_str() == Some("config.json")));
+    }
+}
+
+#[test]
+fn cni_installer_installs_our_binary_into_the_hosts_cni_bin_dir() {
+    let ds = installer_ds();
+    let c = container(&ds, "install-cni");
+    let argv = argv(c);
+    assert_eq!(argv, [format!("/usr/bin/{CNI_PLUGIN}"), "install".into(), "--dest".into(), "/host/opt/cni/bin".into()]);
+    let mounts = mounts(&ds, c);
+    let (volume, ro) = mounts["/host/opt/cni/bin"];
+    assert!(!ro);
+    assert_eq!(volume["hostPath"]["path"].as_str(), Some("/opt/cni/bin"));
+
+    // The command works: the binary copies itself into the destination, mode 0755, atomically
+    // (nothing but the binary is left behind).
+    let bin = binaries::binary(CNI_PLUGIN).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let (ok, out) = run(&bin, &["install", "--dest", dest.path().to_str().unwrap()]);
+    assert!(ok, "sriov-ovs install failed: {out}");
+    let installed = dest.path().join(CNI_PLUGIN);
+    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&bin).unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777, 0o755);
+    let left: Vec<_> = std::fs::read_dir(dest.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [CNI_PLUGIN]);
+    // The installed copy is a working CNI plugin.
+    let out = Command::new(&installed).env("CNI_COMMAND", "VERSION").output().unwrap();
+    assert!(out.status.success());
+    let v: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["supportedVersions"].as_array().unwrap().iter().any(|x| x == "0.3.1"));
+    // And it documents its command line.
+    let (ok, help) = run(&bin, &["--help"]);
+    assert!(ok, "{help}");
+    assert!(help.contains("install") && help.contains("--dest"), "{help}");
+}
+
+#[test]
+fn nad_host_paths_match_the_cni_plugin_defaults() {
+    let nad = doc("nad-sriov.yaml", "NetworkAttachmentDefinition", "sriov");
+    let ours = plugin_confs(&nad).1.remove(0);
+    let parsed = NetConf::parse(ours.to_string().as_bytes()).unwrap();
+    let defaults = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"sriov-ovs"}"#).unwrap();
+    // Kube-OVN's OVS database socket and bridge.
+    assert_eq!(parsed.ovsdb_socket, defaults.ovsdb_socket);
+    assert_eq!(parsed.ovsdb_socket, Path::new("/run/openvswitch/db.sock"));
+    assert_eq!(parsed.bridge, "br-int");
+    assert_eq!(parsed.state_dir, defaults.state_dir);
+}
+
+#[test]
+fn daemonsets_run_with_least_privilege_on_sriov_nodes() {
+    for (ds, containers) in [
+        (device_plugin_ds(), vec!["sriov-device-plugin"]),
+        (installer_ds(), vec!["install-cni", "pause"]),
+    ] {
+        let id = format!("{}: {}", ds.file.display(), ds.name());
+        assert_eq!(ds.namespace(), "kube-system", "{id}");
+        let pod = &ds.value["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["nodeSelector"]["feature.node.kubernetes.io/network-sriov.capable"].as_str(),
+            Some("true"),
+            "{id}: runs on SR-IOV capable nodes only"
+        );
+        assert!(pod["serviceAccountName"].is_null(), "{id}: needs no API access");
+        assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false), "{id}");
+        for name in containers {
+            let c = container(&ds, name);
+            let sc = &c["securityContext"];
+            assert_ne!(sc["privileged"].as_bool(), Some(true), "{id}/{name}");
+            assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false), "{id}/{name}");
+            assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true), "{id}/{name}");
+            assert_eq!(str_list(&sc["capabilities"]["drop"]), ["ALL"], "{id}/{name}");
+            assert!(str_list(&sc["capabilities"]["add"]).is_empty(), "{id}/{name}: no capability is needed");
+            for side in ["requests", "limits"] {
+                for r in ["cpu", "memory"] {
+                    assert!(c["resources"][side][r].as_str().is_some(), "{id}/{name}: {side}.{r}");
+                }
+            }
+        }
+    }
+    let ds = device_plugin_ds();
+    let c = container(&ds, "sriov-device-plugin");
+    assert!(c["livenessProbe"].is_mapping(), "device plugin has a liveness probe");
+    // It reads the host's links: host network namespace.
+    assert_eq!(ds.value["spec"]["template"]["spec"]["hostNetwork"].as_bool(), Some(true));
+}
