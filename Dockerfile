@@ -1,9 +1,16 @@
 # Final image: the two statically linked binaries and nothing else (no shell,
-# no libc): the CNI installer uses `sriov-ovs install`, the device plugin runs
-# directly. Build the binaries first; scripts/build-image.sh does both steps:
-#   cargo build --release --target x86_64-unknown-linux-gnu \
-#     -p sriov-device-plugin -p sriov-ovs   (RUSTFLAGS="-C target-feature=+crt-static")
+# no libc). The device plugin is the entrypoint; the CNI installer DaemonSet
+# runs `/usr/bin/sriov-ovs install --dest /host/opt/cni/bin`, which copies the
+# binary atomically without a shell.
+#
+# scripts/build-image.sh builds the binaries and this image:
+#   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
+#     --target x86_64-unknown-linux-gnu -p sriov-device-plugin -p sriov-ovs
+#   podman build -t IMAGE .      (context: the repository, or the script's staging copy)
 FROM scratch
+LABEL org.opencontainers.image.title="sriov-ovs" \
+      org.opencontainers.image.description="SR-IOV device plugin and OVS-offload CNI plugin for switchdev NICs" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY target/x86_64-unknown-linux-gnu/release/sriov-device-plugin /usr/bin/sriov-device-plugin
 COPY target/x86_64-unknown-linux-gnu/release/sriov-ovs /usr/bin/sriov-ovs
 USER 0

@@ -49,5 +49,5 @@ for b in "${binaries[@]}"; do
 done
 cp Dockerfile .dockerignore "$context/"
 
-podman build --pull=never --network=none -t "$image" -f "$context/Dockerfile" "$context"
+podman build --pull=never --network=none --layers=false -t "$image" -f "$context/Dockerfile" "$context"
 echo "build-image: built $image"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine (run as root):
-# Open vSwitch, OVN, the CNI reference plugins, iproute2/ethtool, protoc, and
-# the rustfmt/clippy components. Already-installed pieces are left alone.
+# Open vSwitch, OVN, the CNI reference plugins, iproute2/ethtool, protoc, podman
+# (image build and the CNI runtime tests, via setup-podman.sh) and the
+# rustfmt/clippy components. Already-installed pieces are left alone.
 set -euo pipefail
 
 packages=(openvswitch-switch ovn-central ovn-host containernetworking-plugins
@@ -16,6 +17,8 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+"$(dirname "$0")/setup-podman.sh"
 
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2

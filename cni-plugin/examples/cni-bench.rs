@@ -35,7 +35,12 @@ struct Bench {
 
 fn run_ok(cmd: &mut Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Bench {
@@ -81,10 +86,19 @@ impl Bench {
             .stderr(Stdio::piped())
             .spawn()
             .expect("plugin");
-        child.stdin.take().expect("stdin").write_all(self.conf(vf).to_string().as_bytes()).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(self.conf(vf).to_string().as_bytes())
+            .expect("write");
         let out = child.wait_with_output().expect("wait");
         let took = start.elapsed();
-        assert!(out.status.success(), "{verb} failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{verb} failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         took
     }
 
@@ -145,8 +159,17 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 
 fn main() {
     let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50);
-    let plugin = std::env::current_exe().expect("exe").parent().and_then(Path::parent).expect("target dir").join("sriov-ovs");
-    assert!(plugin.exists(), "build the plugin first: cargo build --release -p sriov-ovs ({})", plugin.display());
+    let plugin = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("sriov-ovs");
+    assert!(
+        plugin.exists(),
+        "build the plugin first: cargo build --release -p sriov-ovs ({})",
+        plugin.display()
+    );
     let ovs = OvsInstance::start().expect("ovs");
     let bridge = unique_name("bb");
     ovs.add_bridge(&bridge).expect("bridge");
@@ -154,7 +177,10 @@ fn main() {
     let prefix: String = unique_name("b").chars().take(9).collect();
     let netns = ovs.netns().expect("netns").to_string();
     let sim = SimNode::up(
-        SimNodeSpec::new(prefix, 1, VFS).with_netns(netns.clone()).with_sysfs_root(dir.path().join("sys")).with_state_dir(dir.path().join("sim")),
+        SimNodeSpec::new(prefix, 1, VFS)
+            .with_netns(netns.clone())
+            .with_sysfs_root(dir.path().join("sys"))
+            .with_state_dir(dir.path().join("sim")),
     )
     .expect("simnode");
     let pods: Vec<Pod> = (0..VFS)
@@ -167,7 +193,15 @@ fn main() {
     // Run everything (plugin and baseline) from inside the node's namespace.
     let ns = std::fs::File::open(format!("/run/netns/{netns}")).expect("node netns");
     setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns");
-    let b = Bench { sim, ovs, bridge, dir, plugin, pods, node: netns };
+    let b = Bench {
+        sim,
+        ovs,
+        bridge,
+        dir,
+        plugin,
+        pods,
+        node: netns,
+    };
 
     let (mut p_add, mut p_del, mut s_add, mut s_del) = (vec![], vec![], vec![], vec![]);
     for _ in 0..iterations {
@@ -176,25 +210,86 @@ fn main() {
         s_add.push(b.shell("ADD", 0));
         s_del.push(b.shell("DEL", 0));
     }
+    // The kernel's share: moving the VF netdev into the pod and back, one `ip` call each
+    // (an `ip` process alone costs about 2 ms here).
+    let (mut mv_in, mut mv_out, mut noop) = (vec![], vec![], vec![]);
+    {
+        let vfn = b.sim.vf(0, 1).netdev_name().expect("vf").to_string();
+        let pod = b.pods[1].0.clone();
+        for _ in 0..iterations.min(30) {
+            let t = Instant::now();
+            run_ok(
+                Command::new("ip").args(["link", "set", &vfn, "netns", &pod]),
+                "move in",
+            );
+            mv_in.push(t.elapsed());
+            let t = Instant::now();
+            run_ok(
+                Command::new("ip").args(["-n", &pod, "link", "set", &vfn, "netns", &b.node]),
+                "move out",
+            );
+            mv_out.push(t.elapsed());
+            let t = Instant::now();
+            run_ok(Command::new("ip").args(["link", "show", "dev", &vfn]), "show");
+            noop.push(t.elapsed());
+        }
+    }
+    println!(
+        "kernel floor: `ip link set VF netns POD` p50 {:.1} ms, back {:.1} ms; `ip link show` (process cost) p50 {:.1} ms",
+        pct(&mut mv_in, 0.5),
+        pct(&mut mv_out, 0.5),
+        pct(&mut noop, 0.5)
+    );
     println!("sequential, {iterations} iterations on one VF (ms)");
     println!("{:<22}{:>9}{:>9}", "", "p50", "p99");
-    for (name, v) in [("sriov-ovs ADD", &mut p_add), ("shell ADD", &mut s_add), ("sriov-ovs DEL", &mut p_del), ("shell DEL", &mut s_del)] {
+    for (name, v) in [
+        ("sriov-ovs ADD", &mut p_add),
+        ("shell ADD", &mut s_add),
+        ("sriov-ovs DEL", &mut p_del),
+        ("shell DEL", &mut s_del),
+    ] {
         println!("{name:<22}{:>9.1}{:>9.1}", pct(v, 0.5), pct(v, 0.99));
     }
-    println!("speed-up at p50: ADD {:.1}x, DEL {:.1}x", pct(&mut s_add, 0.5) / pct(&mut p_add, 0.5), pct(&mut s_del, 0.5) / pct(&mut p_del, 0.5));
+    println!(
+        "speed-up at p50: ADD {:.1}x, DEL {:.1}x",
+        pct(&mut s_add, 0.5) / pct(&mut p_add, 0.5),
+        pct(&mut s_del, 0.5) / pct(&mut p_del, 0.5)
+    );
 
     for (name, shell) in [("sriov-ovs", false), ("shell", true)] {
         let start = Instant::now();
         let mut each: Vec<Duration> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..VFS).map(|vf| { let b = &b; s.spawn(move || if shell { b.shell("ADD", vf) } else { b.plugin("ADD", vf) }) }).collect();
+            let hs: Vec<_> = (0..VFS)
+                .map(|vf| {
+                    let b = &b;
+                    s.spawn(move || {
+                        if shell {
+                            b.shell("ADD", vf)
+                        } else {
+                            b.plugin("ADD", vf)
+                        }
+                    })
+                })
+                .collect();
             hs.into_iter().map(|h| h.join().expect("thread")).collect()
         });
         let wall = start.elapsed();
-        println!("{VFS} concurrent ADDs, {name}: wall {:.1} ms, per ADD p50 {:.1} ms p99 {:.1} ms", wall.as_secs_f64() * 1000.0, pct(&mut each, 0.5), pct(&mut each, 0.99));
+        println!(
+            "{VFS} concurrent ADDs, {name}: wall {:.1} ms, per ADD p50 {:.1} ms p99 {:.1} ms",
+            wall.as_secs_f64() * 1000.0,
+            pct(&mut each, 0.5),
+            pct(&mut each, 0.99)
+        );
         std::thread::scope(|s| {
             for vf in 0..VFS {
                 let b = &b;
-                s.spawn(move || if shell { b.shell("DEL", vf) } else { b.plugin("DEL", vf) });
+                s.spawn(move || {
+                    if shell {
+                        b.shell("DEL", vf)
+                    } else {
+                        b.plugin("DEL", vf)
+                    }
+                });
             }
         });
     }

@@ -78,12 +78,16 @@ fn mismatch(what: impl Into<String>) -> CheckError {
 /// Runs CHECK.
 pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
     let conf = &req.conf;
-    let prev = CniResult::from_value(conf.prev_result.as_ref().ok_or(CheckError::NoPrevResult)?).map_err(CheckError::PrevResult)?;
+    let prev = CniResult::from_value(conf.prev_result.as_ref().ok_or(CheckError::NoPrevResult)?)
+        .map_err(CheckError::PrevResult)?;
     let state = StateDir::new(&conf.state_dir);
     let rec = state
         .load(&req.container_id, &req.ifname)
         .map_err(CheckError::State)?
-        .ok_or_else(|| CheckError::UnknownAttachment { container_id: req.container_id.clone(), ifname: req.ifname.clone() })?;
+        .ok_or_else(|| CheckError::UnknownAttachment {
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+        })?;
     let netns = req.netns.as_deref().unwrap_or(Path::new(""));
     if rec.vf.is_some() {
         let pod = Netns::open(netns).map_err(CheckError::Netns)?;
@@ -92,32 +96,56 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
             .map_err(CheckError::Link)?
             .ok_or_else(|| mismatch(format!("no interface {} in {}", req.ifname, pod.label)))?;
         if l.alias.as_deref() != Some(rec.alias.as_str()) {
-            return Err(mismatch(format!("{} in the pod is not VF {}", req.ifname, rec.pci)));
+            return Err(mismatch(format!(
+                "{} in the pod is not VF {}",
+                req.ifname, rec.pci
+            )));
         }
-        let want = prev.interfaces.iter().position(|i| i.name == req.ifname && i.sandbox.is_some());
+        let want = prev
+            .interfaces
+            .iter()
+            .position(|i| i.name == req.ifname && i.sandbox.is_some());
         if let Some(iface) = want.map(|i| &prev.interfaces[i]) {
             let have = l.mac.map(|m| m.to_string());
             if iface.mac.is_some() && iface.mac != have {
-                return Err(mismatch(format!("{} has MAC {:?}, result says {:?}", req.ifname, have, iface.mac)));
+                return Err(mismatch(format!(
+                    "{} has MAC {:?}, result says {:?}",
+                    req.ifname, have, iface.mac
+                )));
             }
         }
-        let have = addr::addresses(&pod.handle, &l.name, l.index).await.map_err(CheckError::Addr)?;
-        for ip in prev.ips.iter().filter(|ip| ip.interface.is_none() || ip.interface == want) {
+        let have = addr::addresses(&pod.handle, &l.name, l.index)
+            .await
+            .map_err(CheckError::Addr)?;
+        for ip in prev
+            .ips
+            .iter()
+            .filter(|ip| ip.interface.is_none() || ip.interface == want)
+        {
             if !have.contains(&ip.address) {
                 return Err(mismatch(format!("{} lacks address {}", req.ifname, ip.address)));
             }
         }
     }
     let port = &rec.representor.new_name;
-    let p = ovs.port(port).await.map_err(CheckError::Ovs)?.ok_or_else(|| mismatch(format!("OVS interface {port} missing")))?;
+    let p = ovs
+        .port(port)
+        .await
+        .map_err(CheckError::Ovs)?
+        .ok_or_else(|| mismatch(format!("OVS interface {port} missing")))?;
     if p.external_ids.get(port_ids::VENDOR).map(String::as_str) != Some(port_ids::VENDOR_VALUE)
         || p.external_ids.get(port_ids::CONTAINER_ID) != Some(&rec.container_id)
     {
-        return Err(mismatch(format!("OVS interface {port} does not carry our external_ids")));
+        return Err(mismatch(format!(
+            "OVS interface {port} does not carry our external_ids"
+        )));
     }
     if let Some(id) = &rec.ovn_port {
         if p.external_ids.get(port_ids::IFACE_ID) != Some(id) {
-            return Err(mismatch(format!("OVS interface {port} has iface-id {:?}, want {id}", p.external_ids.get(port_ids::IFACE_ID))));
+            return Err(mismatch(format!(
+                "OVS interface {port} has iface-id {:?}, want {id}",
+                p.external_ids.get(port_ids::IFACE_ID)
+            )));
         }
     }
     if p.ofport.is_none() {
@@ -126,7 +154,13 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
     if rec.ipam_delegated {
         if let Some(t) = &conf.ipam_type {
             let ns = netns.display().to_string();
-            let env = IpamEnv { container_id: &req.container_id, netns: &ns, ifname: &req.ifname, args: &req.args_raw, path: &req.path };
+            let env = IpamEnv {
+                container_id: &req.container_id,
+                netns: &ns,
+                ifname: &req.ifname,
+                args: &req.args_raw,
+                path: &req.path,
+            };
             ipam::check(t, &env, &conf.raw).map_err(CheckError::Ipam)?;
         }
     }

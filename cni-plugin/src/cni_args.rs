@@ -30,7 +30,9 @@ impl CniArgs {
     pub fn parse(raw: &str) -> Result<CniArgs, InvalidCniArgs> {
         let mut args = CniArgs::default();
         for pair in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| InvalidCniArgs { pair: pair.to_string() })?;
+            let (key, value) = pair.split_once('=').ok_or_else(|| InvalidCniArgs {
+                pair: pair.to_string(),
+            })?;
             let non_empty = (!value.is_empty()).then(|| value.to_string());
             match key {
                 "K8S_POD_NAME" => args.pod_name = non_empty,

@@ -63,21 +63,28 @@ pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOut
         }
         Err(e) => return Err(DelError::State(e)),
     };
-    let pci = rec.as_ref().map(|r| r.pci.clone()).or_else(|| conf.device_id.map(|d| d.to_string()));
+    let pci = rec
+        .as_ref()
+        .map(|r| r.pci.clone())
+        .or_else(|| conf.device_id.map(|d| d.to_string()));
     let Some(pci) = pci else {
         ipam_del_from_conf(req)?;
         return Ok(DelOutcome::NothingKnown);
     };
     let _lock = state.lock_vf(&pci, LOCK_TIMEOUT).map_err(DelError::State)?;
     let owner = state.owner(&pci).map_err(DelError::State)?;
-    let newer = owner.as_ref().is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
+    let newer = owner
+        .as_ref()
+        .is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
     if newer {
         tracing::info!(pci = %pci, "a newer attachment owns the VF; leaving it alone");
         match &rec {
             Some(r) => release::ipam_del(r, "").map_err(DelError::Release)?,
             None => ipam_del_from_conf(req)?,
         }
-        state.remove(&req.container_id, &req.ifname).map_err(DelError::State)?;
+        state
+            .remove(&req.container_id, &req.ifname)
+            .map_err(DelError::State)?;
         return Ok(DelOutcome::NewerOwner);
     }
     let sysfs_names = conf
@@ -95,17 +102,33 @@ pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOut
     };
     let host = Netns::host().map_err(DelError::Netns)?;
     let pod = release::open_pod_ns(req.netns.as_deref());
-    release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true).await.map_err(DelError::Release)?;
+    release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true)
+        .await
+        .map_err(DelError::Release)?;
     state.clear_owner(&pci).map_err(DelError::State)?;
-    state.remove(&req.container_id, &req.ifname).map_err(DelError::State)?;
+    state
+        .remove(&req.container_id, &req.ifname)
+        .map_err(DelError::State)?;
     Ok(DelOutcome::Released)
 }
 
 fn ipam_del_from_conf(req: &Request) -> Result<(), DelError> {
     let conf = &req.conf;
-    let Some(t) = conf.ipam_type.as_deref().filter(|_| !conf.uses_runtime_ips()) else { return Ok(()) };
-    let netns = req.netns.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-    let env = IpamEnv { container_id: &req.container_id, netns: &netns, ifname: &req.ifname, args: &req.args_raw, path: &req.path };
+    let Some(t) = conf.ipam_type.as_deref().filter(|_| !conf.uses_runtime_ips()) else {
+        return Ok(());
+    };
+    let netns = req
+        .netns
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let env = IpamEnv {
+        container_id: &req.container_id,
+        netns: &netns,
+        ifname: &req.ifname,
+        args: &req.args_raw,
+        path: &req.path,
+    };
     ipam::del(t, &env, &conf.raw).map_err(DelError::Ipam)
 }
 
@@ -116,11 +139,19 @@ fn synthetic_record(req: &Request, info: &vf::VfInfo) -> AttachmentRecord {
     AttachmentRecord {
         container_id: req.container_id.clone(),
         ifname: req.ifname.clone(),
-        netns: req.netns.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+        netns: req
+            .netns
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         alias: vf_alias(&pci),
         pci,
         vf: info.has_kernel_netdev().then(|| SavedVf {
-            name: info.netdevs.first().cloned().unwrap_or_else(|| release::temp_name(&info.pci.to_string())),
+            name: info
+                .netdevs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| release::temp_name(&info.pci.to_string())),
             ifindex: 0,
             mac: None,
             mtu: None,

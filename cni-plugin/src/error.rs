@@ -95,7 +95,9 @@ mod tests {
 
     #[test]
     fn error_json_has_code_msg_and_cause_chain() {
-        let err = Outer { source: std::io::Error::other("disk on fire") };
+        let err = Outer {
+            source: std::io::Error::other("disk on fire"),
+        };
         let cni = CniError::from_error("1.0.0", &err);
         let json = serde_json::to_value(&cni).unwrap();
         assert_eq!(json["cniVersion"], "1.0.0");

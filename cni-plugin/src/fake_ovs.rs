@@ -22,7 +22,10 @@ impl FakeOvs {
     fn record(&self, call: String) -> Result<(), OvsError> {
         self.calls.borrow_mut().push(call);
         if self.down {
-            return Err(OvsError::Connect { socket: "/fake".into(), source: "down".into() });
+            return Err(OvsError::Connect {
+                socket: "/fake".into(),
+                source: "down".into(),
+            });
         }
         Ok(())
     }
@@ -30,7 +33,14 @@ impl FakeOvs {
     /// Adds a port as if someone had attached it.
     pub fn with_port(self, name: &str, ids: &[(&str, &str)]) -> FakeOvs {
         let external_ids = ids.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.ports.borrow_mut().insert(name.into(), PortState { name: name.into(), external_ids, ofport: Some(1) });
+        self.ports.borrow_mut().insert(
+            name.into(),
+            PortState {
+                name: name.into(),
+                external_ids,
+                ofport: Some(1),
+            },
+        );
         self
     }
 }
@@ -42,7 +52,14 @@ impl Ovs for FakeOvs {
     }
     async fn add_port(&self, spec: &PortSpec) -> Result<(), OvsError> {
         self.record(format!("add_port {} {}", spec.bridge, spec.name))?;
-        self.ports.borrow_mut().insert(spec.name.clone(), PortState { name: spec.name.clone(), external_ids: spec.external_ids.clone(), ofport: None });
+        self.ports.borrow_mut().insert(
+            spec.name.clone(),
+            PortState {
+                name: spec.name.clone(),
+                external_ids: spec.external_ids.clone(),
+                ofport: None,
+            },
+        );
         Ok(())
     }
     async fn del_port(&self, bridge: &str, port: &str) -> Result<(), OvsError> {
@@ -56,7 +73,13 @@ impl Ovs for FakeOvs {
     }
     async fn find_ports(&self, key: &str, value: &str) -> Result<Vec<PortState>, OvsError> {
         self.record(format!("find_ports {key}={value}"))?;
-        Ok(self.ports.borrow().values().filter(|p| p.external_ids.get(key).map(String::as_str) == Some(value)).cloned().collect())
+        Ok(self
+            .ports
+            .borrow()
+            .values()
+            .filter(|p| p.external_ids.get(key).map(String::as_str) == Some(value))
+            .cloned()
+            .collect())
     }
     async fn wait_ofport(&self, name: &str, _timeout: Duration) -> Result<i64, OvsError> {
         self.record(format!("wait_ofport {name}"))?;

@@ -44,16 +44,26 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
     let mut released = Vec::new();
     for rec in state.list().map_err(GcError::State)? {
         let same_network = rec.conf.get("name").and_then(|n| n.as_str()) == Some(conf.name.as_str());
-        let keep = valid.iter().any(|a| a.container_id == rec.container_id && a.ifname == rec.ifname);
+        let keep = valid
+            .iter()
+            .any(|a| a.container_id == rec.container_id && a.ifname == rec.ifname);
         if !same_network || keep {
             continue;
         }
         tracing::info!(container = %rec.container_id, ifname = %rec.ifname, "GC releasing stale attachment");
         let _lock = state.lock_vf(&rec.pci, LOCK_TIMEOUT).map_err(GcError::State)?;
         let owner = state.owner(&rec.pci).map_err(GcError::State)?;
-        let ours = owner.as_ref().is_none_or(|o| o.container_id == rec.container_id && o.ifname == rec.ifname);
+        let ours = owner
+            .as_ref()
+            .is_none_or(|o| o.container_id == rec.container_id && o.ifname == rec.ifname);
         if ours {
-            let names = rec.pci.parse().ok().and_then(|p| vf::resolve(sysfs, &p).ok()).map(|i| i.netdevs).unwrap_or_default();
+            let names = rec
+                .pci
+                .parse()
+                .ok()
+                .and_then(|p| vf::resolve(sysfs, &p).ok())
+                .map(|i| i.netdevs)
+                .unwrap_or_default();
             let pod = release::open_pod_ns(Some(std::path::Path::new(&rec.netns)));
             if let Err(e) = release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true).await {
                 tracing::warn!(error = %e, container = %rec.container_id, "GC could not release everything; kept for the next GC");
@@ -64,11 +74,19 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
             tracing::warn!(error = %e, container = %rec.container_id, "GC: IPAM DEL failed; kept for the next GC");
             continue;
         }
-        state.remove(&rec.container_id, &rec.ifname).map_err(GcError::State)?;
+        state
+            .remove(&rec.container_id, &rec.ifname)
+            .map_err(GcError::State)?;
         released.push((rec.container_id.clone(), rec.ifname.clone()));
     }
     if let Some(t) = conf.ipam_type.as_deref() {
-        let env = IpamEnv { container_id: "", netns: "", ifname: "", args: &req.args_raw, path: &req.path };
+        let env = IpamEnv {
+            container_id: "",
+            netns: "",
+            ifname: "",
+            args: &req.args_raw,
+            path: &req.path,
+        };
         ipam::gc(t, &env, &conf.raw).map_err(GcError::Ipam)?;
     }
     Ok(released)

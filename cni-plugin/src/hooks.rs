@@ -17,7 +17,9 @@ pub const STEPS: &[&str] = &["after-vf-move", "before-attach", "after-attach"];
 
 /// Pauses while the pause file exists, if `step` is the configured one.
 pub async fn pause_point(env: &HashMap<String, String>, step: &str) {
-    let (Some(at), Some(file)) = (env.get(PAUSE_AT), env.get(PAUSE_FILE)) else { return };
+    let (Some(at), Some(file)) = (env.get(PAUSE_AT), env.get(PAUSE_FILE)) else {
+        return;
+    };
     if at != step {
         return;
     }

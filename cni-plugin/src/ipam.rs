@@ -80,20 +80,29 @@ impl ErrorCode for IpamError {
 
 /// Finds `plugin` in the `:`-separated `path`.
 pub fn find_plugin(plugin: &str, path: &str) -> Option<PathBuf> {
-    path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(plugin)).find(|p| p.is_file())
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(plugin))
+        .find(|p| p.is_file())
 }
 
 /// The configuration to hand the plugin: ours, with `cniVersion` lowered to the newest version the
 /// plugin speaks when it does not speak ours (e.g. host-local v1.1 and CNI 1.1.0).
 fn negotiate(binary: &Path, conf: &Value) -> Value {
-    let Some(ours) = conf.get("cniVersion").and_then(Value::as_str).and_then(|v| v.parse::<CniVersion>().ok()) else {
+    let Some(ours) = conf
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse::<CniVersion>().ok())
+    else {
         return conf.clone();
     };
     let supported = supported_versions(binary);
     if supported.is_empty() || supported.contains(&ours) {
         return conf.clone();
     }
-    let Some(best) = supported.into_iter().filter(|v| *v < ours).max() else { return conf.clone() };
+    let Some(best) = supported.into_iter().filter(|v| *v < ours).max() else {
+        return conf.clone();
+    };
     tracing::debug!(binary = %binary.display(), from = %ours, to = %best, "lowering cniVersion for the IPAM plugin");
     let mut conf = conf.clone();
     conf["cniVersion"] = Value::from(best.as_str());
@@ -102,7 +111,11 @@ fn negotiate(binary: &Path, conf: &Value) -> Value {
 
 /// The versions (of those we know) the plugin lists in its VERSION answer; empty when it cannot tell.
 fn supported_versions(binary: &Path) -> Vec<CniVersion> {
-    let out = Command::new(binary).env("CNI_COMMAND", "VERSION").stdin(Stdio::null()).stderr(Stdio::null()).output();
+    let out = Command::new(binary)
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
     out.ok()
         .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
         .and_then(|v| v.get("supportedVersions").cloned())
@@ -112,9 +125,15 @@ fn supported_versions(binary: &Path) -> Vec<CniVersion> {
 }
 
 fn exec(plugin: &str, command: &'static str, env: &IpamEnv<'_>, conf: &Value) -> Result<Vec<u8>, IpamError> {
-    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound { plugin: plugin.to_string(), path: env.path.to_string() })?;
+    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
+        plugin: plugin.to_string(),
+        path: env.path.to_string(),
+    })?;
     let conf = &negotiate(&binary, conf);
-    let spawn_err = |source| IpamError::Spawn { binary: binary.clone(), source };
+    let spawn_err = |source| IpamError::Spawn {
+        binary: binary.clone(),
+        source,
+    };
     let mut child = Command::new(&binary)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", env.container_id)
@@ -140,15 +159,28 @@ fn exec(plugin: &str, command: &'static str, env: &IpamEnv<'_>, conf: &Value) ->
     }
     let (code, msg, details) = match serde_json::from_slice::<CniError>(&out.stdout) {
         Ok(e) => (e.code, e.msg, e.details),
-        Err(_) => (code::IPAM, format!("exited with {}", out.status), String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(_) => (
+            code::IPAM,
+            format!("exited with {}", out.status),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ),
     };
-    Err(IpamError::Failed { plugin: plugin.to_string(), command, code, msg, details })
+    Err(IpamError::Failed {
+        plugin: plugin.to_string(),
+        command,
+        code,
+        msg,
+        details,
+    })
 }
 
 /// IPAM ADD.
 pub fn add(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<CniResult, IpamError> {
     let out = exec(plugin, "ADD", env, conf)?;
-    CniResult::from_slice(&out).map_err(|source| IpamError::BadResult { plugin: plugin.to_string(), source })
+    CniResult::from_slice(&out).map_err(|source| IpamError::BadResult {
+        plugin: plugin.to_string(),
+        source,
+    })
 }
 
 /// IPAM DEL.
@@ -163,7 +195,10 @@ pub fn check(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamEr
 
 /// IPAM GC; skipped for a plugin that does not speak CNI 1.1.0 (where GC was introduced).
 pub fn gc(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
-    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound { plugin: plugin.to_string(), path: env.path.to_string() })?;
+    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
+        plugin: plugin.to_string(),
+        path: env.path.to_string(),
+    })?;
     if !supported_versions(&binary).contains(&CniVersion::V1_1_0) {
         tracing::info!(plugin, "IPAM plugin predates CNI 1.1.0 GC; skipped");
         return Ok(());

@@ -30,12 +30,20 @@ impl IpNet {
         match self.addr {
             IpAddr::V4(a) => {
                 let bits = u32::from(a);
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
                 IpAddr::V4((bits & mask).into())
             }
             IpAddr::V6(a) => {
                 let bits = u128::from(a);
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
                 IpAddr::V6((bits & mask).into())
             }
         }
@@ -87,7 +95,10 @@ mod tests {
         assert_eq!(n.network().to_string(), "10.1.2.0");
         let n: IpNet = "fd00::5/64".parse().unwrap();
         assert_eq!(n.network().to_string(), "fd00::");
-        assert_eq!("0.0.0.0/0".parse::<IpNet>().unwrap().network().to_string(), "0.0.0.0");
+        assert_eq!(
+            "0.0.0.0/0".parse::<IpNet>().unwrap().network().to_string(),
+            "0.0.0.0"
+        );
     }
 
     #[test]

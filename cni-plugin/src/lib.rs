@@ -17,6 +17,7 @@ pub mod error;
 mod fake_ovs;
 pub mod gc;
 pub mod hooks;
+pub mod install;
 pub mod ipam;
 pub mod ipnet;
 pub mod logging;
@@ -119,7 +120,9 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
         }
         Err(err) => {
             let cni = CniError::from_error(skel::error_version(&input), &err);
-            let _stderr = _guard.is_none().then(|| logging::init(tracing::Level::ERROR, None));
+            let _stderr = _guard
+                .is_none()
+                .then(|| logging::init(tracing::Level::ERROR, None));
             tracing::error!(code = cni.code, msg = %cni.msg, details = %cni.details, "failed");
             let _ = writeln!(stdout, "{}", serde_json::to_string(&cni).unwrap_or_default());
             1
@@ -130,13 +133,26 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
 fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_json::Value>, PluginError> {
     let cmd = skel::parse(env, input)?;
     let conf = match &cmd {
-        Command::Add(r) | Command::Del(r) | Command::Check(r) | Command::Status(r) | Command::Gc(r) => r.conf.clone(),
+        Command::Add(r) | Command::Del(r) | Command::Check(r) | Command::Status(r) | Command::Gc(r) => {
+            r.conf.clone()
+        }
         Command::Version => return Ok(serde_json::to_value(version::version_info()).ok()),
     };
-    let sysfs = sriov_host::Sysfs::new(env.get(sriov_host::SYSFS_ROOT_ENV).map(String::as_str).unwrap_or("/sys"));
+    let sysfs = sriov_host::Sysfs::new(
+        env.get(sriov_host::SYSFS_ROOT_ENV)
+            .map(String::as_str)
+            .unwrap_or("/sys"),
+    );
     // Two workers: a netlink request that moves a link between namespaces blocks its thread in
     // the kernel for a while; OVSDB traffic proceeds on the other meanwhile.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(PluginError::Runtime)?;
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        // Log from the workers (OVSDB and netlink connection tasks) where this thread logs.
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)))
+        .build()
+        .map_err(PluginError::Runtime)?;
     rt.block_on(async {
         let connect = ovs::OvsdbOvs::connect(&conf.ovsdb_socket);
         if let Command::Add(req) = &cmd {
@@ -180,7 +196,12 @@ mod tests {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut out = Vec::new();
         let code = run(&env, &mut stdin.as_bytes(), &mut out);
-        let json = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", String::from_utf8_lossy(&out)));
+        let json = serde_json::from_slice(&out).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}): {:?}",
+                String::from_utf8_lossy(&out)
+            )
+        });
         (code, json)
     }
 
@@ -193,12 +214,20 @@ mod tests {
 
     #[test]
     fn errors_are_cni_json_on_stdout_with_exit_1() {
-        let add = [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/run/netns/none")];
+        let add = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/run/netns/none"),
+        ];
         let (code, json) = call(&add, "{garbage");
         assert_eq!((code, json["code"].as_u64()), (1, Some(6)));
         assert_eq!(json["cniVersion"], "1.1.0");
         let (code, json) = call(&add, r#"{"cniVersion":"0.4.0","name":"n","deviceID":"zz"}"#);
-        assert_eq!((code, json["code"].as_u64(), json["cniVersion"].as_str()), (1, Some(7), Some("0.4.0")));
+        assert_eq!(
+            (code, json["code"].as_u64(), json["cniVersion"].as_str()),
+            (1, Some(7), Some("0.4.0"))
+        );
         let (code, json) = call(&[("CNI_COMMAND", "NOPE")], "{}");
         assert_eq!((code, json["code"].as_u64()), (1, Some(4)));
         let (code, json) = call(&[], "{}");
@@ -207,8 +236,16 @@ mod tests {
 
     #[test]
     fn add_without_device_id_fails_before_touching_anything() {
-        let add = [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/run/netns/none")];
-        let (code, json) = call(&add, r#"{"cniVersion":"1.0.0","name":"n","ovsdbSocket":"unix:/nonexistent/db.sock"}"#);
+        let add = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/run/netns/none"),
+        ];
+        let (code, json) = call(
+            &add,
+            r#"{"cniVersion":"1.0.0","name":"n","ovsdbSocket":"unix:/nonexistent/db.sock"}"#,
+        );
         assert_eq!((code, json["code"].as_u64()), (1, Some(7)), "{json}");
     }
 }

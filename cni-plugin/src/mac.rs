@@ -67,7 +67,14 @@ mod tests {
     fn round_trips_and_rejects_multicast_and_garbage() {
         let m: MacAddr = "02:AA:bb:00:00:01".parse().unwrap();
         assert_eq!(m.to_string(), "02:aa:bb:00:00:01");
-        for bad in ["01:00:5e:00:00:01", "00:00:00:00:00:00", "02:00:00:00:00", "02:00:00:00:00:00:01", "zz:00:00:00:00:01", "2:0:0:0:0:1"] {
+        for bad in [
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:01",
+            "zz:00:00:00:00:01",
+            "2:0:0:0:0:1",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }

@@ -1,6 +1,15 @@
-//! The `sriov-ovs` CNI plugin binary: the process's environment, stdin and stdout handed to [`sriov_ovs::run`].
+//! The `sriov-ovs` CNI plugin binary: the process's environment, stdin and stdout handed to
+//! [`sriov_ovs::run`]; with arguments (`install --dest DIR`, `--help`, `--version`) it is the installer.
 
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(code) = sriov_ovs::install::command_line(
+        &args,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ) {
+        std::process::exit(code);
+    }
     let env = std::env::vars().collect();
     let code = sriov_ovs::run(&env, &mut std::io::stdin().lock(), &mut std::io::stdout().lock());
     std::process::exit(code);

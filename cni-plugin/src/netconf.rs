@@ -92,7 +92,14 @@ pub struct Attachment {
 }
 
 /// Keys that CNI runtimes add and we accept silently.
-const TOLERATED: &[&str] = &["capabilities", "args", "dns", "cniVersions", "disableCheck", "disableGC"];
+const TOLERATED: &[&str] = &[
+    "capabilities",
+    "args",
+    "dns",
+    "cniVersions",
+    "disableCheck",
+    "disableGC",
+];
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -194,20 +201,30 @@ impl ErrorCode for NetconfError {
 }
 
 fn invalid(field: &'static str, value: impl Into<String>, reason: &'static str) -> NetconfError {
-    NetconfError::Invalid { field, value: value.into(), reason }
+    NetconfError::Invalid {
+        field,
+        value: value.into(),
+        reason,
+    }
 }
 
 fn parse_pci(field: &'static str, s: &str) -> Result<PciAddress, NetconfError> {
-    s.parse().map_err(|_| invalid(field, s, "not a PCI address (DDDD:BB:DD.F)"))
+    s.parse()
+        .map_err(|_| invalid(field, s, "not a PCI address (DDDD:BB:DD.F)"))
 }
 
 fn parse_mac(field: &'static str, s: &str) -> Result<MacAddr, NetconfError> {
-    s.parse().map_err(|_| invalid(field, s, "not a unicast MAC address"))
+    s.parse()
+        .map_err(|_| invalid(field, s, "not a unicast MAC address"))
 }
 
 /// A valid Linux interface or OVS port name.
 pub fn valid_ifname(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 15 && name != "." && name != ".." && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 fn parse_level(s: &str) -> Option<tracing::Level> {
@@ -224,18 +241,23 @@ fn parse_level(s: &str) -> Option<tracing::Level> {
 impl NetConf {
     /// Parses and validates stdin.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, NetconfError> {
-        let raw_value: Value = serde_json::from_slice(bytes).map_err(|source| NetconfError::Decode { source })?;
+        let raw_value: Value =
+            serde_json::from_slice(bytes).map_err(|source| NetconfError::Decode { source })?;
         if !raw_value.is_object() {
             return Err(invalid("<root>", raw_value.to_string(), "must be a JSON object"));
         }
-        let raw: RawNetConf = serde_json::from_value(raw_value.clone()).map_err(|source| NetconfError::WrongType { source })?;
+        let raw: RawNetConf =
+            serde_json::from_value(raw_value.clone()).map_err(|source| NetconfError::WrongType { source })?;
         let cni_version = raw
             .cni_version
             .as_deref()
             .ok_or(NetconfError::Missing { field: "cniVersion" })?
             .parse()
             .map_err(|source| NetconfError::Version { source })?;
-        let name = raw.name.filter(|n| !n.is_empty()).ok_or(NetconfError::Missing { field: "name" })?;
+        let name = raw
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or(NetconfError::Missing { field: "name" })?;
         if let Some(t) = &raw.plugin_type {
             if t != "sriov-ovs" {
                 tracing::warn!(plugin_type = %t, "network configuration type is not sriov-ovs");
@@ -252,10 +274,18 @@ impl NetConf {
         if !valid_ifname(&bridge) {
             return Err(invalid("bridge", bridge, "not a valid bridge name"));
         }
-        let socket = raw.ovsdb_socket.unwrap_or_else(|| DEFAULT_OVSDB_SOCKET.to_string());
+        let socket = raw
+            .ovsdb_socket
+            .unwrap_or_else(|| DEFAULT_OVSDB_SOCKET.to_string());
         let ovsdb_socket = match socket.strip_prefix("unix:") {
             Some(path) if path.starts_with('/') => PathBuf::from(path),
-            _ => return Err(invalid("ovsdbSocket", socket, "only unix:/absolute/path is supported")),
+            _ => {
+                return Err(invalid(
+                    "ovsdbSocket",
+                    socket,
+                    "only unix:/absolute/path is supported",
+                ))
+            }
         };
         let provider = raw.provider.filter(|p| !p.is_empty());
         let iface_id = match raw.iface_id {
@@ -273,12 +303,19 @@ impl NetConf {
             }
         }
         let mac = raw.mac.as_deref().map(|m| parse_mac("mac", m)).transpose()?;
-        let runtime_mac = rc.mac.as_deref().map(|m| parse_mac("runtimeConfig.mac", m)).transpose()?;
+        let runtime_mac = rc
+            .mac
+            .as_deref()
+            .map(|m| parse_mac("runtimeConfig.mac", m))
+            .transpose()?;
         let runtime_ips = rc
             .ips
             .unwrap_or_default()
             .iter()
-            .map(|ip| ip.parse::<IpNet>().map_err(|_| invalid("runtimeConfig.ips", ip.clone(), "not ADDRESS/PREFIX")))
+            .map(|ip| {
+                ip.parse::<IpNet>()
+                    .map_err(|_| invalid("runtimeConfig.ips", ip.clone(), "not ADDRESS/PREFIX"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let ipam_type = match raw.ipam {
             Some(ipam) => match ipam.ipam_type {
@@ -289,10 +326,16 @@ impl NetConf {
             None => None,
         };
         let log_level = match raw.log_level {
-            Some(l) => parse_level(&l).ok_or_else(|| invalid("logLevel", l, "want error, warning, info, debug or trace"))?,
+            Some(l) => parse_level(&l)
+                .ok_or_else(|| invalid("logLevel", l, "want error, warning, info, debug or trace"))?,
             None => tracing::Level::INFO,
         };
-        let unknown_keys: Vec<String> = raw.other.keys().filter(|k| !TOLERATED.contains(&k.as_str())).cloned().collect();
+        let unknown_keys: Vec<String> = raw
+            .other
+            .keys()
+            .filter(|k| !TOLERATED.contains(&k.as_str()))
+            .cloned()
+            .collect();
         Ok(NetConf {
             cni_version,
             name,
@@ -301,7 +344,9 @@ impl NetConf {
             ovsdb_socket,
             provider,
             iface_id,
-            ovn_installed_timeout: Duration::from_secs(raw.ovn_installed_timeout.unwrap_or(DEFAULT_OVN_INSTALLED_TIMEOUT)),
+            ovn_installed_timeout: Duration::from_secs(
+                raw.ovn_installed_timeout.unwrap_or(DEFAULT_OVN_INSTALLED_TIMEOUT),
+            ),
             mtu: raw.mtu,
             mac,
             runtime_mac,
@@ -336,7 +381,11 @@ impl NetConf {
         }
         let provider = self.provider.as_deref()?;
         let (pod, ns) = (args.pod_name.as_deref()?, args.pod_namespace.as_deref()?);
-        Some(if provider == "ovn" { format!("{pod}.{ns}") } else { format!("{pod}.{ns}.{provider}") })
+        Some(if provider == "ovn" {
+            format!("{pod}.{ns}")
+        } else {
+            format!("{pod}.{ns}.{provider}")
+        })
     }
 
     /// Whether IP addresses come from `runtimeConfig.ips` rather than an IPAM plugin.
@@ -384,10 +433,24 @@ mod tests {
         v["mac"] = json!("02:00:00:00:00:01");
         let args = CniArgs::parse("MAC=02:00:00:00:00:02").unwrap();
         let c = parse(v.clone()).unwrap();
-        assert_eq!(c.effective_mac(&CniArgs::default()).unwrap().unwrap().to_string(), "02:00:00:00:00:01");
-        assert_eq!(c.effective_mac(&args).unwrap().unwrap().to_string(), "02:00:00:00:00:02");
+        assert_eq!(
+            c.effective_mac(&CniArgs::default()).unwrap().unwrap().to_string(),
+            "02:00:00:00:00:01"
+        );
+        assert_eq!(
+            c.effective_mac(&args).unwrap().unwrap().to_string(),
+            "02:00:00:00:00:02"
+        );
         v["runtimeConfig"] = json!({"mac": "02:00:00:00:00:03"});
-        assert_eq!(parse(v).unwrap().effective_mac(&args).unwrap().unwrap().to_string(), "02:00:00:00:00:03");
+        assert_eq!(
+            parse(v)
+                .unwrap()
+                .effective_mac(&args)
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "02:00:00:00:00:03"
+        );
     }
 
     #[test]
@@ -398,10 +461,21 @@ mod tests {
         v["provider"] = json!("ovn");
         assert_eq!(parse(v.clone()).unwrap().ovn_port_name(&args).unwrap(), "p.n");
         v["provider"] = json!("sriov.kube-system");
-        assert_eq!(parse(v.clone()).unwrap().ovn_port_name(&args).unwrap(), "p.n.sriov.kube-system");
-        assert_eq!(parse(v.clone()).unwrap().ovn_port_name(&CniArgs::parse("K8S_POD_NAME=p").unwrap()), None);
+        assert_eq!(
+            parse(v.clone()).unwrap().ovn_port_name(&args).unwrap(),
+            "p.n.sriov.kube-system"
+        );
+        assert_eq!(
+            parse(v.clone())
+                .unwrap()
+                .ovn_port_name(&CniArgs::parse("K8S_POD_NAME=p").unwrap()),
+            None
+        );
         v["ifaceID"] = json!("explicit");
-        assert_eq!(parse(v).unwrap().ovn_port_name(&CniArgs::default()).unwrap(), "explicit");
+        assert_eq!(
+            parse(v).unwrap().ovn_port_name(&CniArgs::default()).unwrap(),
+            "explicit"
+        );
     }
 
     #[test]

@@ -80,43 +80,71 @@ impl Netns {
     /// The current (host) namespace. Must be called inside a tokio runtime.
     pub fn host() -> Result<Netns, NetnsError> {
         let path = PathBuf::from("/proc/thread-self/ns/net");
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path, source })?;
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path, source })?;
         tokio::spawn(conn);
-        Ok(Netns { label: "host".into(), handle, file: None })
+        Ok(Netns {
+            label: "host".into(),
+            handle,
+            file: None,
+        })
     }
 
     /// The namespace at `path`. Must be called inside a tokio runtime.
     pub fn open(path: &Path) -> Result<Netns, NetnsError> {
-        let file = File::open(path).map_err(|source| NetnsError::Open { path: path.to_path_buf(), source })?;
-        let ns_fd = file.try_clone().map_err(|source| NetnsError::Open { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| NetnsError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let ns_fd = file.try_clone().map_err(|source| NetnsError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let runtime = tokio::runtime::Handle::current();
         let owned = path.to_path_buf();
         let joined = std::thread::spawn(move || {
-            setns(ns_fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter { path: owned.clone(), source })?;
+            setns(ns_fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter {
+                path: owned.clone(),
+                source,
+            })?;
             let _enter = runtime.enter();
-            let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path: owned.clone(), source })?;
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| NetnsError::Netlink {
+                path: owned.clone(),
+                source,
+            })?;
             Ok::<_, NetnsError>((conn, handle))
         })
         .join()
-        .map_err(|_| NetnsError::Thread { path: path.to_path_buf() })?;
+        .map_err(|_| NetnsError::Thread {
+            path: path.to_path_buf(),
+        })?;
         let (conn, handle) = joined?;
         tokio::spawn(conn);
-        Ok(Netns { label: path.display().to_string(), handle, file: Some(file) })
+        Ok(Netns {
+            label: path.display().to_string(),
+            handle,
+            file: Some(file),
+        })
     }
 
     /// Writes `value` to `/proc/sys/<key>` as seen from this namespace (e.g. `net/ipv4/conf/eth0/arp_notify`).
     pub fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
         let path = PathBuf::from("/proc/sys").join(key);
         let ns_fd = match &self.file {
-            Some(f) => Some(f.try_clone().map_err(|source| NetnsError::Open { path: PathBuf::from(&self.label), source })?),
+            Some(f) => Some(f.try_clone().map_err(|source| NetnsError::Open {
+                path: PathBuf::from(&self.label),
+                source,
+            })?),
             None => None,
         };
         let (label, target, value) = (PathBuf::from(&self.label), path.clone(), value.to_string());
         std::thread::spawn(move || {
             if let Some(fd) = ns_fd {
-                setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter { path: label, source })?;
+                setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| NetnsError::Enter { path: label, source })?;
             }
-            std::fs::write(&target, value.as_bytes()).map_err(|source| NetnsError::Sysctl { path: target, source })
+            std::fs::write(&target, value.as_bytes())
+                .map_err(|source| NetnsError::Sysctl { path: target, source })
         })
         .join()
         .map_err(|_| NetnsError::Thread { path })?
@@ -126,7 +154,6 @@ impl Netns {
     pub fn fd(&self) -> Option<RawFd> {
         self.file.as_ref().map(|f| f.as_raw_fd())
     }
-
 }
 
 /// Opens the host namespace as a file (to move links back into it).

@@ -2,8 +2,8 @@
 
 use crate::port_ids;
 use crate::traits::{Cause, Ovs, OvsError, PortSpec, PortState};
-use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
 use ovsdb_client::vswitch::DB;
+use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
 use ovsdb_client::{Atom, Client, Mutation, Mutator, Operation, OperationResult, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,7 +25,10 @@ impl OvsdbOvs {
     /// Connects to the OVSDB server at the unix socket `socket`. Must run inside a tokio runtime.
     pub async fn connect(socket: &Path) -> Result<OvsdbOvs, OvsError> {
         let endpoint = format!("unix:{}", socket.display());
-        let client = Client::connect(&endpoint).await.map_err(|e| OvsError::Connect { socket: socket.to_path_buf(), source: cause(e) })?;
+        let client = Client::connect(&endpoint).await.map_err(|e| OvsError::Connect {
+            socket: socket.to_path_buf(),
+            source: cause(e),
+        })?;
         let client = client.with_request_timeout(Some(REQUEST_TIMEOUT));
         Ok(OvsdbOvs { vs: client.vswitch() })
     }
@@ -40,12 +43,22 @@ fn int_of(res: Option<&OperationResult>, col: &str) -> Option<i64> {
 }
 
 fn state(i: InterfaceInfo) -> PortState {
-    PortState { name: i.name, external_ids: i.external_ids, ofport: i.ofport.map(i64::from) }
+    PortState {
+        name: i.name,
+        external_ids: i.external_ids,
+        ofport: i.ofport.map(i64::from),
+    }
 }
 
 impl Ovs for OvsdbOvs {
     async fn bridge_exists(&self, bridge: &str) -> Result<bool, OvsError> {
-        self.vs.bridge_exists(bridge).await.map_err(|e| OvsError::BridgeLookup { bridge: bridge.to_string(), source: cause(e) })
+        self.vs
+            .bridge_exists(bridge)
+            .await
+            .map_err(|e| OvsError::BridgeLookup {
+                bridge: bridge.to_string(),
+                source: cause(e),
+            })
     }
 
     async fn add_port(&self, spec: &PortSpec) -> Result<(), OvsError> {
@@ -56,7 +69,11 @@ impl Ovs for OvsdbOvs {
             .tag(spec.vlan)
             .execute()
             .await
-            .map_err(|e| OvsError::AddPort { bridge: spec.bridge.clone(), port: spec.name.clone(), source: cause(e) })?;
+            .map_err(|e| OvsError::AddPort {
+                bridge: spec.bridge.clone(),
+                port: spec.name.clone(),
+                source: cause(e),
+            })?;
         for old in added.replaced {
             tracing::info!(port = %old.name, owner = ?old.external_ids.get(port_ids::CONTAINER_ID), "replaced a stale OVS port of the same name");
         }
@@ -70,11 +87,18 @@ impl Ovs for OvsdbOvs {
             .execute()
             .await
             .map(drop)
-            .map_err(|e| OvsError::DelPort { bridge: bridge.to_string(), port: port.to_string(), source: cause(e) })
+            .map_err(|e| OvsError::DelPort {
+                bridge: bridge.to_string(),
+                port: port.to_string(),
+                source: cause(e),
+            })
     }
 
     async fn port(&self, name: &str) -> Result<Option<PortState>, OvsError> {
-        let found = self.vs.interface(name).await.map_err(|e| OvsError::ReadPort { port: name.to_string(), source: cause(e) })?;
+        let found = self.vs.interface(name).await.map_err(|e| OvsError::ReadPort {
+            port: name.to_string(),
+            source: cause(e),
+        })?;
         Ok(found.map(state))
     }
 
@@ -83,15 +107,25 @@ impl Ovs for OvsdbOvs {
             .vs
             .find_interfaces_by_external_id(key, value)
             .await
-            .map_err(|e| OvsError::ReadPort { port: format!("{key}={value}"), source: cause(e) })?;
+            .map_err(|e| OvsError::ReadPort {
+                port: format!("{key}={value}"),
+                source: cause(e),
+            })?;
         Ok(found.into_iter().map(state).collect())
     }
 
     async fn wait_ofport(&self, name: &str, timeout: Duration) -> Result<i64, OvsError> {
         match self.vs.wait_for_ofport(name, timeout).await {
             Ok(p) => Ok(i64::from(p)),
-            Err(e @ VsError::OfportTimeout { .. }) => Err(OvsError::OfportTimeout { port: name.to_string(), timeout, source: Some(cause(e)) }),
-            Err(e) => Err(OvsError::ReadPort { port: name.to_string(), source: cause(e) }),
+            Err(e @ VsError::OfportTimeout { .. }) => Err(OvsError::OfportTimeout {
+                port: name.to_string(),
+                timeout,
+                source: Some(cause(e)),
+            }),
+            Err(e) => Err(OvsError::ReadPort {
+                port: name.to_string(),
+                source: cause(e),
+            }),
         }
     }
 
@@ -102,15 +136,27 @@ impl Ovs for OvsdbOvs {
             Operation::Mutate {
                 table: "Open_vSwitch".into(),
                 conditions: vec![],
-                mutations: vec![Mutation { column: "next_cfg".into(), mutator: Mutator::Add, value: Value::Atom(Atom::Integer(1)) }],
+                mutations: vec![Mutation {
+                    column: "next_cfg".into(),
+                    mutator: Mutator::Add,
+                    value: Value::Atom(Atom::Integer(1)),
+                }],
             },
             Operation::select("Open_vSwitch", vec![], &["next_cfg"]),
         ];
-        let res = client.transact(DB, bump).await.map_err(|e| fail(Some(cause(e))))?;
-        let Some(want) = int_of(res.get(1), "next_cfg") else { return Ok(()) };
+        let res = client
+            .transact(DB, bump)
+            .await
+            .map_err(|e| fail(Some(cause(e))))?;
+        let Some(want) = int_of(res.get(1), "next_cfg") else {
+            return Ok(());
+        };
         let start = Instant::now();
         loop {
-            let res = client.transact(DB, vec![Operation::select("Open_vSwitch", vec![], &["cur_cfg"])]).await.map_err(|e| fail(Some(cause(e))))?;
+            let res = client
+                .transact(DB, vec![Operation::select("Open_vSwitch", vec![], &["cur_cfg"])])
+                .await
+                .map_err(|e| fail(Some(cause(e))))?;
             if int_of(res.first(), "cur_cfg").is_some_and(|cur| cur >= want) {
                 return Ok(());
             }
@@ -122,10 +168,21 @@ impl Ovs for OvsdbOvs {
     }
 
     async fn wait_ovn_installed(&self, name: &str, timeout: Duration) -> Result<(), OvsError> {
-        match self.vs.wait_for_external_id(name, port_ids::OVN_INSTALLED, "true", timeout).await {
+        match self
+            .vs
+            .wait_for_external_id(name, port_ids::OVN_INSTALLED, "true", timeout)
+            .await
+        {
             Ok(()) => Ok(()),
-            Err(e @ VsError::ExternalIdTimeout { .. }) => Err(OvsError::OvnInstalledTimeout { port: name.to_string(), timeout, source: Some(cause(e)) }),
-            Err(e) => Err(OvsError::ReadPort { port: name.to_string(), source: cause(e) }),
+            Err(e @ VsError::ExternalIdTimeout { .. }) => Err(OvsError::OvnInstalledTimeout {
+                port: name.to_string(),
+                timeout,
+                source: Some(cause(e)),
+            }),
+            Err(e) => Err(OvsError::ReadPort {
+                port: name.to_string(),
+                source: cause(e),
+            }),
         }
     }
 }

@@ -91,7 +91,13 @@ mod tests {
         assert_eq!(m["iface-id"], "p.ns");
         assert_eq!(m["ip"], "10.0.0.2,fd00::2");
         assert_eq!(m["vendor"], "sriov-ovs");
-        let m = external_ids(&PortIdentity { netns: "/n", container_id: "c", ifname: "eth0", pci: "x", ..Default::default() });
+        let m = external_ids(&PortIdentity {
+            netns: "/n",
+            container_id: "c",
+            ifname: "eth0",
+            pci: "x",
+            ..Default::default()
+        });
         assert!(!m.contains_key("iface-id") && !m.contains_key("ip") && !m.contains_key("pod_namespace"));
     }
 }

@@ -62,7 +62,9 @@ pub enum ReleaseError {
 impl ErrorCode for ReleaseError {
     fn code(&self) -> u32 {
         match self {
-            ReleaseError::Vf { .. } | ReleaseError::Representor { .. } | ReleaseError::HostNs { .. } => code::NETLINK,
+            ReleaseError::Vf { .. } | ReleaseError::Representor { .. } | ReleaseError::HostNs { .. } => {
+                code::NETLINK
+            }
             ReleaseError::Port { source, .. } => source.code(),
             ReleaseError::Ipam { source } => source.code(),
         }
@@ -82,7 +84,12 @@ pub fn open_pod_ns(path: Option<&Path>) -> Option<Netns> {
 }
 
 /// Finds the VF in the host namespace: by alias, by the names sysfs shows, by cached ifindex.
-pub async fn find_vf_on_host(host: &Netns, alias: &str, sysfs_names: &[String], cached: Option<(u32, &[&str])>) -> Result<Option<Link>, LinkError> {
+pub async fn find_vf_on_host(
+    host: &Netns,
+    alias: &str,
+    sysfs_names: &[String],
+    cached: Option<(u32, &[&str])>,
+) -> Result<Option<Link>, LinkError> {
     let links = link::list(&host.handle, &host.label).await?;
     if let Some(l) = links.iter().find(|l| l.alias.as_deref() == Some(alias)) {
         return Ok(Some(l.clone()));
@@ -100,7 +107,8 @@ pub async fn find_vf_on_host(host: &Netns, alias: &str, sysfs_names: &[String], 
 }
 
 fn is_dev_n(name: &str) -> bool {
-    name.strip_prefix("dev").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix("dev")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Temporary name used while moving a VF between namespaces (unique per VF).
@@ -111,21 +119,39 @@ pub fn temp_name(pci: &str) -> String {
 }
 
 /// Brings the VF back to the host namespace under its original name, MAC, MTU, alias and state.
-pub async fn restore_vf(host: &Netns, pod: Option<&Netns>, rec: &AttachmentRecord, sysfs_names: &[String]) -> Result<(), ReleaseError> {
+pub async fn restore_vf(
+    host: &Netns,
+    pod: Option<&Netns>,
+    rec: &AttachmentRecord,
+    sysfs_names: &[String],
+) -> Result<(), ReleaseError> {
     let Some(saved) = &rec.vf else { return Ok(()) };
-    let err = |source| ReleaseError::Vf { pci: rec.pci.clone(), source };
+    let err = |source| ReleaseError::Vf {
+        pci: rec.pci.clone(),
+        source,
+    };
     if let Some(pod) = pod {
-        if let Some(l) = link::by_alias(&pod.handle, &pod.label, &rec.alias).await.map_err(err)? {
+        if let Some(l) = link::by_alias(&pod.handle, &pod.label, &rec.alias)
+            .await
+            .map_err(err)?
+        {
             link::set_up(&pod.handle, &l, false).await.map_err(err)?;
             let tmp = temp_name(&rec.pci);
-            link::rename_clearing_altname(&pod.handle, &pod.label, &l, &tmp).await.map_err(err)?;
+            link::rename_clearing_altname(&pod.handle, &pod.label, &l, &tmp)
+                .await
+                .map_err(err)?;
             let l = Link { name: tmp, ..l };
             let host_file = host_ns_file().map_err(|source| ReleaseError::HostNs { source })?;
-            link::move_to_netns(&pod.handle, &l, host_file.as_raw_fd(), "host").await.map_err(err)?;
+            link::move_to_netns(&pod.handle, &l, host_file.as_raw_fd(), "host")
+                .await
+                .map_err(err)?;
         }
     }
     let names = [rec.ifname.as_str(), saved.name.as_str()];
-    let Some(l) = find_vf_on_host(host, &rec.alias, sysfs_names, Some((saved.ifindex, &names))).await.map_err(err)? else {
+    let Some(l) = find_vf_on_host(host, &rec.alias, sysfs_names, Some((saved.ifindex, &names)))
+        .await
+        .map_err(err)?
+    else {
         tracing::warn!(pci = %rec.pci, "VF netdev not found in the pod or on the host; nothing to restore");
         return Ok(());
     };
@@ -133,8 +159,20 @@ pub async fn restore_vf(host: &Netns, pod: Option<&Netns>, rec: &AttachmentRecor
     if l.up {
         link::set_up(h, &l, false).await.map_err(err)?;
     }
-    link::rename_clearing_altname(h, &host.label, &l, &saved.name).await.map_err(err)?;
-    let mut l = Link { name: saved.name.clone(), ..l };
+    match link::rename_clearing_altname(h, &host.label, &l, &saved.name).await {
+        Ok(()) => {}
+        Err(e @ LinkError::NameTaken { .. }) => {
+            // Another link took the name meanwhile: leave the VF under its current name, keep
+            // the alias so the next ADD or DEL still finds it.
+            tracing::warn!(error = %e, current = %l.name, "VF back on the host but not under its original name");
+            return Ok(());
+        }
+        Err(e) => return Err(err(e)),
+    }
+    let mut l = Link {
+        name: saved.name.clone(),
+        ..l
+    };
     for stale in [rec.ifname.as_str(), temp_name(&rec.pci).as_str()] {
         if stale != saved.name && l.altnames.iter().any(|a| a == stale) {
             link::del_altname(h, &l, stale).await.map_err(err)?;
@@ -151,7 +189,9 @@ pub async fn restore_vf(host: &Netns, pod: Option<&Netns>, rec: &AttachmentRecor
             link::set_mtu(h, &l, mtu).await.map_err(err)?;
         }
     }
-    link::set_alias(h, &l, saved.alias.as_deref().unwrap_or("")).await.map_err(err)?;
+    link::set_alias(h, &l, saved.alias.as_deref().unwrap_or(""))
+        .await
+        .map_err(err)?;
     if saved.up {
         link::set_up(h, &l, true).await.map_err(err)?;
     }
@@ -162,7 +202,10 @@ pub async fn restore_vf(host: &Netns, pod: Option<&Netns>, rec: &AttachmentRecor
 /// Gives the representor back its original name and MTU.
 pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result<(), ReleaseError> {
     let r = &rec.representor;
-    let err = |source| ReleaseError::Representor { name: r.name.clone(), source };
+    let err = |source| ReleaseError::Representor {
+        name: r.name.clone(),
+        source,
+    };
     let links = link::list(&host.handle, &host.label).await.map_err(err)?;
     let found = links
         .iter()
@@ -178,15 +221,23 @@ pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result
         if l.up {
             link::set_up(h, &l, false).await.map_err(err)?;
         }
-        link::rename_clearing_altname(h, &host.label, &l, &r.name).await.map_err(err)?;
+        link::rename_clearing_altname(h, &host.label, &l, &r.name)
+            .await
+            .map_err(err)?;
     }
-    let l = Link { name: r.name.clone(), ..l };
+    let l = Link {
+        name: r.name.clone(),
+        ..l
+    };
     if let Some(mtu) = r.mtu {
         if l.mtu != Some(mtu) {
             link::set_mtu(h, &l, mtu).await.map_err(err)?;
         }
     }
-    let is_up = link::by_index(h, &host.label, l.index).await.map_err(err)?.is_some_and(|l| l.up);
+    let is_up = link::by_index(h, &host.label, l.index)
+        .await
+        .map_err(err)?
+        .is_some_and(|l| l.up);
     if is_up != r.up {
         link::set_up(h, &l, r.up).await.map_err(err)?;
     }
@@ -196,7 +247,10 @@ pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result
 /// Removes our OVS port, unless a newer attachment (another container ID) has it.
 pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<(), ReleaseError> {
     let port = &rec.representor.new_name;
-    let err = |source| ReleaseError::Port { port: port.clone(), source };
+    let err = |source| ReleaseError::Port {
+        port: port.clone(),
+        source,
+    };
     tracing::trace!(port = %port, "looking up OVS port");
     let found = ovs.port(port).await.map_err(err)?;
     tracing::trace!(port = %port, "looked up OVS port");
@@ -215,7 +269,11 @@ pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<(), 
             }
         }
     }
-    for stale in ovs.find_ports(port_ids::CONTAINER_ID, &rec.container_id).await.map_err(err)? {
+    for stale in ovs
+        .find_ports(port_ids::CONTAINER_ID, &rec.container_id)
+        .await
+        .map_err(err)?
+    {
         if stale.external_ids.get(port_ids::IFNAME) == Some(&rec.ifname) {
             ovs.del_port(&rec.bridge, &stale.name).await.map_err(err)?;
         }
@@ -228,15 +286,33 @@ pub fn ipam_del(rec: &AttachmentRecord, netns: &str) -> Result<(), ReleaseError>
     if !rec.ipam_delegated {
         return Ok(());
     }
-    let Some(plugin) = rec.conf.get("ipam").and_then(|i| i.get("type")).and_then(|t| t.as_str()) else {
+    let Some(plugin) = rec
+        .conf
+        .get("ipam")
+        .and_then(|i| i.get("type"))
+        .and_then(|t| t.as_str())
+    else {
         return Ok(());
     };
-    let env = IpamEnv { container_id: &rec.container_id, netns, ifname: &rec.ifname, args: &rec.cni_args, path: &rec.cni_path };
+    let env = IpamEnv {
+        container_id: &rec.container_id,
+        netns,
+        ifname: &rec.ifname,
+        args: &rec.cni_args,
+        path: &rec.cni_path,
+    };
     ipam::del(plugin, &env, &rec.conf).map_err(|source| ReleaseError::Ipam { source })
 }
 
 /// Every host-side release step, in order, continuing past failures; returns the first failure.
-pub async fn release_all<O: Ovs>(ovs: &O, host: &Netns, pod: Option<&Netns>, rec: &AttachmentRecord, sysfs_names: &[String], ipam: bool) -> Result<(), ReleaseError> {
+pub async fn release_all<O: Ovs>(
+    ovs: &O,
+    host: &Netns,
+    pod: Option<&Netns>,
+    rec: &AttachmentRecord,
+    sysfs_names: &[String],
+    ipam: bool,
+) -> Result<(), ReleaseError> {
     let mut first: Option<ReleaseError> = None;
     let mut note = |r: Result<(), ReleaseError>| {
         if let Err(e) = r {
@@ -273,7 +349,10 @@ mod tests {
     use crate::state::{Phase, SavedRepresentor};
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     fn rec(cid: &str) -> AttachmentRecord {
@@ -284,7 +363,13 @@ mod tests {
             pci: "0000:84:00.2".into(),
             alias: "sriov-ovs:0000:84:00.2".into(),
             vf: None,
-            representor: SavedRepresentor { name: "pf0vf0".into(), ifindex: 9, mtu: None, new_name: "abc_h".into(), up: true },
+            representor: SavedRepresentor {
+                name: "pf0vf0".into(),
+                ifindex: 9,
+                mtu: None,
+                new_name: "abc_h".into(),
+                up: true,
+            },
             bridge: "br-int".into(),
             ovn_port: None,
             cni_path: String::new(),
@@ -298,7 +383,10 @@ mod tests {
 
     #[test]
     fn remove_port_deletes_ours_and_waits_for_vswitchd() {
-        let ovs = FakeOvs::default().with_port("abc_h", &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")]);
+        let ovs = FakeOvs::default().with_port(
+            "abc_h",
+            &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")],
+        );
         block(remove_port(&ovs, &rec("c1"))).unwrap();
         assert!(ovs.ports.borrow().is_empty());
         let calls = ovs.calls.borrow();
@@ -308,7 +396,10 @@ mod tests {
 
     #[test]
     fn remove_port_leaves_a_newer_owners_port_alone() {
-        let ovs = FakeOvs::default().with_port("abc_h", &[(port_ids::CONTAINER_ID, "newer"), (port_ids::IFNAME, "eth0")]);
+        let ovs = FakeOvs::default().with_port(
+            "abc_h",
+            &[(port_ids::CONTAINER_ID, "newer"), (port_ids::IFNAME, "eth0")],
+        );
         block(remove_port(&ovs, &rec("c1"))).unwrap();
         assert!(ovs.ports.borrow().contains_key("abc_h"));
         assert!(!ovs.calls.borrow().iter().any(|c| c.starts_with("del_port")));
@@ -316,15 +407,24 @@ mod tests {
 
     #[test]
     fn remove_port_also_drops_stale_ports_of_the_same_attachment() {
-        let ovs = FakeOvs::default().with_port("old_h", &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")]);
+        let ovs = FakeOvs::default().with_port(
+            "old_h",
+            &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")],
+        );
         block(remove_port(&ovs, &rec("c1"))).unwrap();
         assert!(ovs.ports.borrow().is_empty());
     }
 
     #[test]
     fn remove_port_reports_ovsdb_down() {
-        let ovs = FakeOvs { down: true, ..Default::default() };
-        assert_eq!(block(remove_port(&ovs, &rec("c1"))).unwrap_err().code(), crate::error::code::OVSDB);
+        let ovs = FakeOvs {
+            down: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            block(remove_port(&ovs, &rec("c1"))).unwrap_err().code(),
+            crate::error::code::OVSDB
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ mod tests {
 
     #[test]
     fn long_ifname_keeps_no_container_chars() {
-        assert_eq!(representor_name("0123456789abcdef", "verylongname"), "_verylongname_h");
+        assert_eq!(
+            representor_name("0123456789abcdef", "verylongname"),
+            "_verylongname_h"
+        );
     }
 }

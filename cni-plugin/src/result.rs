@@ -84,7 +84,10 @@ pub struct Dns {
 
 impl Dns {
     fn is_empty(&self) -> bool {
-        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
+        self.nameservers.is_empty()
+            && self.domain.is_none()
+            && self.search.is_empty()
+            && self.options.is_empty()
     }
 }
 
@@ -159,7 +162,14 @@ impl CniResult {
                 if version >= CniVersion::V1_1_0 {
                     json!(r)
                 } else {
-                    json!(Route { mtu: None, advmss: None, priority: None, table: None, scope: None, ..r.clone() })
+                    json!(Route {
+                        mtu: None,
+                        advmss: None,
+                        priority: None,
+                        table: None,
+                        scope: None,
+                        ..r.clone()
+                    })
                 }
             })
             .collect();
@@ -199,12 +209,37 @@ mod tests {
     fn sample() -> CniResult {
         CniResult {
             interfaces: vec![
-                Interface { name: "eth0".into(), mac: Some("02:00:00:00:00:01".into()), sandbox: Some("/run/netns/x".into()), mtu: Some(1400), pci_id: Some("0000:84:00.2".into()) },
-                Interface { name: "abc_h".into(), mac: Some("02:00:00:00:00:02".into()), ..Default::default() },
+                Interface {
+                    name: "eth0".into(),
+                    mac: Some("02:00:00:00:00:01".into()),
+                    sandbox: Some("/run/netns/x".into()),
+                    mtu: Some(1400),
+                    pci_id: Some("0000:84:00.2".into()),
+                },
+                Interface {
+                    name: "abc_h".into(),
+                    mac: Some("02:00:00:00:00:02".into()),
+                    ..Default::default()
+                },
             ],
-            ips: vec![IpConfig { address: "10.0.0.5/24".parse().unwrap(), gateway: Some("10.0.0.1".parse().unwrap()), interface: Some(0) }],
-            routes: vec![Route { dst: "0.0.0.0/0".parse().unwrap(), gw: None, mtu: Some(1300), advmss: None, priority: None, table: None, scope: None }],
-            dns: Dns { nameservers: vec!["10.0.0.10".into()], ..Default::default() },
+            ips: vec![IpConfig {
+                address: "10.0.0.5/24".parse().unwrap(),
+                gateway: Some("10.0.0.1".parse().unwrap()),
+                interface: Some(0),
+            }],
+            routes: vec![Route {
+                dst: "0.0.0.0/0".parse().unwrap(),
+                gw: None,
+                mtu: Some(1300),
+                advmss: None,
+                priority: None,
+                table: None,
+                scope: None,
+            }],
+            dns: Dns {
+                nameservers: vec!["10.0.0.10".into()],
+                ..Default::default()
+            },
         }
     }
 

@@ -93,6 +93,9 @@ mod tests {
         rb.push(Undo::StateFiles);
         rb.push(Undo::RestoreVf);
         rb.push(Undo::DelPort);
-        assert_eq!(rb.pending().copied().collect::<Vec<_>>(), vec![Undo::DelPort, Undo::RestoreVf, Undo::StateFiles]);
+        assert_eq!(
+            rb.pending().copied().collect::<Vec<_>>(),
+            vec![Undo::DelPort, Undo::RestoreVf, Undo::StateFiles]
+        );
     }
 }

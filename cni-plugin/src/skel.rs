@@ -160,7 +160,8 @@ impl ErrorCode for SkelError {
 
 fn valid_container_id(id: &str) -> bool {
     let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Reads `CNI_COMMAND`.
@@ -179,22 +180,41 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
     let needs_container = matches!(verb, Verb::Add | Verb::Del | Verb::Check);
     let container_id = get("CNI_CONTAINERID").to_string();
     let ifname = get("CNI_IFNAME").to_string();
-    let netns = Some(get("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
+    let netns = Some(get("CNI_NETNS"))
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
     if needs_container {
         if container_id.is_empty() {
-            return Err(SkelError::MissingEnv { name: "CNI_CONTAINERID", verb: verb.as_str() });
+            return Err(SkelError::MissingEnv {
+                name: "CNI_CONTAINERID",
+                verb: verb.as_str(),
+            });
         }
         if !valid_container_id(&container_id) {
-            return Err(SkelError::InvalidEnv { name: "CNI_CONTAINERID", value: container_id, reason: "want [A-Za-z0-9][A-Za-z0-9_.-]*" });
+            return Err(SkelError::InvalidEnv {
+                name: "CNI_CONTAINERID",
+                value: container_id,
+                reason: "want [A-Za-z0-9][A-Za-z0-9_.-]*",
+            });
         }
         if ifname.is_empty() {
-            return Err(SkelError::MissingEnv { name: "CNI_IFNAME", verb: verb.as_str() });
+            return Err(SkelError::MissingEnv {
+                name: "CNI_IFNAME",
+                verb: verb.as_str(),
+            });
         }
         if !valid_ifname(&ifname) {
-            return Err(SkelError::InvalidEnv { name: "CNI_IFNAME", value: ifname, reason: "not a valid interface name" });
+            return Err(SkelError::InvalidEnv {
+                name: "CNI_IFNAME",
+                value: ifname,
+                reason: "not a valid interface name",
+            });
         }
         if verb != Verb::Del && netns.is_none() {
-            return Err(SkelError::MissingEnv { name: "CNI_NETNS", verb: verb.as_str() });
+            return Err(SkelError::MissingEnv {
+                name: "CNI_NETNS",
+                verb: verb.as_str(),
+            });
         }
     }
     let args_raw = get("CNI_ARGS").to_string();
@@ -207,10 +227,22 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
     };
     if let Some(min) = required {
         if conf.cni_version < min {
-            return Err(SkelError::VerbNotInVersion { verb: verb.as_str(), version: conf.cni_version });
+            return Err(SkelError::VerbNotInVersion {
+                verb: verb.as_str(),
+                version: conf.cni_version,
+            });
         }
     }
-    let req = Request { container_id, netns, ifname, args_raw, args, path: get("CNI_PATH").to_string(), conf, env: env.clone() };
+    let req = Request {
+        container_id,
+        netns,
+        ifname,
+        args_raw,
+        args,
+        path: get("CNI_PATH").to_string(),
+        conf,
+        env: env.clone(),
+    };
     Ok(match verb {
         Verb::Add => Command::Add(req),
         Verb::Del => Command::Del(req),
@@ -225,7 +257,11 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
 pub fn error_version(stdin: &[u8]) -> &'static str {
     serde_json::from_slice::<serde_json::Value>(stdin)
         .ok()
-        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).and_then(|s| s.parse::<CniVersion>().ok()))
+        .and_then(|v| {
+            v.get("cniVersion")
+                .and_then(|s| s.as_str())
+                .and_then(|s| s.parse::<CniVersion>().ok())
+        })
         .unwrap_or(CniVersion::LATEST)
         .as_str()
 }
@@ -235,7 +271,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const CONF: &[u8] = br#"{"cniVersion":"1.1.0","name":"n","type":"sriov-ovs","deviceID":"0000:84:00.2"}"#;
@@ -244,43 +283,115 @@ mod tests {
     fn add_needs_container_netns_and_ifname() {
         let e = parse(&env(&[("CNI_COMMAND", "ADD")]), CONF).unwrap_err();
         assert_eq!(e.code(), 4);
-        let e = parse(&env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0")]), CONF).unwrap_err();
-        assert!(matches!(e, SkelError::MissingEnv { name: "CNI_NETNS", .. }));
-        let ok = parse(&env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/run/netns/x")]), CONF).unwrap();
+        let e = parse(
+            &env(&[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_IFNAME", "eth0"),
+            ]),
+            CONF,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            SkelError::MissingEnv {
+                name: "CNI_NETNS",
+                ..
+            }
+        ));
+        let ok = parse(
+            &env(&[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_NETNS", "/run/netns/x"),
+            ]),
+            CONF,
+        )
+        .unwrap();
         assert!(matches!(ok, Command::Add(_)));
     }
 
     #[test]
     fn del_tolerates_empty_netns() {
-        let c = parse(&env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "")]), CONF).unwrap();
+        let c = parse(
+            &env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_NETNS", ""),
+            ]),
+            CONF,
+        )
+        .unwrap();
         let Command::Del(r) = c else { panic!() };
         assert!(r.netns.is_none());
     }
 
     #[test]
     fn unknown_command_and_bad_ids_are_env_errors() {
-        assert_eq!(parse(&env(&[("CNI_COMMAND", "FROB")]), CONF).unwrap_err().code(), 4);
+        assert_eq!(
+            parse(&env(&[("CNI_COMMAND", "FROB")]), CONF).unwrap_err().code(),
+            4
+        );
         assert_eq!(parse(&env(&[]), CONF).unwrap_err().code(), 4);
-        let e = parse(&env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "-bad"), ("CNI_IFNAME", "eth0")]), CONF).unwrap_err();
+        let e = parse(
+            &env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "-bad"),
+                ("CNI_IFNAME", "eth0"),
+            ]),
+            CONF,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), 4);
-        let e = parse(&env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "waytoolonginterfacename")]), CONF).unwrap_err();
+        let e = parse(
+            &env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_IFNAME", "waytoolonginterfacename"),
+            ]),
+            CONF,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), 4);
     }
 
     #[test]
     fn verbs_gated_by_version() {
         let old = br#"{"cniVersion":"0.3.1","name":"n"}"#;
-        let e = parse(&env(&[("CNI_COMMAND", "CHECK"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/x")]), old).unwrap_err();
+        let e = parse(
+            &env(&[
+                ("CNI_COMMAND", "CHECK"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_NETNS", "/x"),
+            ]),
+            old,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), 1);
         let v1 = br#"{"cniVersion":"1.0.0","name":"n"}"#;
-        assert_eq!(parse(&env(&[("CNI_COMMAND", "STATUS")]), v1).unwrap_err().code(), 1);
-        assert!(matches!(parse(&env(&[("CNI_COMMAND", "STATUS")]), CONF).unwrap(), Command::Status(_)));
-        assert!(matches!(parse(&env(&[("CNI_COMMAND", "GC")]), CONF).unwrap(), Command::Gc(_)));
+        assert_eq!(
+            parse(&env(&[("CNI_COMMAND", "STATUS")]), v1).unwrap_err().code(),
+            1
+        );
+        assert!(matches!(
+            parse(&env(&[("CNI_COMMAND", "STATUS")]), CONF).unwrap(),
+            Command::Status(_)
+        ));
+        assert!(matches!(
+            parse(&env(&[("CNI_COMMAND", "GC")]), CONF).unwrap(),
+            Command::Gc(_)
+        ));
     }
 
     #[test]
     fn version_needs_nothing_else() {
-        assert!(matches!(parse(&env(&[("CNI_COMMAND", "VERSION")]), b"").unwrap(), Command::Version));
+        assert!(matches!(
+            parse(&env(&[("CNI_COMMAND", "VERSION")]), b"").unwrap(),
+            Command::Version
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Attachment records in `stateDir` (atomic writes) and the per-VF lock and owner record.
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
@@ -201,7 +201,15 @@ pub struct VfLock {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl StateDir {
@@ -219,7 +227,8 @@ impl StateDir {
     }
 
     fn attachment_path(&self, container_id: &str, ifname: &str) -> PathBuf {
-        self.attachments_dir().join(format!("{}.{}.json", sanitize(container_id), sanitize(ifname)))
+        self.attachments_dir()
+            .join(format!("{}.{}.json", sanitize(container_id), sanitize(ifname)))
     }
 
     fn owner_path(&self, pci: &str) -> PathBuf {
@@ -227,7 +236,10 @@ impl StateDir {
     }
 
     fn ensure(&self, dir: &Path) -> Result<(), StateError> {
-        fs::create_dir_all(dir).map_err(|source| StateError::CreateDir { path: dir.to_path_buf(), source })
+        fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })
     }
 
     /// Takes the VF's lock, waiting up to `timeout`.
@@ -242,11 +254,21 @@ impl StateDir {
                 .truncate(false)
                 .write(true)
                 .open(&path)
-                .map_err(|source| StateError::OpenLock { path: path.clone(), source })?;
+                .map_err(|source| StateError::OpenLock {
+                    path: path.clone(),
+                    source,
+                })?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(VfLock { _lock: lock }),
-                Err((_, Errno::EWOULDBLOCK)) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
-                Err((_, Errno::EWOULDBLOCK)) => return Err(StateError::LockBusy { path, waited: start.elapsed() }),
+                Err((_, Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(StateError::LockBusy {
+                        path,
+                        waited: start.elapsed(),
+                    })
+                }
                 Err((_, source)) => return Err(StateError::Lock { path, source }),
             }
         }
@@ -286,7 +308,9 @@ impl StateDir {
             match read_json::<AttachmentRecord>(&path) {
                 Ok(Some(rec)) => out.push(rec),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(path = %path.display(), error = %err, "skipping unreadable state file"),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "skipping unreadable state file")
+                }
             }
         }
         Ok(out)
@@ -311,7 +335,10 @@ impl StateDir {
 
 fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let err = |source| StateError::Write { path: path.to_path_buf(), source };
+    let err = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
     let mut file = File::create(&tmp).map_err(err)?;
     // No fsync: the records must survive a crash of the plugin (the page cache does), not a
@@ -323,9 +350,17 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> 
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| StateError::Corrupt { path: path.to_path_buf(), source }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Read { path: path.to_path_buf(), source }),
+        Err(source) => Err(StateError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -333,7 +368,10 @@ fn remove(path: &Path) -> Result<(), StateError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StateError::Remove { path: path.to_path_buf(), source }),
+        Err(source) => Err(StateError::Remove {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -348,8 +386,21 @@ mod tests {
             netns: "/run/netns/x".into(),
             pci: "0000:84:00.2".into(),
             alias: "sriov-ovs:0000:84:00.2".into(),
-            vf: Some(SavedVf { name: "enp1".into(), ifindex: 7, mac: None, mtu: Some(1500), alias: None, up: false }),
-            representor: SavedRepresentor { name: "pf0vf0".into(), ifindex: 8, mtu: Some(1500), new_name: "x_net1_h".into(), up: true },
+            vf: Some(SavedVf {
+                name: "enp1".into(),
+                ifindex: 7,
+                mac: None,
+                mtu: Some(1500),
+                alias: None,
+                up: false,
+            }),
+            representor: SavedRepresentor {
+                name: "pf0vf0".into(),
+                ifindex: 8,
+                mtu: Some(1500),
+                new_name: "x_net1_h".into(),
+                up: true,
+            },
             bridge: "br-int".into(),
             ovn_port: None,
             cni_path: "/usr/lib/cni".into(),
@@ -392,7 +443,11 @@ mod tests {
     fn owner_record_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let s = StateDir::new(dir.path());
-        let o = VfOwner { container_id: "c".into(), ifname: "eth0".into(), netns: "/n".into() };
+        let o = VfOwner {
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+            netns: "/n".into(),
+        };
         s.set_owner("0000:84:00.2", &o).unwrap();
         assert_eq!(s.owner("0000:84:00.2").unwrap().unwrap(), o);
         s.clear_owner("0000:84:00.2").unwrap();

@@ -28,7 +28,9 @@ pub async fn status<O: Ovs>(ovs: &O, bridge: &str) -> Result<(), StatusError> {
     if ovs.bridge_exists(bridge).await.map_err(StatusError::Ovsdb)? {
         Ok(())
     } else {
-        Err(StatusError::NoBridge { bridge: bridge.to_string() })
+        Err(StatusError::NoBridge {
+            bridge: bridge.to_string(),
+        })
     }
 }
 
@@ -38,15 +40,24 @@ mod tests {
     use crate::fake_ovs::FakeOvs;
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
     fn status_is_code_50_without_bridge_or_ovsdb() {
-        let ovs = FakeOvs { bridges: vec!["br-int".into()], ..Default::default() };
+        let ovs = FakeOvs {
+            bridges: vec!["br-int".into()],
+            ..Default::default()
+        };
         assert!(block(status(&ovs, "br-int")).is_ok());
         assert_eq!(block(status(&ovs, "br-x")).unwrap_err().code(), 50);
-        let down = FakeOvs { down: true, ..Default::default() };
+        let down = FakeOvs {
+            down: true,
+            ..Default::default()
+        };
         assert_eq!(block(status(&down, "br-int")).unwrap_err().code(), 50);
     }
 }

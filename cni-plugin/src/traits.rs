@@ -121,7 +121,9 @@ pub enum OvsError {
 impl crate::error::ErrorCode for OvsError {
     fn code(&self) -> u32 {
         match self {
-            OvsError::OfportTimeout { .. } | OvsError::OvnInstalledTimeout { .. } | OvsError::ApplyTimeout { .. } => crate::error::code::TIMEOUT,
+            OvsError::OfportTimeout { .. }
+            | OvsError::OvnInstalledTimeout { .. }
+            | OvsError::ApplyTimeout { .. } => crate::error::code::TIMEOUT,
             _ => crate::error::code::OVSDB,
         }
     }
@@ -145,5 +147,6 @@ pub trait Ovs {
     /// bumped `next_cfg`), e.g. has closed a deleted port's netdev before it is renamed.
     fn wait_applied(&self, timeout: Duration) -> impl Future<Output = Result<(), OvsError>>;
     /// Waits for `external_ids:ovn-installed=true`.
-    fn wait_ovn_installed(&self, name: &str, timeout: Duration) -> impl Future<Output = Result<(), OvsError>>;
+    fn wait_ovn_installed(&self, name: &str, timeout: Duration)
+        -> impl Future<Output = Result<(), OvsError>>;
 }

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn version_lists_all_four() {
         let json = serde_json::to_value(version_info()).unwrap();
-        assert_eq!(json["supportedVersions"], serde_json::json!(["0.3.1", "0.4.0", "1.0.0", "1.1.0"]));
+        assert_eq!(
+            json["supportedVersions"],
+            serde_json::json!(["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+        );
         assert_eq!(json["cniVersion"], "1.1.0");
     }
 

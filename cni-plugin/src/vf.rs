@@ -114,9 +114,24 @@ pub fn resolve(sysfs: &Sysfs, pci: &PciAddress) -> Result<VfInfo, VfError> {
     match sysfs.eswitch_mode(&pf) {
         Ok(EswitchMode::Switchdev) => {}
         Ok(EswitchMode::Legacy) => return Err(VfError::Legacy { pci: *pci, pf }),
-        Err(source) => return Err(VfError::Eswitch { pci: *pci, pf, source }),
+        Err(source) => {
+            return Err(VfError::Eswitch {
+                pci: *pci,
+                pf,
+                source,
+            })
+        }
     }
     let driver = f.driver.ok_or(VfError::NoDriver { pci: *pci })?;
-    let rep = sysfs.representor(pci, RepresentorView::Host).map_err(|source| VfError::Representor { pci: *pci, source })?;
-    Ok(VfInfo { pci: *pci, pf, vf_index, driver, netdevs: f.netdevs, representor: rep.netdev })
+    let rep = sysfs
+        .representor(pci, RepresentorView::Host)
+        .map_err(|source| VfError::Representor { pci: *pci, source })?;
+    Ok(VfInfo {
+        pci: *pci,
+        pf,
+        vf_index,
+        driver,
+        netdevs: f.netdevs,
+        representor: rep.netdev,
+    })
 }

@@ -26,7 +26,10 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
     // The VF is in the pod as eth0, up, with the address and the default route.
     let link = pod.ip(&["-o", "link", "show", "eth0"]);
     assert!(link.contains("UP"), "{link}");
-    assert!(link.contains(res["interfaces"][0]["mac"].as_str().unwrap()), "{link}");
+    assert!(
+        link.contains(res["interfaces"][0]["mac"].as_str().unwrap()),
+        "{link}"
+    );
     assert!(pod.ip(&["-o", "addr", "show", "eth0"]).contains("10.77.0.2/24"));
     assert!(pod.ip(&["route"]).contains("default via 10.77.0.1 dev eth0"));
     // Its host name is gone from the node; the representor is renamed and on the bridge.
@@ -34,7 +37,12 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
     assert!(node.link_exists("0123456789ab_h"));
     assert_eq!(node.ports(), vec!["0123456789ab_h".to_string()]);
     let ids = node.iface_col("0123456789ab_h", "external_ids");
-    for want in ["vendor=sriov-ovs", "pod_name=pod-0123456789abcdef0123", "pod_namespace=default", "ip=\"10.77.0.2\""] {
+    for want in [
+        "vendor=sriov-ovs",
+        "pod_name=pod-0123456789abcdef0123",
+        "pod_namespace=default",
+        "ip=\"10.77.0.2\"",
+    ] {
         assert!(ids.contains(want), "{want} not in {ids}");
     }
     assert!(node.iface_col("0123456789ab_h", "ofport").parse::<i64>().unwrap() > 0);
@@ -54,9 +62,16 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
     assert_eq!(node.snapshot(), before);
     // The IP went back to host-local.
     assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.2").exists());
-    let out = node.run(&Call::new("ADD", "fedcba9876543210", &pod.path(), "net1"), &node.conf("1.0.0", 1));
+    let out = node.run(
+        &Call::new("ADD", "fedcba9876543210", &pod.path(), "net1"),
+        &node.conf("1.0.0", 1),
+    );
     assert_eq!(out.expect_ok().json()["interfaces"][1]["name"], "fedcba98_net1_h");
-    node.run(&Call::new("DEL", "fedcba9876543210", &pod.path(), "net1"), &node.conf("1.0.0", 1)).expect_ok();
+    node.run(
+        &Call::new("DEL", "fedcba9876543210", &pod.path(), "net1"),
+        &node.conf("1.0.0", 1),
+    )
+    .expect_ok();
     assert_eq!(node.snapshot(), before);
 }
 
@@ -67,23 +82,111 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
     let before = node.snapshot();
     let mut conf = node.conf("1.1.0", 0);
     conf["mtu"] = serde_json::json!(1400);
+    conf["vlan"] = serde_json::json!(100);
     conf["mac"] = serde_json::json!("02:00:00:00:00:01");
-    conf["runtimeConfig"] = serde_json::json!({"mac": "02:00:00:aa:bb:cc", "ips": ["10.99.0.7/24", "fd00:99::7/64"]});
+    conf["runtimeConfig"] =
+        serde_json::json!({"mac": "02:00:00:aa:bb:cc", "ips": ["10.99.0.7/24", "fd00:99::7/64"]});
     let mut call = Call::new("ADD", "macmtu0123456789", &pod.path(), "eth0");
     call.args.push_str(";MAC=02:00:00:00:00:02");
     let res = node.run(&call, &conf).expect_ok().json();
     assert_eq!(res["interfaces"][0]["mac"], "02:00:00:aa:bb:cc");
     assert_eq!(res["interfaces"][0]["mtu"], 1400);
     let link = pod.ip(&["-o", "link", "show", "eth0"]);
-    assert!(link.contains("mtu 1400") && link.contains("02:00:00:aa:bb:cc"), "{link}");
+    assert!(
+        link.contains("mtu 1400") && link.contains("02:00:00:aa:bb:cc"),
+        "{link}"
+    );
     let addrs = pod.ip(&["-o", "addr", "show", "eth0"]);
-    assert!(addrs.contains("10.99.0.7/24") && addrs.contains("fd00:99::7/64"), "{addrs}");
-    assert!(addrs.lines().filter(|l| l.contains("fd00:99::7")).all(|l| !l.contains("tentative")), "{addrs}");
-    assert!(node.ip(&["-o", "link", "show", "macmtu012345_h"]).contains("mtu 1400"));
-    assert!(node.iface_col("macmtu012345_h", "external_ids:ip").contains("10.99.0.7,fd00:99::7"));
+    assert!(
+        addrs.contains("10.99.0.7/24") && addrs.contains("fd00:99::7/64"),
+        "{addrs}"
+    );
+    assert!(
+        addrs
+            .lines()
+            .filter(|l| l.contains("fd00:99::7"))
+            .all(|l| !l.contains("tentative")),
+        "{addrs}"
+    );
+    assert!(node
+        .ip(&["-o", "link", "show", "macmtu012345_h"])
+        .contains("mtu 1400"));
+    assert!(node
+        .iface_col("macmtu012345_h", "external_ids:ip")
+        .contains("10.99.0.7,fd00:99::7"));
+    assert_eq!(
+        node.ovs
+            .vsctl(&["get", "Port", "macmtu012345_h", "tag"])
+            .unwrap()
+            .trim(),
+        "100"
+    );
     // The gratuitous ARP went through the representor into OVS.
     let flows = node.ovs.appctl(&["dpctl/dump-flows"]).unwrap();
     assert!(flows.contains("0x0806"), "{flows}");
+    assert!(
+        flows.contains("dst=33:33:00:00:00:01"),
+        "unsolicited NA to ff02::1: {flows}"
+    );
     node.run(&call.verb("DEL"), &conf).expect_ok();
     assert_eq!(node.snapshot(), before);
+}
+
+#[test]
+fn check_fails_when_the_attachment_drifted() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let call = Call::new("ADD", "drift0123456789ab", &pod.path(), "eth0");
+    let conf = node.conf("1.0.0", 0);
+    let res = node.run(&call, &conf).expect_ok().json();
+    let mut check = conf.clone();
+    check["prevResult"] = res;
+    node.run(&call.verb("CHECK"), &check).expect_ok();
+    // Someone removes the address in the pod.
+    pod.ip(&["addr", "flush", "dev", "eth0"]);
+    let out = node.run(&call.verb("CHECK"), &check);
+    assert!(
+        out.code() >= 100 && out.json()["msg"].as_str().unwrap().contains("10.77.0.2"),
+        "{}",
+        out.stdout
+    );
+    // Someone removes the OVS port.
+    pod.ip(&["addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+    node.run(&call.verb("CHECK"), &check).expect_ok();
+    node.ovs
+        .vsctl(&["del-port", &node.bridge, "drift0123456_h"])
+        .unwrap();
+    let out = node.run(&call.verb("CHECK"), &check);
+    assert!(
+        out.json()["msg"].as_str().unwrap().contains("missing"),
+        "{}",
+        out.stdout
+    );
+    // CHECK of an unknown attachment.
+    assert_eq!(
+        node.run(
+            &Call::new("CHECK", "unknown0123456789", &pod.path(), "eth1"),
+            &check
+        )
+        .code(),
+        3
+    );
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+}
+
+#[test]
+fn logs_go_to_log_file_and_stdout_holds_only_the_result() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let log = node.dir.path().join("plugin.log");
+    let mut conf = node.conf("1.0.0", 0);
+    conf["logFile"] = serde_json::json!(log);
+    conf["logLevel"] = serde_json::json!("debug");
+    let call = Call::new("ADD", "log0123456789abcd", &pod.path(), "eth0");
+    let out = node.run(&call, &conf);
+    out.expect_ok().json();
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("ADD done"), "{text}");
+    node.run(&call.verb("DEL"), &conf).expect_ok();
 }

@@ -10,15 +10,29 @@ fn sixteen_concurrent_adds_on_different_vfs() {
     let node = Node::new(16);
     let pods: Vec<PodNs> = (0..16).map(|_| PodNs::new()).collect();
     let before = node.snapshot();
-    let calls: Vec<Call> = (0..16).map(|i| Call::new("ADD", &format!("con{i:02}0123456789ab"), &pods[i].path(), "eth0")).collect();
+    let calls: Vec<Call> = (0..16)
+        .map(|i| Call::new("ADD", &format!("con{i:02}0123456789ab"), &pods[i].path(), "eth0"))
+        .collect();
     let results: Vec<Outcome> = thread::scope(|s| {
-        let handles: Vec<_> = calls.iter().enumerate().map(|(i, c)| {
-            let node = &node;
-            s.spawn(move || node.run(c, &node.conf("1.0.0", i as u32)))
-        }).collect();
+        let handles: Vec<_> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let node = &node;
+                s.spawn(move || node.run(c, &node.conf("1.0.0", i as u32)))
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let mut ips: Vec<String> = results.iter().map(|r| r.expect_ok().json()["ips"][0]["address"].as_str().unwrap().to_string()).collect();
+    let mut ips: Vec<String> = results
+        .iter()
+        .map(|r| {
+            r.expect_ok().json()["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 16, "distinct addresses");
@@ -29,7 +43,11 @@ fn sixteen_concurrent_adds_on_different_vfs() {
     thread::scope(|s| {
         for (i, c) in calls.iter().enumerate() {
             let node = &node;
-            s.spawn(move || node.run(&c.verb("DEL"), &node.conf("1.0.0", i as u32)).expect_ok().ok);
+            s.spawn(move || {
+                node.run(&c.verb("DEL"), &node.conf("1.0.0", i as u32))
+                    .expect_ok()
+                    .ok
+            });
         }
     });
     assert_eq!(node.snapshot(), before);

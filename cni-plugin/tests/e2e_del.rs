@@ -8,7 +8,11 @@ use serde_json::json;
 use simnode::VfDriver;
 
 fn pod_links(pod: &PodNs) -> Vec<String> {
-    pod.ip(&["-o", "link"]).lines().filter(|l| !l.contains(" lo:")).map(str::to_string).collect()
+    pod.ip(&["-o", "link"])
+        .lines()
+        .filter(|l| !l.contains(" lo:"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -108,7 +112,11 @@ fn rename_clears_a_clashing_altname_and_del_leaves_no_pod_name_altname() {
     let conf = node.conf("1.0.0", 0);
     let call = Call::new("ADD", "alt0123456789abc", &pod.path(), "eth0");
     node.run(&call, &conf).expect_ok();
-    assert!(pod.ip(&["-o", "link", "show", "dev", "eth0"]).contains("sriov-ovs:"), "eth0 is our VF");
+    assert!(
+        pod.ip(&["-o", "link", "show", "dev", "eth0"])
+            .contains("sriov-ovs:"),
+        "eth0 is our VF"
+    );
     node.run(&call.verb("DEL"), &conf).expect_ok();
     let back = node.ip(&["-o", "link", "show", "dev", &vf]);
     assert!(!back.contains("altname eth0"), "{back}");
@@ -117,7 +125,10 @@ fn rename_clears_a_clashing_altname_and_del_leaves_no_pod_name_altname() {
     node.run(&call, &conf).expect_ok();
     node.run(&call.verb("DEL"), &conf).expect_ok();
     let back = node.ip(&["-o", "link", "show", "dev", &vf]);
-    assert!(!back.contains("altname net1") && !back.contains("altname eth0"), "{back}");
+    assert!(
+        !back.contains("altname net1") && !back.contains("altname eth0"),
+        "{back}"
+    );
     // Everything else (the udev altname included) is as before.
     assert_eq!(node.snapshot(), before);
 }

@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 use simnode::EswitchMode;
 
 fn pod_links(pod: &PodNs) -> Vec<String> {
-    pod.ip(&["-o", "link"]).lines().filter(|l| !l.contains(" lo:")).map(str::to_string).collect()
+    pod.ip(&["-o", "link"])
+        .lines()
+        .filter(|l| !l.contains(" lo:"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -39,9 +43,20 @@ fn bad_input_gives_a_cni_error_and_leaves_the_host_untouched() {
         ("unknown PCI address", with("deviceID", json!("0000:99:00.7")), 7),
         ("a PF address", with("deviceID", json!(pf)), 7),
         ("multicast mac", with("mac", json!("01:00:5e:00:00:01")), 7),
-        ("unknown IPAM plugin", with("ipam", json!({"type": "no-such-ipam"})), 7),
+        (
+            "unknown IPAM plugin",
+            with("ipam", json!({"type": "no-such-ipam"})),
+            7,
+        ),
         ("missing bridge", with("bridge", json!("br-nope")), 11),
-        ("OVSDB socket absent", with("ovsdbSocket", json!(format!("unix:{}/none.sock", node.dir.path().display()))), 102),
+        (
+            "OVSDB socket absent",
+            with(
+                "ovsdbSocket",
+                json!(format!("unix:{}/none.sock", node.dir.path().display())),
+            ),
+            102,
+        ),
         ("tcp OVSDB", with("ovsdbSocket", json!("tcp:127.0.0.1:6640")), 7),
     ];
     for (what, conf, code) in cases {
@@ -77,7 +92,10 @@ fn vf_of_a_legacy_mode_pf_is_refused() {
     conf["deviceID"] = json!(node.sim.vf(0, 0).pci.to_string());
     let out = node.run(&Call::new("ADD", "legacy0123456789", &pod.path(), "eth0"), &conf);
     assert_eq!(out.code(), 7, "{}", out.stdout);
-    assert!(out.json()["msg"].as_str().unwrap().contains("VF") || out.json()["details"].as_str().unwrap().contains("legacy"));
+    assert!(
+        out.json()["msg"].as_str().unwrap().contains("VF")
+            || out.json()["details"].as_str().unwrap().contains("legacy")
+    );
     assert_eq!(node.links(), before);
 }
 
@@ -90,7 +108,12 @@ fn ovsdb_down_mid_add_rolls_everything_back() {
     let (child, pause) = node.spawn_paused(&call, &node.conf("1.0.0", 0), "before-attach");
     // The VF is in the pod and IPAM ran; now OVSDB dies.
     assert!(!pod_links(&pod).is_empty());
-    node.ovs.stop(ovsdb_client::testing::Daemon::OvsdbServer, nix::sys::signal::Signal::SIGKILL).unwrap();
+    node.ovs
+        .stop(
+            ovsdb_client::testing::Daemon::OvsdbServer,
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
     std::fs::remove_file(&pause).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
@@ -98,7 +121,10 @@ fn ovsdb_down_mid_add_rolls_everything_back() {
     assert!(err["code"].as_u64().unwrap() >= 100, "{err}");
     assert_eq!(node.links(), before);
     assert!(pod_links(&pod).is_empty());
-    assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.2").exists(), "IPAM released");
+    assert!(
+        !node.dir.path().join("ipam/sriov-test/10.77.0.2").exists(),
+        "IPAM released"
+    );
 }
 
 #[test]
@@ -140,11 +166,49 @@ fn ovn_installed_timeout_rolls_back_and_ovn_installed_completes() {
     conf["ovnInstalledTimeout"] = json!(30);
     let (child, pause) = node.spawn_paused(&call, &conf, "after-attach");
     let port = "ovn012345678_h";
-    assert_eq!(node.iface_col(port, "external_ids:iface-id").trim_matches('"'), "pod-ovn0123456789abcd.default");
-    node.ovs.vsctl(&["set", "Interface", port, "external_ids:ovn-installed=true"]).unwrap();
+    assert_eq!(
+        node.iface_col(port, "external_ids:iface-id").trim_matches('"'),
+        "pod-ovn0123456789abcd.default"
+    );
+    node.ovs
+        .vsctl(&["set", "Interface", port, "external_ids:ovn-installed=true"])
+        .unwrap();
     std::fs::remove_file(&pause).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     node.run(&call.verb("DEL"), &conf).expect_ok();
     assert_eq!(node.snapshot(), before);
+}
+
+#[test]
+fn vf_without_a_driver_is_refused() {
+    let node = Node::with(1, |s| s.with_vf_driver(simnode::VfDriver::Unbound));
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let out = node.run(
+        &Call::new("ADD", "nodrv0123456789a", &pod.path(), "eth0"),
+        &node.conf("1.0.0", 0),
+    );
+    assert_eq!(out.code(), 100, "{}", out.stdout);
+    assert_eq!(node.snapshot(), before);
+}
+
+#[test]
+fn repeated_add_of_the_same_attachment_replaces_it() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let call = Call::new("ADD", "again0123456789ab", &pod.path(), "eth0");
+    let conf = node.conf("1.0.0", 0);
+    node.run(&call, &conf).expect_ok();
+    let res = node.run(&call, &conf).expect_ok().json();
+    assert_eq!(node.ports(), vec!["again0123456_h".to_string()]);
+    assert_eq!(pod_links(&pod).len(), 1);
+    let mut check = conf.clone();
+    check["prevResult"] = res;
+    node.run(&call.verb("CHECK"), &check).expect_ok();
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+    assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.2").exists());
+    assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.3").exists());
 }

@@ -19,7 +19,11 @@ fn every_version_gets_its_own_result_format() {
         assert_eq!(res["cniVersion"], version);
         let has_version = res["ips"][0].get("version").is_some();
         assert_eq!(has_version, version.starts_with("0."), "{version}: {res}");
-        assert_eq!(res["interfaces"][0].get("pciID").is_some(), version == "1.1.0", "{version}: {res}");
+        assert_eq!(
+            res["interfaces"][0].get("pciID").is_some(),
+            version == "1.1.0",
+            "{version}: {res}"
+        );
         if version == "1.1.0" {
             assert_eq!(res["interfaces"][0]["pciID"], node.vf_pci(3));
         }
@@ -43,7 +47,10 @@ fn version_lists_all_supported_versions() {
     let node = Node::new(1);
     let out = node.run(&Call::new("VERSION", "", "", ""), &json!({"cniVersion": "1.0.0"}));
     let v = out.expect_ok().json();
-    assert_eq!(v["supportedVersions"], json!(["0.3.1", "0.4.0", "1.0.0", "1.1.0"]));
+    assert_eq!(
+        v["supportedVersions"],
+        json!(["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
 }
 
 #[test]
@@ -66,20 +73,36 @@ fn chains_with_the_real_portmap_plugin() {
     });
     let run_pm = |verb: &'static str| {
         let mut cmd = node.plugin_command("/usr/lib/cni/portmap", &call.verb(verb));
-        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(pm_conf.to_string().as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pm_conf.to_string().as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let out = run_pm("ADD");
-    assert!(out.status.success(), "portmap ADD: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "portmap ADD: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let chained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(chained["ips"][0]["address"], "10.77.0.2/24");
     let nat = sh("ip", &["netns", "exec", node.ns(), "iptables", "-t", "nat", "-S"]);
     assert!(nat.contains("18080"), "{nat}");
     let out = run_pm("DEL");
-    assert!(out.status.success(), "portmap DEL: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "portmap DEL: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let mut del_conf = conf.clone();
     del_conf["prevResult"] = chained;
     node.run(&call.verb("DEL"), &del_conf).expect_ok();

@@ -45,6 +45,12 @@ pub struct Args {
     /// such as "sriov_device_plugin=debug".
     #[arg(long, default_value = "info")]
     pub log_level: String,
+
+    /// Liveness check instead of running: exit 0 when every configured
+    /// resource's socket answers GetDevicePluginOptions within 2 s, else 1
+    /// naming the failing socket (the image has no shell for a script probe).
+    #[arg(long)]
+    pub probe: bool,
 }
 
 impl Args {

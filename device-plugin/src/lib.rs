@@ -16,6 +16,7 @@ pub mod plugin;
 pub mod plugin_watcher;
 pub mod pool;
 pub mod preferred;
+pub mod probe;
 pub mod registration;
 pub mod server;
 pub mod transport;

@@ -4,6 +4,10 @@ use clap::Parser;
 use sriov_device_plugin::cli::Args;
 use sriov_device_plugin::daemon;
 use sriov_device_plugin::error_chain;
+use sriov_device_plugin::probe::probe;
+
+/// How long `--probe` waits for each resource's socket.
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> std::process::ExitCode {
@@ -25,6 +29,21 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if args.probe {
+        let probe = probe(
+            &args.config_file,
+            &args.resource_prefix,
+            &args.device_plugin_path,
+            PROBE_DEADLINE,
+        );
+        return match runtime.block_on(probe) {
+            Ok(_) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("sriov-device-plugin: not live: {}", error_chain(&error));
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
         let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             (Ok(term), Ok(int)) => (term, int),

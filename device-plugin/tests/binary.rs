@@ -1,5 +1,6 @@
 //! The `sriov-device-plugin` binary: invalid configs exit non-zero before any
-//! socket exists; SIGTERM stops it cleanly with exit code 0.
+//! socket exists; `--probe` tells a live plugin from a stopped one; SIGTERM
+//! stops it cleanly with exit code 0.
 
 mod common;
 
@@ -158,6 +159,23 @@ async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
     assert!(info.exists());
     let mut stream = list_and_watch(&mut client).await;
     next_list(&mut stream).await;
+    let probe = |h: &Harness| {
+        Command::new(BIN)
+            .arg("--probe")
+            .arg("--config-file")
+            .arg(h.config_file())
+            .arg("--device-plugin-path")
+            .arg(h.dp_dir())
+            .output()
+            .unwrap()
+    };
+    let live = probe(&h);
+    assert_eq!(
+        live.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -172,6 +190,13 @@ async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert!(!h.dp_dir().join(GUIDE_SOCKET).exists());
     assert!(!info.exists());
+    let dead = probe(&h);
+    let stderr = String::from_utf8_lossy(&dead.stderr);
+    assert_eq!(dead.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(GUIDE_SOCKET) && stderr.contains("mellanox.com/cx5_sriov_switchdev"),
+        "{stderr}"
+    );
     let end = tokio::time::timeout(WAIT, stream.message()).await.unwrap();
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     h.shutdown().await;

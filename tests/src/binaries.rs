@@ -177,8 +177,8 @@ pub fn start_device_plugin(netns: &str, paths: &DevicePluginPaths) -> Result<Chi
 pub fn device_plugin_config() -> Result<String, String> {
     let path = manifests_dir().join("sriovdp-config.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cm: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cm: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     cm.get("data")
         .and_then(|d| d.get("config.json"))
         .and_then(|c| c.as_str())

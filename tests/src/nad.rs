@@ -29,7 +29,7 @@ pub enum NadError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
     /// `spec.config` is not a JSON CNI config.
     #[error("{nad}: spec.config is not valid CNI JSON")]
@@ -104,8 +104,8 @@ impl Nad {
     /// Parses every NetworkAttachmentDefinition in a (multi-document) YAML text.
     pub fn parse_all(yaml: &str, path: &Path) -> Result<Vec<Nad>, NadError> {
         let mut out = vec![];
-        for doc in serde_yaml::Deserializer::from_str(yaml) {
-            let value = serde_yaml::Value::deserialize(doc).map_err(|source| NadError::Parse {
+        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+            let value = serde_yaml_ng::Value::deserialize(doc).map_err(|source| NadError::Parse {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -113,7 +113,7 @@ impl Nad {
             if !is_nad {
                 continue;
             }
-            let raw: RawNad = serde_yaml::from_value(value).map_err(|source| NadError::Parse {
+            let raw: RawNad = serde_yaml_ng::from_value(value).map_err(|source| NadError::Parse {
                 path: path.to_path_buf(),
                 source,
             })?;

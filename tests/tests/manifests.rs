@@ -140,7 +140,9 @@ fn argv(c: &Yaml) -> Vec<String> {
 
 /// Mounts of a container resolved against the pod's volumes: mountPath -> (volume, readOnly).
 fn mounts<'a>(ds: &'a Doc, c: &Yaml) -> BTreeMap<String, (&'a Yaml, bool)> {
-    let volumes = ds.value["spec"]["template"]["spec"]["volumes"].as_sequence().unwrap();
+    let volumes = ds.value["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap();
     let mut out = BTreeMap::new();
     for m in c["volumeMounts"].as_sequence().into_iter().flatten() {
         let name = m["name"].as_str().unwrap();
@@ -215,7 +217,10 @@ fn every_manifest_file_parses_and_every_document_names_its_kind() {
     assert!(files.len() >= 6, "manifests/ has only {files:?}");
     for d in all_docs() {
         let file = d.file.display();
-        assert!(d.value["apiVersion"].as_str().is_some(), "{file}: a document lacks apiVersion");
+        assert!(
+            d.value["apiVersion"].as_str().is_some(),
+            "{file}: a document lacks apiVersion"
+        );
         assert!(!d.kind().is_empty(), "{file}: a document lacks kind");
         if d.kind() != "Kustomization" {
             assert!(!d.name().is_empty(), "{file}: a {} lacks metadata.name", d.kind());
@@ -233,7 +238,11 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
         let path = manifests().join(r);
         assert!(path.is_file(), "kustomization resource {r} does not exist");
         for d in docs_of(&path) {
-            let id = (d.kind().to_string(), d.namespace().to_string(), d.name().to_string());
+            let id = (
+                d.kind().to_string(),
+                d.namespace().to_string(),
+                d.name().to_string(),
+            );
             assert!(seen.insert(id.clone()), "{id:?} defined twice");
             kinds.insert(format!("{}/{}/{}", d.kind(), d.namespace(), d.name()));
         }
@@ -256,13 +265,24 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
         .map(|i| i["name"].as_str().unwrap().to_string())
         .collect();
     for (file, ds, c) in [
-        ("device-plugin-daemonset.yaml", "sriov-device-plugin", "sriov-device-plugin"),
-        ("cni-installer-daemonset.yaml", "sriov-ovs-cni-installer", "install-cni"),
+        (
+            "device-plugin-daemonset.yaml",
+            "sriov-device-plugin",
+            "sriov-device-plugin",
+        ),
+        (
+            "cni-installer-daemonset.yaml",
+            "sriov-ovs-cni-installer",
+            "install-cni",
+        ),
     ] {
         let d = doc(file, "DaemonSet", ds);
         let image = container(&d, c)["image"].as_str().unwrap();
         let name = image.rsplit_once(':').map_or(image, |(n, _)| n);
-        assert!(image_names.iter().any(|n| n == name), "{image} not in kustomization images {image_names:?}");
+        assert!(
+            image_names.iter().any(|n| n == name),
+            "{image} not in kustomization images {image_names:?}"
+        );
     }
 }
 
@@ -270,7 +290,14 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
 fn no_rbac_objects_are_shipped() {
     for d in all_docs() {
         assert!(
-            !["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount"].contains(&d.kind()),
+            ![
+                "Role",
+                "ClusterRole",
+                "RoleBinding",
+                "ClusterRoleBinding",
+                "ServiceAccount"
+            ]
+            .contains(&d.kind()),
             "{}: {} {} (nothing needs API access)",
             d.file.display(),
             d.kind(),
@@ -284,15 +311,23 @@ fn no_rbac_objects_are_shipped() {
 
 /// Every NetworkAttachmentDefinition under `manifests/`.
 fn nads() -> Vec<Doc> {
-    all_docs().into_iter().filter(|d| d.kind() == "NetworkAttachmentDefinition").collect()
+    all_docs()
+        .into_iter()
+        .filter(|d| d.kind() == "NetworkAttachmentDefinition")
+        .collect()
 }
 
 /// The plugin configurations of a NAD's `spec.config`: a conflist's `plugins` with the list's
 /// `cniVersion` and `name` injected (as libcni does), or the single plugin configuration.
 fn plugin_confs(nad: &Doc) -> (Json, Vec<Json>) {
     let text = nad.value["spec"]["config"].as_str().unwrap();
-    let conf: Json = serde_json::from_str(text)
-        .unwrap_or_else(|e| panic!("{}: NAD {} config is not JSON: {e}", nad.file.display(), nad.name()));
+    let conf: Json = serde_json::from_str(text).unwrap_or_else(|e| {
+        panic!(
+            "{}: NAD {} config is not JSON: {e}",
+            nad.file.display(),
+            nad.name()
+        )
+    });
     let plugins = match conf.get("plugins").and_then(Json::as_array) {
         Some(list) => list
             .iter()
@@ -319,22 +354,38 @@ fn nads_parse_with_our_netconf_parser_and_name_a_configured_resource() {
         let resource = nad.value["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"]
             .as_str()
             .unwrap_or_else(|| panic!("{id}: no k8s.v1.cni.cncf.io/resourceName annotation"));
-        assert!(resources.iter().any(|r| r == resource), "{id}: {resource} not in {resources:?}");
+        assert!(
+            resources.iter().any(|r| r == resource),
+            "{id}: {resource} not in {resources:?}"
+        );
 
         let (conf, plugins) = plugin_confs(nad);
-        assert_eq!(conf["cniVersion"], "0.3.1", "{id}: cniVersion as in the seed guide");
+        assert_eq!(
+            conf["cniVersion"], "0.3.1",
+            "{id}: cniVersion as in the seed guide"
+        );
         let ours: Vec<&Json> = plugins.iter().filter(|p| p["type"] == CNI_PLUGIN).collect();
         assert_eq!(ours.len(), 1, "{id}: want exactly one {CNI_PLUGIN} plugin");
-        assert_eq!(plugins[0]["type"], CNI_PLUGIN, "{id}: {CNI_PLUGIN} must come first in the chain");
+        assert_eq!(
+            plugins[0]["type"], CNI_PLUGIN,
+            "{id}: {CNI_PLUGIN} must come first in the chain"
+        );
         let parsed = NetConf::parse(ours[0].to_string().as_bytes()).unwrap_or_else(|e| panic!("{id}: {e:?}"));
-        assert!(parsed.unknown_keys.is_empty(), "{id}: keys our plugin ignores: {:?}", parsed.unknown_keys);
+        assert!(
+            parsed.unknown_keys.is_empty(),
+            "{id}: keys our plugin ignores: {:?}",
+            parsed.unknown_keys
+        );
         // Kube-OVN's provider naming: <NAD name>.<namespace>.ovn.
         let provider = format!("{}.{}.ovn", nad.name(), nad.namespace());
         assert_eq!(parsed.provider.as_deref(), Some(provider.as_str()), "{id}");
         // The other plugins of the chain are reference plugins the runtime has.
         for p in plugins.iter().filter(|p| p["type"] != CNI_PLUGIN) {
             let t = p["type"].as_str().unwrap();
-            assert!(Path::new("/usr/lib/cni").join(t).is_file(), "{id}: chained plugin {t} unknown");
+            assert!(
+                Path::new("/usr/lib/cni").join(t).is_file(),
+                "{id}: chained plugin {t} unknown"
+            );
         }
     }
 }
@@ -369,18 +420,26 @@ fn example_pods_request_the_resource_and_attach_through_the_nad() {
         );
         for c in pod.value["spec"]["containers"].as_sequence().unwrap() {
             for side in ["requests", "limits"] {
-                assert_eq!(c["resources"][side][resource.as_str()].as_str(), Some("1"), "{file}: {side}");
+                assert_eq!(
+                    c["resources"][side][resource.as_str()].as_str(),
+                    Some("1"),
+                    "{file}: {side}"
+                );
             }
         }
         match name {
             "nginx-overlay" => {
                 // The VF is the pod's primary interface.
-                assert_eq!(annotations["v1.multus-cni.io/default-network"].as_str(), Some(nad_ref.as_str()));
+                assert_eq!(
+                    annotations["v1.multus-cni.io/default-network"].as_str(),
+                    Some(nad_ref.as_str())
+                );
             }
             _ => {
                 // The VF is a secondary interface carrying the default route via the VLAN gateway.
                 let nets: Json =
-                    serde_json::from_str(annotations["k8s.v1.cni.cncf.io/networks"].as_str().unwrap()).unwrap();
+                    serde_json::from_str(annotations["k8s.v1.cni.cncf.io/networks"].as_str().unwrap())
+                        .unwrap();
                 assert_eq!(nets[0]["name"], nad.name());
                 assert_eq!(nets[0]["namespace"], nad.namespace());
                 assert_eq!(nets[0]["default-route"][0], "10.10.204.254");
@@ -397,7 +456,10 @@ fn example_pods_request_the_resource_and_attach_through_the_nad() {
 fn shipped_config_is_the_seed_guide_config_and_selects_every_cx5_vf() {
     let config = shipped_config();
     assert_eq!(config.resources.len(), 1);
-    assert_eq!(config.resources[0].full_name(), "mellanox.com/cx5_sriov_switchdev");
+    assert_eq!(
+        config.resources[0].full_name(),
+        "mellanox.com/cx5_sriov_switchdev"
+    );
 
     // ConnectX-5, mlx5_core VFs at 84:00.x as in the seed guide: all 32 VFs, no PF, no decoy.
     let cx5 = tree("mfcx5", |s| s);
@@ -414,7 +476,11 @@ fn shipped_config_is_the_seed_guide_config_and_selects_every_cx5_vf() {
 
 #[test]
 fn example_config_splits_vfs_into_several_resources() {
-    let cm = doc("examples/sriovdp-config-multi.yaml", "ConfigMap", "sriovdp-config");
+    let cm = doc(
+        "examples/sriovdp-config-multi.yaml",
+        "ConfigMap",
+        "sriovdp-config",
+    );
     let text = config_json(&cm);
     // The example names the seed guide's PFs; the simulated node's PFs have other names.
     let cx5 = tree("mfmul", |s| s);
@@ -439,7 +505,11 @@ fn example_config_splits_vfs_into_several_resources() {
             // VFs 0-7 of both PFs; 8-15 are in no pool (mlx5_core, not vfio-pci).
             [t.vfs(|_, vf| vf <= 7), BTreeSet::new(), BTreeSet::new()]
         } else if std::ptr::eq(t, &vfio) {
-            [BTreeSet::new(), t.vfs(|pf, vf| pf == 0 && (8..=15).contains(&vf)), BTreeSet::new()]
+            [
+                BTreeSet::new(),
+                t.vfs(|pf, vf| pf == 0 && (8..=15).contains(&vf)),
+                BTreeSet::new(),
+            ]
         } else {
             let mut cx6 = t.vfs(|pf, vf| pf == 1 && [0, 2, 3].contains(&vf));
             cx6.insert("0000:3b:00.2".parse().unwrap());
@@ -460,20 +530,35 @@ fn device_plugin_ds() -> Doc {
 }
 
 fn installer_ds() -> Doc {
-    doc("cni-installer-daemonset.yaml", "DaemonSet", "sriov-ovs-cni-installer")
+    doc(
+        "cni-installer-daemonset.yaml",
+        "DaemonSet",
+        "sriov-ovs-cni-installer",
+    )
 }
 
 /// Every `--flag` of `argv` appears in `help`.
 fn assert_flags_in_help(argv: &[String], help: &str, what: &str) {
     for a in argv.iter().filter(|a| a.starts_with("--")) {
         let name = a.split('=').next().unwrap();
-        assert!(help.contains(name), "{what}: {name} is not a flag of the binary:\n{help}");
+        assert!(
+            help.contains(name),
+            "{what}: {name} is not a flag of the binary:\n{help}"
+        );
     }
 }
 
 fn run(bin: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin).args(args).env_remove("CNI_COMMAND").output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin)
+        .args(args)
+        .env_remove("CNI_COMMAND")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -492,14 +577,20 @@ fn device_plugin_daemonset_flags_are_accepted_by_the_binary() {
     assert_flags_in_help(&argv, &help, "container args");
     // Log level must be a filter the binary understands.
     assert!(["error", "warn", "info", "debug", "trace"].contains(&args.log_level.as_str()));
+}
 
+#[test]
+fn device_plugin_liveness_probe_is_accepted_by_the_binary() {
+    let ds = device_plugin_ds();
+    let c = container(&ds, "sriov-device-plugin");
     // The liveness probe runs the same binary (the image has no shell).
-    if let Some(probe) = c["livenessProbe"]["exec"]["command"].as_sequence() {
-        let probe: Vec<String> = probe.iter().map(|x| x.as_str().unwrap().to_string()).collect();
-        assert_eq!(probe[0], argv[0], "livenessProbe runs another program");
-        assert_flags_in_help(&probe, &help, "livenessProbe");
-        Args::try_parse_from(&probe).unwrap_or_else(|e| panic!("livenessProbe: {e}"));
-    }
+    let probe = str_list(&c["livenessProbe"]["exec"]["command"]);
+    assert_eq!(probe[0], argv(c)[0], "livenessProbe runs another program");
+    Args::try_parse_from(&probe).unwrap_or_else(|e| panic!("livenessProbe: {e}"));
+    let bin = binaries::binary(DEVICE_PLUGIN).unwrap();
+    let (ok, help) = run(&bin, &["--help"]);
+    assert!(ok, "{help}");
+    assert_flags_in_help(&probe, &help, "livenessProbe");
 }
 
 #[test]
@@ -513,9 +604,15 @@ fn device_plugin_container_paths_match_the_binary_defaults_and_mounts() {
     assert_eq!(args.config_file, defaults.config_file);
     assert_eq!(args.config_file, Path::new("/etc/pcidp/config.json"));
     assert_eq!(args.device_plugin_path, defaults.device_plugin_path);
-    assert_eq!(args.device_plugin_path, Path::new("/var/lib/kubelet/device-plugins"));
+    assert_eq!(
+        args.device_plugin_path,
+        Path::new("/var/lib/kubelet/device-plugins")
+    );
     assert_eq!(args.device_info_dir, defaults.device_info_dir);
-    assert_eq!(args.device_info_dir, Path::new("/var/run/k8s.cni.cncf.io/devinfo/dp"));
+    assert_eq!(
+        args.device_info_dir,
+        Path::new("/var/run/k8s.cni.cncf.io/devinfo/dp")
+    );
     assert_eq!(args.sysfs_root, Path::new("/sys"));
 
     let mounts = mounts(&ds, c);
@@ -552,16 +649,29 @@ fn device_plugin_container_paths_match_the_binary_defaults_and_mounts() {
 }
 
 #[test]
-fn cni_installer_installs_our_binary_into_the_hosts_cni_bin_dir() {
+fn cni_installer_runs_our_install_command_on_the_hosts_cni_bin_dir() {
     let ds = installer_ds();
     let c = container(&ds, "install-cni");
     let argv = argv(c);
-    assert_eq!(argv, [format!("/usr/bin/{CNI_PLUGIN}"), "install".into(), "--dest".into(), "/host/opt/cni/bin".into()]);
+    assert_eq!(
+        argv,
+        [
+            format!("/usr/bin/{CNI_PLUGIN}"),
+            "install".into(),
+            "--dest".into(),
+            "/host/opt/cni/bin".into()
+        ]
+    );
     let mounts = mounts(&ds, c);
     let (volume, ro) = mounts["/host/opt/cni/bin"];
     assert!(!ro);
     assert_eq!(volume["hostPath"]["path"].as_str(), Some("/opt/cni/bin"));
+}
 
+#[test]
+fn cni_installer_command_installs_a_working_copy_of_the_binary() {
+    let argv = argv(container(&installer_ds(), "install-cni"));
+    assert_eq!(argv[1..3], ["install", "--dest"]);
     // The command works: the binary copies itself into the destination, mode 0755, atomically
     // (nothing but the binary is left behind).
     let bin = binaries::binary(CNI_PLUGIN).unwrap();
@@ -571,14 +681,27 @@ fn cni_installer_installs_our_binary_into_the_hosts_cni_bin_dir() {
     let installed = dest.path().join(CNI_PLUGIN);
     assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&bin).unwrap());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777, 0o755);
-    let left: Vec<_> = std::fs::read_dir(dest.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let left: Vec<_> = std::fs::read_dir(dest.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, [CNI_PLUGIN]);
     // The installed copy is a working CNI plugin.
-    let out = Command::new(&installed).env("CNI_COMMAND", "VERSION").output().unwrap();
+    let out = Command::new(&installed)
+        .env("CNI_COMMAND", "VERSION")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: Json = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["supportedVersions"].as_array().unwrap().iter().any(|x| x == "0.3.1"));
+    assert!(v["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "0.3.1"));
     // And it documents its command line.
     let (ok, help) = run(&bin, &["--help"]);
     assert!(ok, "{help}");
@@ -618,20 +741,36 @@ fn daemonsets_run_with_least_privilege_on_sriov_nodes() {
             let c = container(&ds, name);
             let sc = &c["securityContext"];
             assert_ne!(sc["privileged"].as_bool(), Some(true), "{id}/{name}");
-            assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false), "{id}/{name}");
+            assert_eq!(
+                sc["allowPrivilegeEscalation"].as_bool(),
+                Some(false),
+                "{id}/{name}"
+            );
             assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true), "{id}/{name}");
             assert_eq!(str_list(&sc["capabilities"]["drop"]), ["ALL"], "{id}/{name}");
-            assert!(str_list(&sc["capabilities"]["add"]).is_empty(), "{id}/{name}: no capability is needed");
+            assert!(
+                str_list(&sc["capabilities"]["add"]).is_empty(),
+                "{id}/{name}: no capability is needed"
+            );
             for side in ["requests", "limits"] {
                 for r in ["cpu", "memory"] {
-                    assert!(c["resources"][side][r].as_str().is_some(), "{id}/{name}: {side}.{r}");
+                    assert!(
+                        c["resources"][side][r].as_str().is_some(),
+                        "{id}/{name}: {side}.{r}"
+                    );
                 }
             }
         }
     }
     let ds = device_plugin_ds();
     let c = container(&ds, "sriov-device-plugin");
-    assert!(c["livenessProbe"].is_mapping(), "device plugin has a liveness probe");
+    assert!(
+        c["livenessProbe"].is_mapping(),
+        "device plugin has a liveness probe"
+    );
     // It reads the host's links: host network namespace.
-    assert_eq!(ds.value["spec"]["template"]["spec"]["hostNetwork"].as_bool(), Some(true));
+    assert_eq!(
+        ds.value["spec"]["template"]["spec"]["hostNetwork"].as_bool(),
+        Some(true)
+    );
 }

@@ -2,10 +2,10 @@
 
 use crate::ipnet::IpNet;
 use crate::result::{IpConfig, Route};
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::route::{RouteMetric, RouteAttribute, RouteScope};
-use rtnetlink::{Handle, RouteMessageBuilder};
 use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::route::{RouteAttribute, RouteMetric, RouteScope};
+use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::IpAddr;
 
 /// An address or route step failed.
@@ -67,9 +67,15 @@ impl crate::error::ErrorCode for AddrError {
 pub async fn add_address(h: &Handle, iface: &str, index: u32, addr: IpNet) -> Result<(), AddrError> {
     let mut req = h.address().add(index, addr.addr, addr.prefix);
     if addr.addr.is_ipv6() {
-        req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
-    req.execute().await.map_err(|source| AddrError::AddAddress { iface: iface.to_string(), addr, source })
+    req.execute().await.map_err(|source| AddrError::AddAddress {
+        iface: iface.to_string(),
+        addr,
+        source,
+    })
 }
 
 /// The addresses on a link.
@@ -81,7 +87,10 @@ pub async fn addresses(h: &Handle, iface: &str, index: u32) -> Result<Vec<IpNet>
         .execute()
         .try_collect()
         .await
-        .map_err(|source| AddrError::ListAddresses { iface: iface.to_string(), source })?;
+        .map_err(|source| AddrError::ListAddresses {
+            iface: iface.to_string(),
+            source,
+        })?;
     let mut out = Vec::new();
     for m in msgs {
         if m.header.index != index {
@@ -98,19 +107,34 @@ pub async fn addresses(h: &Handle, iface: &str, index: u32) -> Result<Vec<IpNet>
             })
         });
         if let Some(addr) = addr {
-            out.push(IpNet { addr, prefix: m.header.prefix_len });
+            out.push(IpNet {
+                addr,
+                prefix: m.header.prefix_len,
+            });
         }
     }
     Ok(out)
 }
 
 /// Adds a route; the gateway defaults to the gateway of the first IP config of the same family.
-pub async fn add_route(h: &Handle, iface: &str, index: u32, route: &Route, ips: &[IpConfig]) -> Result<(), AddrError> {
-    let gw = route.gw.or_else(|| ips.iter().find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4()).and_then(|ip| ip.gateway));
+pub async fn add_route(
+    h: &Handle,
+    iface: &str,
+    index: u32,
+    route: &Route,
+    ips: &[IpConfig],
+) -> Result<(), AddrError> {
+    let gw = route.gw.or_else(|| {
+        ips.iter()
+            .find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
+            .and_then(|ip| ip.gateway)
+    });
     let dst = route.dst;
     let mut msg = match (dst.network(), gw) {
         (IpAddr::V4(d), gw) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new().destination_prefix(d, dst.prefix).output_interface(index);
+            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(d, dst.prefix)
+                .output_interface(index);
             match gw {
                 Some(IpAddr::V4(g)) => b = b.gateway(g),
                 Some(g @ IpAddr::V6(_)) => return Err(AddrError::MixedFamilies { dst, gw: g }),
@@ -119,7 +143,9 @@ pub async fn add_route(h: &Handle, iface: &str, index: u32, route: &Route, ips: 
             b.build()
         }
         (IpAddr::V6(d), gw) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new().destination_prefix(d, dst.prefix).output_interface(index);
+            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(d, dst.prefix)
+                .output_interface(index);
             match gw {
                 Some(IpAddr::V6(g)) => b = b.gateway(g),
                 Some(g @ IpAddr::V4(_)) => return Err(AddrError::MixedFamilies { dst, gw: g }),
@@ -129,10 +155,20 @@ pub async fn add_route(h: &Handle, iface: &str, index: u32, route: &Route, ips: 
         }
     };
     if let Some(mtu) = route.mtu {
-        msg.attributes.push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+        msg.attributes
+            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
     }
     if let Some(p) = route.priority {
         msg.attributes.push(RouteAttribute::Priority(p));
     }
-    h.route().add(msg).execute().await.map_err(|source| AddrError::AddRoute { iface: iface.to_string(), dst, gw, source })
+    h.route()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(|source| AddrError::AddRoute {
+            iface: iface.to_string(),
+            dst,
+            gw,
+            source,
+        })
 }

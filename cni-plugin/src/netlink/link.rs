@@ -149,7 +149,15 @@ impl crate::error::ErrorCode for LinkError {
 /// Every link of the namespace.
 pub async fn list(h: &Handle, netns: &str) -> Result<Vec<Link>, LinkError> {
     let msgs: Vec<LinkMessage> =
-        h.link().get().execute().try_collect().await.map_err(|source| LinkError::List { netns: netns.to_string(), source })?;
+        h.link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| LinkError::List {
+                netns: netns.to_string(),
+                source,
+            })?;
     Ok(msgs.iter().map(Link::from_message).collect())
 }
 
@@ -165,7 +173,10 @@ pub async fn by_index(h: &Handle, netns: &str, index: u32) -> Result<Option<Link
 
 /// The link whose alias is `alias`.
 pub async fn by_alias(h: &Handle, netns: &str, alias: &str) -> Result<Option<Link>, LinkError> {
-    Ok(list(h, netns).await?.into_iter().find(|l| l.alias.as_deref() == Some(alias)))
+    Ok(list(h, netns)
+        .await?
+        .into_iter()
+        .find(|l| l.alias.as_deref() == Some(alias)))
 }
 
 async fn change(h: &Handle, msg: LinkMessage) -> Result<(), rtnetlink::Error> {
@@ -186,19 +197,35 @@ pub async fn set_up(h: &Handle, link: &Link, up: bool) -> Result<(), LinkError> 
 
 /// Renames the link (must be down), without clash handling.
 pub async fn rename(h: &Handle, link: &Link, to: &str) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index).name(to.to_string()).build();
-    change(h, msg).await.map_err(|source| LinkError::Rename { iface: link.name.clone(), to: to.to_string(), source })
+    let msg = LinkUnspec::new_with_index(link.index)
+        .name(to.to_string())
+        .build();
+    change(h, msg).await.map_err(|source| LinkError::Rename {
+        iface: link.name.clone(),
+        to: to.to_string(),
+        source,
+    })
 }
 
 /// Renames the link to `to`, first deleting `to` where it is an altname (of this or another link).
 /// Fails with [`LinkError::NameTaken`] when another link's primary name is `to`.
-pub async fn rename_clearing_altname(h: &Handle, netns: &str, link: &Link, to: &str) -> Result<(), LinkError> {
+pub async fn rename_clearing_altname(
+    h: &Handle,
+    netns: &str,
+    link: &Link,
+    to: &str,
+) -> Result<(), LinkError> {
     if link.name == to {
         return Ok(());
     }
     for other in list(h, netns).await? {
         if other.name == to && other.index != link.index {
-            return Err(LinkError::NameTaken { iface: link.name.clone(), to: to.to_string(), holder: other.index, netns: netns.to_string() });
+            return Err(LinkError::NameTaken {
+                iface: link.name.clone(),
+                to: to.to_string(),
+                holder: other.index,
+                netns: netns.to_string(),
+            });
         }
         if other.altnames.iter().any(|a| a == to) {
             tracing::info!(iface = %other.name, altname = to, netns, "deleting altname that clashes with the new name");
@@ -210,33 +237,63 @@ pub async fn rename_clearing_altname(h: &Handle, netns: &str, link: &Link, to: &
 
 /// Sets the MAC address.
 pub async fn set_mac(h: &Handle, link: &Link, mac: MacAddr) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index).address(mac.0.to_vec()).build();
-    change(h, msg).await.map_err(|source| LinkError::SetAttr { iface: link.name.clone(), what: "mac", source })
+    let msg = LinkUnspec::new_with_index(link.index)
+        .address(mac.0.to_vec())
+        .build();
+    change(h, msg).await.map_err(|source| LinkError::SetAttr {
+        iface: link.name.clone(),
+        what: "mac",
+        source,
+    })
 }
 
 /// Sets the MTU.
 pub async fn set_mtu(h: &Handle, link: &Link, mtu: u32) -> Result<(), LinkError> {
     let msg = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
-    change(h, msg).await.map_err(|source| LinkError::SetAttr { iface: link.name.clone(), what: "mtu", source })
+    change(h, msg).await.map_err(|source| LinkError::SetAttr {
+        iface: link.name.clone(),
+        what: "mtu",
+        source,
+    })
 }
 
 /// Sets (or with an empty string, clears) the alias.
 pub async fn set_alias(h: &Handle, link: &Link, alias: &str) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index).alias(alias.to_string()).build();
-    change(h, msg).await.map_err(|source| LinkError::SetAttr { iface: link.name.clone(), what: "alias", source })
+    let msg = LinkUnspec::new_with_index(link.index)
+        .alias(alias.to_string())
+        .build();
+    change(h, msg).await.map_err(|source| LinkError::SetAttr {
+        iface: link.name.clone(),
+        what: "alias",
+        source,
+    })
 }
 
 /// Moves the link into the namespace whose file descriptor is `fd`.
 pub async fn move_to_netns(h: &Handle, link: &Link, fd: RawFd, netns: &str) -> Result<(), LinkError> {
     let msg = LinkUnspec::new_with_index(link.index).setns_by_fd(fd).build();
-    change(h, msg).await.map_err(|source| LinkError::MoveToNetns { iface: link.name.clone(), netns: netns.to_string(), source })
+    change(h, msg).await.map_err(|source| LinkError::MoveToNetns {
+        iface: link.name.clone(),
+        netns: netns.to_string(),
+        source,
+    })
 }
 
 /// Deletes one altname.
 pub async fn del_altname(h: &Handle, link: &Link, altname: &str) -> Result<(), LinkError> {
-    match h.link().property_del(link.index).alt_ifname(&[altname]).execute().await {
+    match h
+        .link()
+        .property_del(link.index)
+        .alt_ifname(&[altname])
+        .execute()
+        .await
+    {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::ENOENT) || errno(&e) == Some(libc::ENODATA) => Ok(()),
-        Err(source) => Err(LinkError::DelAltname { iface: link.name.clone(), altname: altname.to_string(), source }),
+        Err(source) => Err(LinkError::DelAltname {
+            iface: link.name.clone(),
+            altname: altname.to_string(),
+            source,
+        }),
     }
 }

@@ -44,7 +44,10 @@ impl PodNs {
 impl Drop for PodNs {
     fn drop(&mut self) {
         if Path::new(&self.path()).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -52,7 +55,11 @@ impl Drop for PodNs {
 /// Runs a command and returns stdout; panics on failure.
 pub fn sh(prog: &str, args: &[&str]) -> String {
     let out = Command::new(prog).args(args).output().unwrap();
-    assert!(out.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -66,7 +73,8 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout not JSON ({e}): {:?} stderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout not JSON ({e}): {:?} stderr: {}", self.stdout, self.stderr))
     }
     pub fn code(&self) -> u64 {
         assert!(!self.ok, "expected failure, got {}", self.stdout);
@@ -130,7 +138,12 @@ impl Node {
             .with_sysfs_root(dir.path().join("sys"))
             .with_state_dir(dir.path().join("simstate"));
         let sim = SimNode::up(tweak(spec)).unwrap();
-        Node { sim, ovs, bridge, dir }
+        Node {
+            sim,
+            ovs,
+            bridge,
+            dir,
+        }
     }
 
     pub fn ns(&self) -> &str {
@@ -186,19 +199,33 @@ impl Node {
         std::fs::write(&pause, b"").unwrap();
         let mut call = call.clone();
         call.extra_env.push(("SRIOV_OVS_PAUSE_AT".into(), step.into()));
-        call.extra_env.push(("SRIOV_OVS_PAUSE_FILE".into(), pause.display().to_string()));
+        call.extra_env
+            .push(("SRIOV_OVS_PAUSE_FILE".into(), pause.display().to_string()));
         let mut cmd = self.command(&call);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.to_string().as_bytes())
+            .unwrap();
         let reached = pause.with_extension("reached");
         let start = std::time::Instant::now();
         while !reached.exists() {
             if let Ok(Some(status)) = child.try_wait() {
                 let out = child.wait_with_output().unwrap();
-                panic!("plugin exited ({status}) before {step}: {}", String::from_utf8_lossy(&out.stdout));
+                panic!(
+                    "plugin exited ({status}) before {step}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
             }
-            assert!(start.elapsed() < std::time::Duration::from_secs(60), "never reached {step}");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "never reached {step}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         (child, pause)
@@ -207,11 +234,17 @@ impl Node {
     /// Runs the plugin with raw stdin.
     pub fn run_raw(&self, call: &Call, stdin: &[u8]) -> Outcome {
         let mut cmd = self.command(call);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
-        Outcome { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+        Outcome {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// The command that runs the plugin in the node (not started).
@@ -253,7 +286,14 @@ impl Node {
             .ip(&["-o", "link", "show"])
             .lines()
             .map(|l| l.split_once(": ").map(|(_, r)| r.to_string()).unwrap_or_default())
-            .map(|l| l.replace("state UP", "").replace("state DOWN", "").replace("state LOWERLAYERDOWN", "").replace("state UNKNOWN", "").replace(",LOWER_UP", "").replace(",M-DOWN", ""))
+            .map(|l| {
+                l.replace("state UP", "")
+                    .replace("state DOWN", "")
+                    .replace("state LOWERLAYERDOWN", "")
+                    .replace("state UNKNOWN", "")
+                    .replace(",LOWER_UP", "")
+                    .replace(",M-DOWN", "")
+            })
             .collect();
         links.join("\n")
     }
@@ -262,20 +302,37 @@ impl Node {
     pub fn snapshot(&self) -> String {
         let links = self.snapshot_links();
         let ports = self.ovs.vsctl(&["list-ports", &self.bridge]).unwrap();
-        let ifaces = self.ovs.vsctl(&["--columns=name,external_ids", "list", "Interface"]).unwrap();
+        let ifaces = self
+            .ovs
+            .vsctl(&["--columns=name,external_ids", "list", "Interface"])
+            .unwrap();
         format!("{links}\n--ports--\n{ports}\n--ifaces--\n{ifaces}")
     }
 
     pub fn ports(&self) -> Vec<String> {
-        self.ovs.vsctl(&["list-ports", &self.bridge]).unwrap().lines().map(str::to_string).collect()
+        self.ovs
+            .vsctl(&["list-ports", &self.bridge])
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn iface_col(&self, iface: &str, col: &str) -> String {
-        self.ovs.vsctl(&["get", "Interface", iface, col]).unwrap().trim().to_string()
+        self.ovs
+            .vsctl(&["get", "Interface", iface, col])
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     pub fn link_exists(&self, name: &str) -> bool {
-        Command::new("ip").args(["-n", self.ns(), "link", "show", "dev", name]).output().unwrap().status.success()
+        Command::new("ip")
+            .args(["-n", self.ns(), "link", "show", "dev", name])
+            .output()
+            .unwrap()
+            .status
+            .success()
     }
 }
 

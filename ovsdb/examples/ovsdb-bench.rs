@@ -1,7 +1,7 @@
 //! Latency figures for the fast path against a private real OVS:
 //! connect + one transaction, add+delete a port, and `ovs-vsctl` as a baseline.
 //!
-//! `cargo run --release -p ovsdb-client --features testing --example bench [ITERATIONS]` (root).
+//! `cargo run --release -p ovsdb-client --features testing --example ovsdb-bench [ITERATIONS]` (root).
 
 use std::time::{Duration, Instant};
 

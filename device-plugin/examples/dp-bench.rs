@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo build --release -p sriov-device-plugin --bins --examples
-//! target/release/examples/bench            # or: --bin PATH/sriov-device-plugin
+//! target/release/examples/dp-bench            # or: --bin PATH/sriov-device-plugin
 //! ```
 
 use std::collections::HashSet;
