@@ -11,6 +11,8 @@
 #   --release                         build and run optimised binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+. scripts/cargo-env.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/demo.sh: run as root (it creates network namespaces, links and OVS instances)" >&2

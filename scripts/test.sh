@@ -4,6 +4,8 @@
 # namespaces, veth pairs and private Open vSwitch instances).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo-env.sh
+. scripts/cargo-env.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: run as root (tests create namespaces, links and OVS instances)" >&2
