@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use sriov_host::{PciAddress, PciError, PciFunction, PhysPortName, RepresentorView, Sysfs};
+use sriov_host::{PciAddress, PciError, PciFunction, RepresentorView, Sysfs};
 
 use crate::config::{Candidate, Config};
 
@@ -176,32 +176,14 @@ fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
         .as_ref()
         .map(|u| u.netdev.clone())
         .or_else(|| pf.netdevs.first().cloned());
-    let mut representors = HashMap::new();
-    if let Some(uplink) = &uplink {
-        // Representors are netdevs of the PF's PCI function on mlx5: read
-        // their port names once instead of searching class/net per VF.
-        for netdev in &pf.netdevs {
-            if netdev == &uplink.netdev {
-                continue;
-            }
-            if read_netdev_attr(sysfs.root(), netdev, "phys_switch_id").as_deref()
-                != Some(uplink.switch_id.as_str())
-            {
-                continue;
-            }
-            let Some(Ok(PhysPortName::Vf {
-                controller: None,
-                pf: pf_index,
-                vf,
-            })) = read_netdev_attr(sysfs.root(), netdev, "phys_port_name").map(|n| n.parse())
-            else {
-                continue;
-            };
-            if pf_index.is_none_or(|p| p == uplink.pf_index) {
-                representors.insert(vf, netdev.clone());
-            }
-        }
-    }
+    // One pass over the PF's own netdevs instead of a class/net search per VF.
+    let representors = match &uplink {
+        Some(_) => sysfs
+            .pf_representors(&pf.address, RepresentorView::Host)
+            .map(|reps| reps.into_iter().map(|(vf, r)| (vf, r.netdev)).collect())
+            .unwrap_or_default(),
+        None => HashMap::new(),
+    };
     PfFacts {
         link_type: name
             .as_deref()

@@ -4,6 +4,8 @@
 //! whose `phys_port_name` names the VF's PF and index. Netdevs that have no
 //! such attributes (veth, virtio, bridges) are skipped, never an error.
 
+use std::collections::BTreeMap;
+
 use crate::address::PciAddress;
 use crate::netdev::NetdevError;
 use crate::pci::PciError;
@@ -200,6 +202,51 @@ impl Sysfs {
             vf_index,
             switch_id: uplink.switch_id,
         })
+    }
+
+    /// Every VF representor among PF `pf`'s own netdevs, by VF index, in one
+    /// pass (mlx5 makes representors netdevs of their PF's PCI function).
+    /// Callers that look up many VFs use this instead of one
+    /// [`Sysfs::representor`] search of `class/net` per VF.
+    pub fn pf_representors(
+        &self,
+        pf: &PciAddress,
+        view: RepresentorView,
+    ) -> Result<BTreeMap<u32, Representor>, RepresentorError> {
+        let uplink = self.uplink(pf)?;
+        let function = self
+            .pci_function(pf)
+            .map_err(|source| RepresentorError::Pci { address: *pf, source })?;
+        let mut found = BTreeMap::new();
+        for netdev in function.netdevs {
+            if netdev == uplink.netdev
+                || self.attr(&netdev, "phys_switch_id")?.as_deref() != Some(uplink.switch_id.as_str())
+            {
+                continue;
+            }
+            let Some(Ok(PhysPortName::Vf {
+                controller,
+                pf: pf_index,
+                vf,
+            })) = self
+                .attr(&netdev, "phys_port_name")?
+                .map(|n| n.parse::<PhysPortName>())
+            else {
+                continue;
+            };
+            // Under the PF's own net/, a bare `<N>` can only be this PF's.
+            let pf_matches = pf_index.is_none_or(|p| p == uplink.pf_index);
+            let view_matches = controller.is_none() || view == RepresentorView::Dpu;
+            if pf_matches && view_matches {
+                found.entry(vf).or_insert(Representor {
+                    netdev,
+                    pf_index: uplink.pf_index,
+                    vf_index: vf,
+                    controller,
+                });
+            }
+        }
+        Ok(found)
     }
 
     fn attr(&self, netdev: &str, attribute: &str) -> Result<Option<String>, RepresentorError> {

@@ -187,6 +187,28 @@ fn finds_every_representor_with_current_names_on_two_pfs() {
 }
 
 #[test]
+fn pf_representors_lists_each_pfs_own_in_one_pass() {
+    let tree = Tree::new();
+    tree.switchdev_nic("0000:84:00.0", 0, "shared", "ens1f0", &PF0_VFS, |_, v| {
+        v.to_string()
+    });
+    tree.switchdev_nic("0000:84:00.1", 1, "shared", "ens1f1", &PF1_VFS, current);
+    let sysfs = tree.sysfs();
+    for (pf, uplink) in [("0000:84:00.0", "ens1f0"), ("0000:84:00.1", "ens1f1")] {
+        let reps = sysfs.pf_representors(&addr(pf), RepresentorView::Host).unwrap();
+        let names: Vec<(u32, String)> = reps.into_iter().map(|(i, r)| (i, r.netdev)).collect();
+        let want: Vec<(u32, String)> = (0..4).map(|i| (i, format!("{uplink}r{i}"))).collect();
+        assert_eq!(names, want, "PF {pf}");
+    }
+    // Agrees with the per-VF search.
+    let one = rep(&sysfs, PF1_VFS[2], RepresentorView::Host).unwrap();
+    let all = sysfs
+        .pf_representors(&addr("0000:84:00.1"), RepresentorView::Host)
+        .unwrap();
+    assert_eq!(all.get(&2), Some(&one));
+}
+
+#[test]
 fn two_pfs_sharing_one_switch_id_still_resolve_by_pf_index() {
     // Multi-port eswitch / VF LAG: both PFs report the same switch id.
     let tree = Tree::new();
