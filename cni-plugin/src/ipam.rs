@@ -195,13 +195,29 @@ pub fn check(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamEr
 
 /// IPAM GC; skipped for a plugin that does not speak CNI 1.1.0 (where GC was introduced).
 pub fn gc(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
+    exec_since_v110(plugin, "GC", env, conf)
+}
+
+/// IPAM STATUS; skipped for a plugin that does not speak CNI 1.1.0 (where STATUS was introduced).
+pub fn status(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
+    exec_since_v110(plugin, "STATUS", env, conf)
+}
+
+/// Runs a verb CNI 1.1.0 introduced, when the plugin lists 1.1.0; older plugins cannot
+/// answer it and are taken as fine.
+fn exec_since_v110(
+    plugin: &str,
+    command: &'static str,
+    env: &IpamEnv<'_>,
+    conf: &Value,
+) -> Result<(), IpamError> {
     let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
         plugin: plugin.to_string(),
         path: env.path.to_string(),
     })?;
     if !supported_versions(&binary).contains(&CniVersion::V1_1_0) {
-        tracing::info!(plugin, "IPAM plugin predates CNI 1.1.0 GC; skipped");
+        tracing::info!(plugin, command, "IPAM plugin predates CNI 1.1.0; skipped");
         return Ok(());
     }
-    exec(plugin, "GC", env, conf).map(drop)
+    exec(plugin, command, env, conf).map(drop)
 }

@@ -176,6 +176,7 @@ fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_
             Command::Status(req) => {
                 let ovs = ovs.map_err(status::StatusError::Ovsdb)?;
                 status::status(&ovs, &req.conf.bridge).await?;
+                status::ipam_status(&req)?;
                 Ok(None)
             }
             Command::Gc(req) => {

@@ -1,6 +1,8 @@
-//! STATUS: OVSDB reachable and the bridge present, else code 50.
+//! STATUS: OVSDB reachable, the bridge present and the IPAM plugin ready, else code 50.
 
 use crate::error::{code, ErrorCode};
+use crate::ipam::{self, IpamEnv, IpamError};
+use crate::skel::Request;
 use crate::traits::{Ovs, OvsError};
 
 /// The plugin cannot serve ADDs right now.
@@ -15,6 +17,9 @@ pub enum StatusError {
         /// Bridge.
         bridge: String,
     },
+    /// The delegated IPAM plugin is missing or not ready.
+    #[error("IPAM plugin is not ready")]
+    Ipam(#[source] IpamError),
 }
 
 impl ErrorCode for StatusError {
@@ -32,6 +37,22 @@ pub async fn status<O: Ovs>(ovs: &O, bridge: &str) -> Result<(), StatusError> {
             bridge: bridge.to_string(),
         })
     }
+}
+
+/// Forwards STATUS to the delegated IPAM plugin, as the CNI spec asks of plugins that
+/// delegate IPAM (plugins older than CNI 1.1.0 cannot answer and are skipped).
+pub fn ipam_status(req: &Request) -> Result<(), StatusError> {
+    let Some(plugin) = req.conf.ipam_type.as_deref() else {
+        return Ok(());
+    };
+    let env = IpamEnv {
+        container_id: "",
+        netns: "",
+        ifname: "",
+        args: &req.args_raw,
+        path: &req.path,
+    };
+    ipam::status(plugin, &env, &req.conf.raw).map_err(StatusError::Ipam)
 }
 
 #[cfg(test)]

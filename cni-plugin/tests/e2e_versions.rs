@@ -110,7 +110,7 @@ fn chains_with_the_real_portmap_plugin() {
 }
 
 #[test]
-fn status_reports_ovsdb_and_bridge() {
+fn status_reports_ovsdb_bridge_and_ipam() {
     let node = Node::new(1);
     let conf = node.conf("1.1.0", 0);
     node.run(&Call::new("STATUS", "", "", ""), &conf).expect_ok();
@@ -120,6 +120,10 @@ fn status_reports_ovsdb_and_bridge() {
     let mut no_db = conf.clone();
     no_db["ovsdbSocket"] = json!(format!("unix:{}/nope.sock", node.dir.path().display()));
     assert_eq!(node.run(&Call::new("STATUS", "", "", ""), &no_db).code(), 50);
+    // STATUS is forwarded to the delegated IPAM plugin: a missing one means not ready.
+    let mut no_ipam = conf.clone();
+    no_ipam["ipam"] = json!({"type": "no-such-ipam"});
+    assert_eq!(node.run(&Call::new("STATUS", "", "", ""), &no_ipam).code(), 50);
     let mut old = conf;
     old["cniVersion"] = json!("1.0.0");
     assert_eq!(node.run(&Call::new("STATUS", "", "", ""), &old).code(), 1);
