@@ -80,13 +80,7 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
         released.push((rec.container_id.clone(), rec.ifname.clone()));
     }
     if let Some(t) = conf.ipam_type.as_deref() {
-        let env = IpamEnv {
-            container_id: "",
-            netns: "",
-            ifname: "",
-            args: &req.args_raw,
-            path: &req.path,
-        };
+        let env = IpamEnv::network_wide(&req.args_raw, &req.path);
         ipam::gc(t, &env, &conf.raw).map_err(GcError::Ipam)?;
     }
     Ok(released)

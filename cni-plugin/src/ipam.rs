@@ -23,6 +23,19 @@ pub struct IpamEnv<'a> {
     pub path: &'a str,
 }
 
+impl<'a> IpamEnv<'a> {
+    /// The environment of a network-wide verb (STATUS, GC): no container, netns or interface.
+    pub fn network_wide(args: &'a str, path: &'a str) -> IpamEnv<'a> {
+        IpamEnv {
+            container_id: "",
+            netns: "",
+            ifname: "",
+            args,
+            path,
+        }
+    }
+}
+
 /// An IPAM step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {

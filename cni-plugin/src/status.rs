@@ -45,13 +45,7 @@ pub fn ipam_status(req: &Request) -> Result<(), StatusError> {
     let Some(plugin) = req.conf.ipam_type.as_deref() else {
         return Ok(());
     };
-    let env = IpamEnv {
-        container_id: "",
-        netns: "",
-        ifname: "",
-        args: &req.args_raw,
-        path: &req.path,
-    };
+    let env = IpamEnv::network_wide(&req.args_raw, &req.path);
     ipam::status(plugin, &env, &req.conf.raw).map_err(StatusError::Ipam)
 }
 

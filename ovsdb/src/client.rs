@@ -26,30 +26,12 @@ pub async fn connect(endpoint: &str) -> Result<(Connection, Client), Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let connection = match &parsed {
         Endpoint::Unix(path) => {
-            let stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
-                .await
-                .map_err(|_| Error::ConnectTimeout {
-                    endpoint: name.clone(),
-                    after: timeout,
-                })?
-                .map_err(|source| Error::Connect {
-                    endpoint: name.clone(),
-                    source,
-                })?;
+            let stream = connect_within(&name, timeout, tokio::net::UnixStream::connect(path)).await?;
             let (r, w) = stream.into_split();
             Connection::new(name.clone(), r, w, rx)
         }
         Endpoint::Tcp(addr) => {
-            let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
-                .await
-                .map_err(|_| Error::ConnectTimeout {
-                    endpoint: name.clone(),
-                    after: timeout,
-                })?
-                .map_err(|source| Error::Connect {
-                    endpoint: name.clone(),
-                    source,
-                })?;
+            let stream = connect_within(&name, timeout, tokio::net::TcpStream::connect(addr)).await?;
             // Small JSON-RPC messages: do not wait for Nagle.
             let _ = stream.set_nodelay(true);
             let (r, w) = stream.into_split();
@@ -62,6 +44,24 @@ pub async fn connect(endpoint: &str) -> Result<(Connection, Client), Error> {
         request_timeout: Some(timeout),
     };
     Ok((connection, client))
+}
+
+/// Awaits a socket connect for at most `timeout`, naming the endpoint in either failure.
+async fn connect_within<S>(
+    endpoint: &str,
+    timeout: Duration,
+    connect: impl std::future::Future<Output = std::io::Result<S>>,
+) -> Result<S, Error> {
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| Error::ConnectTimeout {
+            endpoint: endpoint.to_string(),
+            after: timeout,
+        })?
+        .map_err(|source| Error::Connect {
+            endpoint: endpoint.to_string(),
+            source,
+        })
 }
 
 /// Handle to an OVSDB session. Cloning is cheap; all clones share the session.
