@@ -1,12 +1,15 @@
 //! Interaction with the host beyond sysfs: the netdev holding the IPv4
-//! default route is never offered; kernel uevents are received.
+//! default route is never offered; kernel uevents are received and make the
+//! plugin rediscover what inotify on the (simulated) tree cannot see.
 
 mod common;
 
 use std::process::{Command, Stdio};
 
 use common::*;
+use kubelet_proto::v1beta1::{HEALTHY, UNHEALTHY};
 use simnode::SimNodeSpec;
+use sriov_device_plugin::daemon::Settings;
 use sriov_device_plugin::uevent::UeventListener;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
@@ -122,4 +125,55 @@ async fn uevents_announce_new_net_devices() {
             break;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_uevent_triggers_rediscovery() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("ue"), 1, 2));
+    let vf = h.node.vf(0, 1).pci.to_string();
+    let rep = h.node.vf(0, 1).representor_name().unwrap().to_string();
+    // A representor's attributes live in a directory no inotify watch covers
+    // (on a real host nothing in sysfs raises inotify events at all): only a
+    // uevent can tell the plugin to look again.
+    let port_file = h
+        .node
+        .sysfs_root()
+        .join("class/net")
+        .join(&rep)
+        .join("phys_port_name");
+    let good = std::fs::read_to_string(&port_file).unwrap();
+    std::fs::write(&port_file, "garbage\n").unwrap();
+    h.write_config(GUIDE_CONFIG);
+    h.start_with(Settings {
+        watch_uevents: true,
+        ..h.settings()
+    });
+    h.kubelet().next_registration().await;
+    let mut client = h.client(GUIDE_SOCKET).await;
+    let mut stream = list_and_watch(&mut client).await;
+    wait_list(&mut stream, |l| health(l, &vf) == Some(UNHEALTHY)).await;
+
+    std::fs::write(&port_file, good).unwrap();
+    // Any net/pci add or remove uevent makes the plugin rediscover; a new
+    // link is the one this kernel lets a test raise.
+    let name = format!("dpuv{}", std::process::id() % 100_000);
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+    ip(&[
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{name}b"),
+    ]);
+    let _link = DelLink(name);
+    wait_list(&mut stream, |l| health(l, &vf) == Some(HEALTHY)).await;
+    h.shutdown().await;
 }
