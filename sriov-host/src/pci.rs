@@ -42,8 +42,9 @@ pub struct PciFunction {
     pub vf_index: Option<u32>,
     /// The VFs of a PF, in `virtfn` order.
     pub vfs: Vec<PciAddress>,
-    /// Netdev names under the function's `net/`, sorted. For a switchdev PF
-    /// this includes the VF representors.
+    /// Netdev names under the function's `net/` (and `virtio<N>/net/` for
+    /// virtio NICs), sorted. For a switchdev PF this includes the VF
+    /// representors.
     pub netdevs: Vec<String>,
 }
 
@@ -198,7 +199,7 @@ impl Sysfs {
             physfn,
             vf_index,
             vfs: virtfns(&dir)?.into_iter().map(|(_, vf)| vf).collect(),
-            netdevs: list_dir(&dir.join("net")).map_err(read_error(&dir.join("net")))?,
+            netdevs: netdevs_of(&dir)?,
         })
     }
 }
@@ -217,6 +218,21 @@ fn virtfns(dir: &Path) -> Result<Vec<(u32, PciAddress)>, PciError> {
     }
     vfs.sort();
     Ok(vfs)
+}
+
+/// Netdev names of the function: under `net/`, and for virtio NICs under
+/// `virtio<N>/net/` (the netdev hangs off the virtio device, not the PCI
+/// function), so a virtio NIC holding the default route is still recognised.
+fn netdevs_of(dir: &Path) -> Result<Vec<String>, PciError> {
+    let mut names = list_dir(&dir.join("net")).map_err(read_error(&dir.join("net")))?;
+    for entry in list_dir(dir).map_err(read_error(dir))? {
+        if entry.starts_with("virtio") {
+            let nested = dir.join(&entry).join("net");
+            names.extend(list_dir(&nested).map_err(read_error(&nested))?);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn read_link_address(path: &Path) -> Result<Option<PciAddress>, PciError> {

@@ -340,6 +340,16 @@ fn reads_pci_function_details() {
 }
 
 #[test]
+fn virtio_netdevs_under_the_virtio_device_belong_to_the_function() {
+    // Real virtio NICs: /sys/bus/pci/devices/0000:00:03.0/virtio2/net/eth0.
+    let tree = Tree::new();
+    tree.function("0000:00:03.0", "0x1af4", "0x1000", Some("virtio-pci"), "-1");
+    fs::create_dir_all(tree.dev_dir("0000:00:03.0").join("virtio2/net/eth0")).unwrap();
+    let f = tree.sysfs().pci_function(&addr("0000:00:03.0")).unwrap();
+    assert_eq!(f.netdevs, ["eth0"]);
+}
+
+#[test]
 fn unbound_and_vfio_vfs() {
     let tree = Tree::new();
     tree.pf("0000:84:00.0", 8, 2);
