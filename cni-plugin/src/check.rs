@@ -154,13 +154,7 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
     if rec.ipam_delegated {
         if let Some(t) = &conf.ipam_type {
             let ns = netns.display().to_string();
-            let env = IpamEnv {
-                container_id: &req.container_id,
-                netns: &ns,
-                ifname: &req.ifname,
-                args: &req.args_raw,
-                path: &req.path,
-            };
+            let env = IpamEnv::for_request(req, &ns);
             ipam::check(t, &env, &conf.raw).map_err(CheckError::Ipam)?;
         }
     }

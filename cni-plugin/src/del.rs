@@ -58,7 +58,10 @@ pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOut
     let rec = match state.load(&req.container_id, &req.ifname) {
         Ok(rec) => rec,
         Err(e @ StateError::Corrupt { .. }) => {
-            tracing::warn!(error = %e, "state file unreadable; falling back to deviceID");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "state file unreadable; falling back to deviceID"
+            );
             None
         }
         Err(e) => return Err(DelError::State(e)),
@@ -122,13 +125,7 @@ fn ipam_del_from_conf(req: &Request) -> Result<(), DelError> {
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let env = IpamEnv {
-        container_id: &req.container_id,
-        netns: &netns,
-        ifname: &req.ifname,
-        args: &req.args_raw,
-        path: &req.path,
-    };
+    let env = IpamEnv::for_request(req, &netns);
     ipam::del(t, &env, &conf.raw).map_err(DelError::Ipam)
 }
 

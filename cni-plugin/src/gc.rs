@@ -66,12 +66,12 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
                 .unwrap_or_default();
             let pod = release::open_pod_ns(Some(std::path::Path::new(&rec.netns)));
             if let Err(e) = release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true).await {
-                tracing::warn!(error = %e, container = %rec.container_id, "GC could not release everything; kept for the next GC");
+                tracing::warn!(error = &e as &dyn std::error::Error, container = %rec.container_id, "GC could not release everything; kept for the next GC");
                 continue;
             }
             state.clear_owner(&rec.pci).map_err(GcError::State)?;
         } else if let Err(e) = release::ipam_del(&rec, "") {
-            tracing::warn!(error = %e, container = %rec.container_id, "GC: IPAM DEL failed; kept for the next GC");
+            tracing::warn!(error = &e as &dyn std::error::Error, container = %rec.container_id, "GC: IPAM DEL failed; kept for the next GC");
             continue;
         }
         state

@@ -26,7 +26,7 @@ pub async fn pause_point(env: &HashMap<String, String>, step: &str) {
     let file = Path::new(file);
     let reached = file.with_extension("reached");
     if let Err(e) = std::fs::write(&reached, step) {
-        tracing::warn!(path = %reached.display(), error = %e, "cannot write pause marker");
+        tracing::warn!(path = %reached.display(), error = &e as &dyn std::error::Error, "cannot write pause marker");
     }
     tracing::info!(step, "paused by test hook");
     while file.exists() {

@@ -2,6 +2,7 @@
 
 use crate::error::{code, CniError, ErrorCode};
 use crate::result::{CniResult, DecodeResult};
+use crate::skel::Request;
 use crate::version::CniVersion;
 use serde_json::Value;
 use std::io::Write;
@@ -24,6 +25,17 @@ pub struct IpamEnv<'a> {
 }
 
 impl<'a> IpamEnv<'a> {
+    /// The environment of a per-attachment verb (ADD, DEL, CHECK) of `req`, with `netns` as `CNI_NETNS`.
+    pub fn for_request(req: &'a Request, netns: &'a str) -> IpamEnv<'a> {
+        IpamEnv {
+            container_id: &req.container_id,
+            netns,
+            ifname: &req.ifname,
+            args: &req.args_raw,
+            path: &req.path,
+        }
+    }
+
     /// The environment of a network-wide verb (STATUS, GC): no container, netns or interface.
     pub fn network_wide(args: &'a str, path: &'a str) -> IpamEnv<'a> {
         IpamEnv {
@@ -99,27 +111,22 @@ pub fn find_plugin(plugin: &str, path: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The configuration to hand the plugin: ours, with `cniVersion` lowered to the newest version the
-/// plugin speaks when it does not speak ours (e.g. host-local v1.1 and CNI 1.1.0).
-fn negotiate(binary: &Path, conf: &Value) -> Value {
-    let Some(ours) = conf
+/// Our configuration with `cniVersion` lowered to the newest version the plugin speaks, when it
+/// does not speak ours (e.g. host-local v1.1 and CNI 1.1.0); `None` when there is nothing to lower to.
+fn lowered(binary: &Path, conf: &Value) -> Option<Value> {
+    let ours = conf
         .get("cniVersion")
         .and_then(Value::as_str)
-        .and_then(|v| v.parse::<CniVersion>().ok())
-    else {
-        return conf.clone();
-    };
+        .and_then(|v| v.parse::<CniVersion>().ok())?;
     let supported = supported_versions(binary);
-    if supported.is_empty() || supported.contains(&ours) {
-        return conf.clone();
+    if supported.contains(&ours) {
+        return None;
     }
-    let Some(best) = supported.into_iter().filter(|v| *v < ours).max() else {
-        return conf.clone();
-    };
+    let best = supported.into_iter().filter(|v| *v < ours).max()?;
     tracing::debug!(binary = %binary.display(), from = %ours, to = %best, "lowering cniVersion for the IPAM plugin");
     let mut conf = conf.clone();
     conf["cniVersion"] = Value::from(best.as_str());
-    conf
+    Some(conf)
 }
 
 /// The versions (of those we know) the plugin lists in its VERSION answer; empty when it cannot tell.
@@ -137,17 +144,39 @@ fn supported_versions(binary: &Path) -> Vec<CniVersion> {
         .unwrap_or_default()
 }
 
+/// Runs `command` with our configuration; only when the plugin refuses its `cniVersion`
+/// (code 1, answered before it acts) asks it for its versions and retries with a lower one.
+/// That saves a VERSION call on every invocation where the versions agree.
 fn exec(plugin: &str, command: &'static str, env: &IpamEnv<'_>, conf: &Value) -> Result<Vec<u8>, IpamError> {
     let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
         plugin: plugin.to_string(),
         path: env.path.to_string(),
     })?;
-    let conf = &negotiate(&binary, conf);
+    let first = run_plugin(&binary, plugin, command, env, conf);
+    if let Err(IpamError::Failed {
+        code: code::INCOMPATIBLE_VERSION,
+        ..
+    }) = &first
+    {
+        if let Some(conf) = lowered(&binary, conf) {
+            return run_plugin(&binary, plugin, command, env, &conf);
+        }
+    }
+    first
+}
+
+fn run_plugin(
+    binary: &Path,
+    plugin: &str,
+    command: &'static str,
+    env: &IpamEnv<'_>,
+    conf: &Value,
+) -> Result<Vec<u8>, IpamError> {
     let spawn_err = |source| IpamError::Spawn {
-        binary: binary.clone(),
+        binary: binary.to_path_buf(),
         source,
     };
-    let mut child = Command::new(&binary)
+    let mut child = Command::new(binary)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", env.container_id)
         .env("CNI_NETNS", env.netns)
@@ -233,4 +262,24 @@ fn exec_since_v110(
         return Ok(());
     }
     exec(plugin, command, env, conf).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference host-local plugin the test node has (v1.1: up to CNI 1.0.0).
+    fn host_local() -> PathBuf {
+        find_plugin("host-local", "/usr/lib/cni").expect("host-local in /usr/lib/cni")
+    }
+
+    #[test]
+    fn version_is_lowered_only_when_the_plugin_lacks_ours() {
+        let bin = host_local();
+        let conf = |v: &str| serde_json::json!({"cniVersion": v, "name": "n"});
+        assert_eq!(lowered(&bin, &conf("1.0.0")), None);
+        let lowered = lowered(&bin, &conf("1.1.0")).unwrap();
+        assert_eq!(lowered["cniVersion"], "1.0.0");
+        assert_eq!(lowered["name"], "n");
+    }
 }

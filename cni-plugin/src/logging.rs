@@ -18,7 +18,7 @@ pub fn init(level: tracing::Level, log_file: Option<&Path>) -> DefaultGuard {
             }
             Err(e) => {
                 let guard = tracing::subscriber::set_default(builder.with_writer(std::io::stderr).finish());
-                tracing::warn!(path = %path.display(), error = %e, "cannot open logFile; logging to stderr");
+                tracing::warn!(path = %path.display(), error = &e as &dyn std::error::Error, "cannot open logFile; logging to stderr");
                 return guard;
             }
         }

@@ -4,9 +4,12 @@ use crate::port_ids;
 use crate::traits::{Cause, Ovs, OvsError, PortSpec, PortState};
 use ovsdb_client::vswitch::DB;
 use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
-use ovsdb_client::{Atom, Client, Mutation, Mutator, Operation, OperationResult, Value};
+use ovsdb_client::{
+    Atom, Client, MonitorRequest, Mutation, Mutator, Operation, OperationResult, Row, RowChange, Value,
+};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one OVSDB request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +42,44 @@ fn int_of(res: Option<&OperationResult>, col: &str) -> Option<i64> {
     match rows.first()?.get(col)? {
         Value::Atom(Atom::Integer(n)) => Some(*n),
         _ => None,
+    }
+}
+
+/// Waits until `cur_cfg` is at least `want`: told by a `monitor_cond` on the column, or by
+/// polling when the server has no `monitor_cond`.
+async fn cur_cfg_reaches(client: &Client, want: i64) -> Result<(), ovsdb_client::Error> {
+    let reached = |row: &Row| match row.get("cur_cfg") {
+        Some(Value::Atom(Atom::Integer(cur))) => *cur >= want,
+        _ => false,
+    };
+    let request = MonitorRequest {
+        columns: Some(vec!["cur_cfg".into()]),
+        conditions: None,
+    };
+    match client
+        .monitor_cond(DB, BTreeMap::from([("Open_vSwitch".to_string(), request)]))
+        .await
+    {
+        Ok((mut updates, mut monitor)) => loop {
+            let done = updates.iter().any(|u| match &u.change {
+                RowChange::Initial(row) | RowChange::Insert(row) | RowChange::Modify(row) => reached(row),
+                RowChange::Delete => false,
+            });
+            if done {
+                return Ok(());
+            }
+            updates = monitor.next().await?;
+        },
+        Err(ovsdb_client::Error::Rpc { .. }) => loop {
+            let res = client
+                .transact(DB, vec![Operation::select("Open_vSwitch", vec![], &["cur_cfg"])])
+                .await?;
+            if int_of(res.first(), "cur_cfg").is_some_and(|cur| cur >= want) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        },
+        Err(e) => Err(e),
     }
 }
 
@@ -151,19 +192,10 @@ impl Ovs for OvsdbOvs {
         let Some(want) = int_of(res.get(1), "next_cfg") else {
             return Ok(());
         };
-        let start = Instant::now();
-        loop {
-            let res = client
-                .transact(DB, vec![Operation::select("Open_vSwitch", vec![], &["cur_cfg"])])
-                .await
-                .map_err(|e| fail(Some(cause(e))))?;
-            if int_of(res.first(), "cur_cfg").is_some_and(|cur| cur >= want) {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                return Err(fail(None));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        match tokio::time::timeout(timeout, cur_cfg_reaches(client, want)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(fail(Some(cause(e)))),
+            Err(_) => Err(fail(None)),
         }
     }
 

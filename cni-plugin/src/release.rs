@@ -77,7 +77,7 @@ pub fn open_pod_ns(path: Option<&Path>) -> Option<Netns> {
     match Netns::open(path) {
         Ok(ns) => Some(ns),
         Err(err) => {
-            tracing::info!(netns = %path.display(), error = %err, "pod namespace unusable; looking for the VF on the host");
+            tracing::info!(netns = %path.display(), error = &err as &dyn std::error::Error, "pod namespace unusable; looking for the VF on the host");
             None
         }
     }
@@ -164,7 +164,7 @@ pub async fn restore_vf(
         Err(e @ LinkError::NameTaken { .. }) => {
             // Another link took the name meanwhile: leave the VF under its current name, keep
             // the alias so the next ADD or DEL still finds it.
-            tracing::warn!(error = %e, current = %l.name, "VF back on the host but not under its original name");
+            tracing::warn!(error = &e as &dyn std::error::Error, current = %l.name, "VF back on the host but not under its original name");
             return Ok(());
         }
         Err(e) => return Err(err(e)),
@@ -217,9 +217,12 @@ pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result
         return Ok(());
     };
     let h = &host.handle;
+    // Renaming takes the link down first; otherwise it is as listed.
+    let mut is_up = l.up;
     if l.name != r.name {
         if l.up {
             link::set_up(h, &l, false).await.map_err(err)?;
+            is_up = false;
         }
         link::rename_clearing_altname(h, &host.label, &l, &r.name)
             .await
@@ -234,10 +237,6 @@ pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result
             link::set_mtu(h, &l, mtu).await.map_err(err)?;
         }
     }
-    let is_up = link::by_index(h, &host.label, l.index)
-        .await
-        .map_err(err)?
-        .is_some_and(|l| l.up);
     if is_up != r.up {
         link::set_up(h, &l, r.up).await.map_err(err)?;
     }
@@ -316,7 +315,7 @@ pub async fn release_all<O: Ovs>(
     let mut first: Option<ReleaseError> = None;
     let mut note = |r: Result<(), ReleaseError>| {
         if let Err(e) = r {
-            tracing::warn!(error = %e, "release step failed");
+            tracing::warn!(error = &e as &dyn std::error::Error, "release step failed");
             first.get_or_insert(e);
         }
     };

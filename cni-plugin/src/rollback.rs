@@ -70,14 +70,21 @@ impl Rollback {
                     let a = ctx.state.remove(&ctx.rec.container_id, &ctx.rec.ifname);
                     let b = ctx.state.clear_owner(&ctx.rec.pci);
                     if let Err(e) = a.and(b) {
-                        tracing::warn!(error = %e, "rollback: cannot remove state files");
+                        tracing::warn!(
+                            error = &e as &dyn std::error::Error,
+                            "rollback: cannot remove state files"
+                        );
                     }
                     Ok(())
                 }
             };
             match r {
                 Ok(()) => tracing::debug!(?step, "rolled back"),
-                Err(e) => tracing::warn!(?step, error = %e, "rollback step failed"),
+                Err(e) => tracing::warn!(
+                    ?step,
+                    error = &e as &dyn std::error::Error,
+                    "rollback step failed"
+                ),
             }
         }
     }

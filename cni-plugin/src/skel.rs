@@ -220,18 +220,16 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
     let args_raw = get("CNI_ARGS").to_string();
     let args = CniArgs::parse(&args_raw).map_err(|source| SkelError::Args { source })?;
     let conf = NetConf::parse(stdin).map_err(|source| SkelError::Netconf { source })?;
-    let required = match verb {
-        Verb::Check => Some(CniVersion::V0_4_0),
-        Verb::Status | Verb::Gc => Some(CniVersion::V1_1_0),
-        _ => None,
+    let in_version = match verb {
+        Verb::Check => conf.cni_version.has_check(),
+        Verb::Status | Verb::Gc => conf.cni_version.has_status_and_gc(),
+        _ => true,
     };
-    if let Some(min) = required {
-        if conf.cni_version < min {
-            return Err(SkelError::VerbNotInVersion {
-                verb: verb.as_str(),
-                version: conf.cni_version,
-            });
-        }
+    if !in_version {
+        return Err(SkelError::VerbNotInVersion {
+            verb: verb.as_str(),
+            version: conf.cni_version,
+        });
     }
     let req = Request {
         container_id,

@@ -309,7 +309,7 @@ impl StateDir {
                 Ok(Some(rec)) => out.push(rec),
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(path = %path.display(), error = %err, "skipping unreadable state file")
+                    tracing::warn!(path = %path.display(), error = &err as &dyn std::error::Error, "skipping unreadable state file")
                 }
             }
         }

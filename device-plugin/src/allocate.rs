@@ -40,9 +40,14 @@ pub enum AllocateError {
     },
 }
 
-/// Checks every requested ID of every container before anything is written.
-pub fn resolve(pool: &Pool, containers: &[Vec<String>]) -> Result<Vec<Vec<PoolDevice>>, AllocateError> {
-    let resource = pool.config().full_name();
+/// Checks every requested ID of every container of `resource` before
+/// anything is written.
+pub fn resolve(
+    pool: &Pool,
+    resource: &str,
+    containers: &[Vec<String>],
+) -> Result<Vec<Vec<PoolDevice>>, AllocateError> {
+    let resource = resource.to_string();
     containers
         .iter()
         .map(|ids| {

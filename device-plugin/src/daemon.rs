@@ -198,6 +198,7 @@ impl Daemon {
 
     /// Makes the running plugins match the config and what discovery found.
     async fn apply(&mut self, found: Discovered) -> Result<(), TransportError> {
+        // A copy: the table must not stay locked across the awaits below.
         let links = self.links.snapshot();
         let wanted: HashSet<String> = self.config.resources.iter().map(|r| r.full_name()).collect();
         let gone: Vec<String> = self
@@ -246,10 +247,12 @@ impl Daemon {
                         links_alive = false;
                         continue;
                     }
-                    let links = self.links.snapshot();
-                    for plugin in self.plugins.values() {
-                        plugin.pool().refresh_health(&links);
-                    }
+                    let plugins = &self.plugins;
+                    self.links.with_table(|links| {
+                        for plugin in plugins.values() {
+                            plugin.pool().refresh_health(links);
+                        }
+                    });
                 }
                 Some(event) = self.fs_events.recv() => {
                     match self.classify(&event) {

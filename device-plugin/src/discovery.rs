@@ -7,11 +7,11 @@
 //! once is not offered again.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sriov_host::{PciAddress, PciError, PciFunction, RepresentorView, Sysfs};
 
-use crate::config::{Candidate, Config};
+use crate::config::{Candidate, Config, Selector};
 
 /// A device as the plugin serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,9 +63,11 @@ pub enum DiscoveryError {
 }
 
 /// Per-PF facts shared by its VFs.
+#[derive(Default)]
 struct PfFacts {
+    /// The PF's netdev: its uplink representor in switchdev mode, else its
+    /// first netdev. VFs' health follows it.
     name: Option<String>,
-    uplink: Option<String>,
     link_type: Option<String>,
     /// VF index -> representor, from the PF's own netdevs.
     representors: HashMap<u32, String>,
@@ -101,20 +103,17 @@ pub fn discover(
             source,
         })?;
     let by_address: HashMap<PciAddress, &PciFunction> = functions.iter().map(|f| (f.address, f)).collect();
-    let devices_dir = sysfs.root().join("bus/pci/devices");
     let mut found = Discovered::default();
     let mut pf_facts: HashMap<PciAddress, PfFacts> = HashMap::new();
     let mut candidates = Vec::new();
     for function in &functions {
         if function.sriov.is_some() {
-            found.pf_dirs.push(devices_dir.join(function.address.to_string()));
+            found.pf_dirs.push(sysfs.pci_device_dir(&function.address));
         }
         if !offerable(function) {
             continue;
         }
-        found
-            .device_dirs
-            .push(devices_dir.join(function.address.to_string()));
+        found.device_dirs.push(sysfs.pci_device_dir(&function.address));
         if let Some(name) = function.netdevs.iter().find(|n| excluded_netdevs.contains(*n)) {
             tracing::info!(address = %function.address, netdev = %name, "not offering the device holding the default route");
             continue;
@@ -124,26 +123,21 @@ pub fn discover(
             .entry(pf_address)
             .or_insert_with(|| match by_address.get(&pf_address) {
                 Some(pf) => pf_facts_of(sysfs, pf),
-                None => PfFacts {
-                    name: None,
-                    uplink: None,
-                    link_type: None,
-                    representors: HashMap::new(),
-                    switchdev: false,
-                },
+                None => PfFacts::default(),
             });
         candidates.push(build_candidate(sysfs, function, facts));
     }
 
     let mut taken: HashSet<PciAddress> = HashSet::new();
+    let match_all = [Selector::default()];
     for resource in &config.resources {
         let mut devices = Vec::new();
-        let selectors: Vec<_> = if resource.selectors.is_empty() {
-            vec![Default::default()]
+        let selectors: &[Selector] = if resource.selectors.is_empty() {
+            &match_all
         } else {
-            resource.selectors.clone()
+            &resource.selectors
         };
-        for selector in &selectors {
+        for selector in selectors {
             for (candidate, record) in &candidates {
                 if taken.contains(&candidate.address) || !selector.matches(candidate) {
                     continue;
@@ -171,7 +165,7 @@ fn offerable(function: &PciFunction) -> bool {
 }
 
 fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
-    let uplink = sysfs.uplink(&pf.address).ok();
+    let uplink = sysfs.uplink_of(pf).ok();
     let name = uplink
         .as_ref()
         .map(|u| u.netdev.clone())
@@ -187,9 +181,8 @@ fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
     PfFacts {
         link_type: name
             .as_deref()
-            .and_then(|n| read_netdev_attr(sysfs.root(), n, "type"))
+            .and_then(|n| sysfs.netdev_attr(n, "type").ok().flatten())
             .map(|t| link_type_name(&t)),
-        uplink: name.clone(),
         name,
         representors,
         switchdev: uplink.is_some(),
@@ -197,10 +190,6 @@ fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
 }
 
 fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (Candidate, DeviceRecord) {
-    let dir = sysfs
-        .root()
-        .join("bus/pci/devices")
-        .join(function.address.to_string());
     let representor = match (function.vf_index, facts.switchdev) {
         (Some(index), true) => facts.representors.get(&index).cloned().or_else(|| {
             // Not under the PF's net/: fall back to searching the switch.
@@ -211,24 +200,25 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         }),
         _ => None,
     };
-    let own_netdev = function.netdevs.first().cloned();
+    // The netdev a selector's `pfNames` matches and health follows.
+    let pf_netdev = if function.is_vf() {
+        facts.name.clone()
+    } else {
+        function.netdevs.first().cloned()
+    };
     let candidate = Candidate {
         address: function.address,
         vendor: function.vendor,
         device: function.device,
         driver: function.driver.clone(),
-        acpi_index: read_attr(&dir.join("acpi_index")),
+        acpi_index: sysfs.pci_attr(&function.address, "acpi_index").ok().flatten(),
         pf_address: function.physfn.unwrap_or(function.address),
-        pf_name: if function.is_vf() {
-            facts.name.clone()
-        } else {
-            own_netdev.clone()
-        },
+        pf_name: pf_netdev.clone(),
         vf_index: function.vf_index,
         link_type: facts.link_type.clone(),
-        is_rdma: std::fs::read_dir(dir.join("infiniband"))
-            .map(|mut entries| entries.next().is_some())
-            .unwrap_or(false),
+        is_rdma: sysfs
+            .rdma_devices(&function.address)
+            .is_ok_and(|devices| !devices.is_empty()),
     };
     let record = DeviceRecord {
         address: function.address,
@@ -237,11 +227,7 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         numa_node: function.numa_node,
         driver: function.driver.clone(),
         iommu_group: function.iommu_group,
-        uplink: if function.is_vf() {
-            facts.uplink.clone()
-        } else {
-            own_netdev
-        },
+        uplink: pf_netdev,
         representor_ifindex: representor.as_deref().and_then(|r| sysfs.netdev_ifindex(r)),
         representor,
         need_vhost_net: false,
@@ -256,16 +242,4 @@ fn link_type_name(number: &str) -> String {
         "32" => "infiniband".to_string(),
         other => other.to_string(),
     }
-}
-
-fn read_netdev_attr(root: &Path, netdev: &str, attribute: &str) -> Option<String> {
-    read_attr(&root.join("class/net").join(netdev).join(attribute))
-}
-
-/// An attribute's trimmed content; `None` when missing, empty or unreadable
-/// (EOPNOTSUPP for `phys_port_name` on virtio, for instance).
-fn read_attr(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
 }

@@ -120,7 +120,13 @@ impl LinkMonitor {
 
     /// A copy of the current link table.
     pub fn snapshot(&self) -> LinkTable {
-        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.with_table(LinkTable::clone)
+    }
+
+    /// Runs `f` on the current link table without copying it (thousands of
+    /// links with 1016 VFs); netlink updates wait until `f` returns.
+    pub fn with_table<R>(&self, f: impl FnOnce(&LinkTable) -> R) -> R {
+        f(&self.table.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A receiver that changes whenever a link changes.
@@ -136,16 +142,14 @@ impl LinkMonitor {
         let routes: Result<Vec<RouteMessage>, _> = handle.route().get(query).execute().try_collect().await;
         connection.abort();
         let routes = routes.map_err(HealthError::DumpRoutes)?;
-        let table = self.snapshot();
-        let mut names = HashSet::new();
-        for route in routes.iter().filter(|r| is_default(r)) {
-            for index in output_interfaces(route) {
-                if let Some(name) = table.name_of(index) {
-                    names.insert(name.to_string());
-                }
-            }
-        }
-        Ok(names)
+        Ok(self.with_table(|table| {
+            routes
+                .iter()
+                .filter(|r| is_default(r))
+                .flat_map(output_interfaces)
+                .filter_map(|index| table.name_of(index).map(str::to_string))
+                .collect()
+        }))
     }
 }
 
@@ -188,14 +192,12 @@ impl Reader {
             match message.message_type() {
                 RTM_NEWLINK | RTM_DELLINK => {
                     if let Some(update) = parse_link(message.message_type(), message.payload()) {
-                        if in_dump {
-                            if let Some((_, dump)) = &mut self.dump {
-                                update.apply(dump);
-                            }
-                        } else {
-                            if let Some((_, dump)) = &mut self.dump {
-                                update.apply(dump);
-                            }
+                        // Events during a dump go to both: the dump may
+                        // already have passed that link.
+                        if let Some((_, dump)) = &mut self.dump {
+                            update.apply(dump);
+                        }
+                        if !in_dump {
                             let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
                             changed |= update.apply(&mut table);
                         }

@@ -22,7 +22,8 @@ pub struct LinkTable {
 }
 
 impl LinkTable {
-    /// Records a link (new or changed); a rename drops the old name.
+    /// Records a link (new or changed); a rename drops the old name, and a
+    /// name taken over by a new index (a missed delete) drops the old index.
     /// Returns true when the table changed.
     pub fn upsert(&mut self, name: &str, state: LinkState) -> bool {
         if self.by_name.get(name) == Some(&state) {
@@ -33,7 +34,11 @@ impl LinkTable {
                 self.by_name.remove(&old);
             }
         }
-        self.by_name.insert(name.to_string(), state);
+        if let Some(previous) = self.by_name.insert(name.to_string(), state) {
+            if previous.index != state.index {
+                self.names.remove(&previous.index);
+            }
+        }
         true
     }
 
@@ -85,5 +90,16 @@ mod tests {
         assert_eq!(t.name_of(5), Some("net1"));
         t.remove(5);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn name_reused_by_a_new_index_forgets_the_old_index() {
+        let mut t = LinkTable::default();
+        t.upsert("eth0", LinkState { index: 5, up: true });
+        // The delete of index 5 was missed (event overflow).
+        t.upsert("eth0", LinkState { index: 6, up: true });
+        assert_eq!(t.name_of(5), None);
+        assert!(!t.remove(5));
+        assert_eq!(t.get("eth0"), Some(LinkState { index: 6, up: true }));
     }
 }

@@ -5,10 +5,10 @@ use sriov_device_plugin::cli::Args;
 use sriov_device_plugin::daemon;
 use sriov_device_plugin::error_chain;
 use sriov_device_plugin::probe::probe;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// How long `--probe` waits for each resource's socket.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
-use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();

@@ -151,7 +151,7 @@ fn remove_device_infos(dir: &Path, resource: &ResourceConfig) {
             continue;
         };
         if let Err(error) = files.remove(&address) {
-            tracing::warn!(error = %error, "cannot remove device-info file");
+            tracing::warn!(error = %crate::error_chain(&error), "cannot remove device-info file");
         }
     }
 }

@@ -41,16 +41,9 @@ pub fn preferred(
         return chosen;
     }
     let need = size - chosen.len();
-    let wanted_pfs: BTreeSet<PciAddress> = chosen
-        .iter()
-        .filter_map(|id| placement(id))
-        .map(|p| p.pf)
-        .collect();
-    let wanted_numa: BTreeSet<Option<u32>> = chosen
-        .iter()
-        .filter_map(|id| placement(id))
-        .map(|p| p.numa)
-        .collect();
+    let placed: Vec<Placement> = chosen.iter().filter_map(|id| placement(id)).collect();
+    let wanted_pfs: BTreeSet<PciAddress> = placed.iter().map(|p| p.pf).collect();
+    let wanted_numa: BTreeSet<Option<u32>> = placed.iter().map(|p| p.numa).collect();
 
     // Free known devices grouped by PF, each group sorted by address.
     let mut by_pf: BTreeMap<PciAddress, PfGroup> = BTreeMap::new();

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::allocate::{self, AllocateError};
 use crate::device_info::DeviceInfoDir;
+use crate::error_chain;
 use crate::pool::{Pool, PoolDevice};
 use crate::preferred::{preferred, Placement};
 
@@ -82,7 +83,7 @@ impl DevicePlugin for DevicePluginService {
         request: Request<PreferredAllocationRequest>,
     ) -> Result<Response<PreferredAllocationResponse>, Status> {
         let placement = |id: &str| {
-            self.pool.device(id).map(|d| Placement {
+            self.pool.with_device(id, |d| Placement {
                 pf: d.record.pf_address.unwrap_or(d.record.address),
                 numa: d.record.numa_node,
             })
@@ -115,7 +116,7 @@ impl DevicePlugin for DevicePluginService {
             .into_iter()
             .map(|c| c.devices_ids)
             .collect();
-        let resolved = allocate::resolve(&self.pool, &containers).map_err(|e| {
+        let resolved = allocate::resolve(&self.pool, &resource, &containers).map_err(|e| {
             tracing::warn!(error = %e, "refusing allocation");
             Status::invalid_argument(e.to_string())
         })?;
@@ -127,8 +128,10 @@ impl DevicePlugin for DevicePluginService {
             .filter(|d| seen.insert(d.record.address))
             .collect();
         allocate::write_device_infos(&dir, &resource, &unique).map_err(|e: AllocateError| {
-            tracing::error!(error = %e, "allocation failed");
-            Status::internal(e.to_string())
+            // The cause (path, errno) is what the operator acts on.
+            let message = error_chain(&e);
+            tracing::error!(error = %message, "allocation failed");
+            Status::internal(message)
         })?;
         let env_name = config.env_name();
         let container_responses = resolved

@@ -110,7 +110,8 @@ impl SocketServer {
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
                 .await
             {
-                tracing::error!(socket = %socket.display(), %error, "gRPC server failed");
+                // tonic's own text is just "transport error": log the causes.
+                tracing::error!(socket = %socket.display(), error = %crate::error_chain(&error), "gRPC server failed");
             }
         });
         Ok(SocketServer {

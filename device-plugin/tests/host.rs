@@ -30,6 +30,32 @@ impl Drop for Netns {
     }
 }
 
+/// A veth pair `<name>`/`<name>b`, deleted on drop; creating it raises a
+/// `net` add uevent.
+struct Veth(String);
+
+impl Veth {
+    fn new(name: &str) -> Veth {
+        ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{name}b"),
+        ]);
+        Veth(name.to_string())
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
@@ -102,23 +128,7 @@ async fn uevents_announce_new_net_devices() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let _listener = UeventListener::start(tx).unwrap();
     let name = format!("dpue{}", std::process::id() % 100_000);
-    struct DelLink(String);
-    impl Drop for DelLink {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-        }
-    }
-    ip(&[
-        "link",
-        "add",
-        &name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{name}b"),
-    ]);
-    let _guard = DelLink(name.clone());
+    let _veth = Veth::new(&name);
     loop {
         let event = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
         if event.subsystem == "net" && event.action == "add" && event.devpath.ends_with(&format!("/{name}")) {
@@ -156,24 +166,7 @@ async fn a_kernel_uevent_triggers_rediscovery() {
     std::fs::write(&port_file, good).unwrap();
     // Any net/pci add or remove uevent makes the plugin rediscover; a new
     // link is the one this kernel lets a test raise.
-    let name = format!("dpuv{}", std::process::id() % 100_000);
-    struct DelLink(String);
-    impl Drop for DelLink {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-        }
-    }
-    ip(&[
-        "link",
-        "add",
-        &name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{name}b"),
-    ]);
-    let _link = DelLink(name);
+    let _veth = Veth::new(&format!("dpuv{}", std::process::id() % 100_000));
     wait_list(&mut stream, |l| health(l, &vf) == Some(HEALTHY)).await;
     h.shutdown().await;
 }

@@ -19,9 +19,10 @@ pub struct NetdevError {
 }
 
 impl Sysfs {
-    /// Reads `class/net/<ifname>/<attribute>`. `Ok(None)` when the netdev or
-    /// the attribute does not exist, or the read fails with EOPNOTSUPP.
-    pub(crate) fn netdev_attr(&self, ifname: &str, attribute: &str) -> Result<Option<String>, NetdevError> {
+    /// Reads `class/net/<ifname>/<attribute>`, trimmed. `Ok(None)` when the
+    /// netdev or the attribute does not exist, is empty, or the read fails
+    /// with EOPNOTSUPP.
+    pub fn netdev_attr(&self, ifname: &str, attribute: &str) -> Result<Option<String>, NetdevError> {
         let path = self.class_net_dir().join(ifname).join(attribute);
         match read_attr(&path) {
             Ok(Some(value)) if value.is_empty() => Ok(None),

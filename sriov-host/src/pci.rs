@@ -132,7 +132,12 @@ impl Sysfs {
             };
             match self.read_function(&address, &mut virtfn_cache) {
                 Ok(function) => functions.push(function),
-                Err(error) => tracing::warn!(%address, error = %error, "skipping unreadable PCI device"),
+                // As an error value, so the subscriber prints its causes too.
+                Err(error) => tracing::warn!(
+                    %address,
+                    error = &error as &dyn std::error::Error,
+                    "skipping unreadable PCI device"
+                ),
             }
         }
         functions.sort_by_key(|f| f.address);
@@ -144,17 +149,39 @@ impl Sysfs {
         self.read_function(address, &mut HashMap::new())
     }
 
+    /// An optional attribute of the function at `address` (`acpi_index`,
+    /// say), trimmed. `Ok(None)` when the file is missing, empty, or the
+    /// kernel refuses the read as unsupported.
+    pub fn pci_attr(&self, address: &PciAddress, attribute: &str) -> Result<Option<String>, PciError> {
+        let value = read_attr_at(&self.pci_device_dir(address).join(attribute))?;
+        Ok(value.filter(|v| !v.is_empty()))
+    }
+
+    /// Names of the RDMA devices of the function at `address` (entries of
+    /// its `infiniband/` directory, e.g. `mlx5_2`); empty when it has none.
+    pub fn rdma_devices(&self, address: &PciAddress) -> Result<Vec<String>, PciError> {
+        list_entries(&self.pci_device_dir(address).join("infiniband"))
+    }
+
     fn read_function(
         &self,
         address: &PciAddress,
         virtfn_cache: &mut HashMap<PciAddress, Vec<(u32, PciAddress)>>,
     ) -> Result<PciFunction, PciError> {
-        let dir = self.pci_devices_dir().join(address.to_string());
+        let dir = self.pci_device_dir(address);
         if !dir.exists() {
             return Err(PciError::NotFound {
                 address: *address,
                 path: dir,
             });
+        }
+        // One listing serves both the `virtfn` links and the virtio netdevs.
+        let entries = list_entries(&dir)?;
+        let own_virtfns = virtfns(&dir, &entries)?;
+        let vfs = own_virtfns.iter().map(|(_, vf)| *vf).collect();
+        if !own_virtfns.is_empty() {
+            // This PF's VFs, listed after it, find their index here.
+            virtfn_cache.entry(*address).or_insert(own_virtfns);
         }
         let physfn = read_link_address(&dir.join("physfn"))?;
         let vf_index = match physfn {
@@ -162,7 +189,8 @@ impl Sysfs {
                 let vfs = match virtfn_cache.entry(pf) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(virtfns(&self.pci_devices_dir().join(pf.to_string()))?)
+                        let pf_dir = self.pci_device_dir(&pf);
+                        e.insert(virtfns(&pf_dir, &list_entries(&pf_dir)?)?)
                     }
                 };
                 vfs.iter().find(|(_, vf)| vf == address).map(|(index, _)| *index)
@@ -198,21 +226,21 @@ impl Sysfs {
             sriov,
             physfn,
             vf_index,
-            vfs: virtfns(&dir)?.into_iter().map(|(_, vf)| vf).collect(),
-            netdevs: netdevs_of(&dir)?,
+            vfs,
+            netdevs: netdevs_of(&dir, &entries)?,
         })
     }
 }
 
-/// `virtfnN` links of a PF directory, sorted by N. Links whose target is not a
-/// PCI address are skipped.
-fn virtfns(dir: &Path) -> Result<Vec<(u32, PciAddress)>, PciError> {
+/// `virtfnN` links among a PF directory's `entries`, sorted by N. Links whose
+/// target is not a PCI address are skipped.
+fn virtfns(dir: &Path, entries: &[String]) -> Result<Vec<(u32, PciAddress)>, PciError> {
     let mut vfs = Vec::new();
-    for name in list_dir(dir).map_err(read_error(dir))? {
+    for name in entries {
         let Some(index) = name.strip_prefix("virtfn").and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if let Some(address) = read_link_address(&dir.join(&name))? {
+        if let Some(address) = read_link_address(&dir.join(name))? {
             vfs.push((index, address));
         }
     }
@@ -223,16 +251,17 @@ fn virtfns(dir: &Path) -> Result<Vec<(u32, PciAddress)>, PciError> {
 /// Netdev names of the function: under `net/`, and for virtio NICs under
 /// `virtio<N>/net/` (the netdev hangs off the virtio device, not the PCI
 /// function), so a virtio NIC holding the default route is still recognised.
-fn netdevs_of(dir: &Path) -> Result<Vec<String>, PciError> {
-    let mut names = list_dir(&dir.join("net")).map_err(read_error(&dir.join("net")))?;
-    for entry in list_dir(dir).map_err(read_error(dir))? {
-        if entry.starts_with("virtio") {
-            let nested = dir.join(&entry).join("net");
-            names.extend(list_dir(&nested).map_err(read_error(&nested))?);
-        }
+fn netdevs_of(dir: &Path, entries: &[String]) -> Result<Vec<String>, PciError> {
+    let mut names = list_entries(&dir.join("net"))?;
+    for entry in entries.iter().filter(|e| e.starts_with("virtio")) {
+        names.extend(list_entries(&dir.join(entry).join("net"))?);
     }
     names.sort();
     Ok(names)
+}
+
+fn list_entries(dir: &Path) -> Result<Vec<String>, PciError> {
+    list_dir(dir).map_err(read_error(dir))
 }
 
 fn read_link_address(path: &Path) -> Result<Option<PciAddress>, PciError> {

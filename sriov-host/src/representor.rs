@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::address::PciAddress;
 use crate::netdev::NetdevError;
-use crate::pci::PciError;
+use crate::pci::{PciError, PciFunction};
 use crate::port_name::PhysPortName;
 use crate::sysfs::{list_dir, Sysfs};
 
@@ -106,9 +106,13 @@ impl Sysfs {
     /// `phys_port_name` is `p<P>`; failing that (old kernels), one with a
     /// `phys_switch_id` and no port name.
     pub fn uplink(&self, pf: &PciAddress) -> Result<Uplink, RepresentorError> {
-        let function = self
-            .pci_function(pf)
-            .map_err(|source| RepresentorError::Pci { address: *pf, source })?;
+        self.uplink_of(&self.read_pci(pf)?)
+    }
+
+    /// [`Sysfs::uplink`] of a PF already read (by [`Sysfs::pci_functions`],
+    /// say), without reading its PCI function again.
+    pub fn uplink_of(&self, function: &PciFunction) -> Result<Uplink, RepresentorError> {
+        let pf = &function.address;
         let mut fallback = None;
         for netdev in &function.netdevs {
             let Some(switch_id) = self.attr(netdev, "phys_switch_id")? else {
@@ -136,7 +140,7 @@ impl Sysfs {
             }),
             None => Err(RepresentorError::NoUplink {
                 pf: *pf,
-                netdevs: function.netdevs,
+                netdevs: function.netdevs.clone(),
             }),
         }
     }
@@ -147,17 +151,13 @@ impl Sysfs {
         vf: &PciAddress,
         view: RepresentorView,
     ) -> Result<Representor, RepresentorError> {
-        let function = self
-            .pci_function(vf)
-            .map_err(|source| RepresentorError::Pci { address: *vf, source })?;
+        let function = self.read_pci(vf)?;
         let (Some(pf), Some(vf_index)) = (function.physfn, function.vf_index) else {
             return Err(RepresentorError::NotAVf { address: *vf });
         };
-        let uplink = self.uplink(&pf)?;
-        let pf_netdevs = self
-            .pci_function(&pf)
-            .map_err(|source| RepresentorError::Pci { address: pf, source })?
-            .netdevs;
+        let pf_function = self.read_pci(&pf)?;
+        let uplink = self.uplink_of(&pf_function)?;
+        let pf_netdevs = pf_function.netdevs;
         let dir = self.class_net_dir();
         let netdevs = list_dir(&dir).map_err(|source| RepresentorError::ListNetdevs { path: dir, source })?;
         for netdev in netdevs {
@@ -213,10 +213,8 @@ impl Sysfs {
         pf: &PciAddress,
         view: RepresentorView,
     ) -> Result<BTreeMap<u32, Representor>, RepresentorError> {
-        let uplink = self.uplink(pf)?;
-        let function = self
-            .pci_function(pf)
-            .map_err(|source| RepresentorError::Pci { address: *pf, source })?;
+        let function = self.read_pci(pf)?;
+        let uplink = self.uplink_of(&function)?;
         let mut found = BTreeMap::new();
         for netdev in function.netdevs {
             if netdev == uplink.netdev
@@ -247,6 +245,14 @@ impl Sysfs {
             }
         }
         Ok(found)
+    }
+
+    fn read_pci(&self, address: &PciAddress) -> Result<PciFunction, RepresentorError> {
+        self.pci_function(address)
+            .map_err(|source| RepresentorError::Pci {
+                address: *address,
+                source,
+            })
     }
 
     fn attr(&self, netdev: &str, attribute: &str) -> Result<Option<String>, RepresentorError> {

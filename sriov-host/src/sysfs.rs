@@ -4,6 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::address::PciAddress;
+
 /// Environment variable that overrides the sysfs root in both binaries.
 pub const SYSFS_ROOT_ENV: &str = "SRIOV_SYSFS_ROOT";
 
@@ -35,6 +37,12 @@ impl Sysfs {
     /// `<root>/bus/pci/devices`.
     pub(crate) fn pci_devices_dir(&self) -> PathBuf {
         self.root.join("bus/pci/devices")
+    }
+
+    /// `<root>/bus/pci/devices/<address>`: the function's sysfs directory
+    /// (its `driver` link and, for a PF, its `virtfn` links live there).
+    pub fn pci_device_dir(&self, address: &PciAddress) -> PathBuf {
+        self.pci_devices_dir().join(address.to_string())
     }
 
     /// `<root>/class/net`.

@@ -35,12 +35,15 @@ async fn announce(pod: &Netns, l: &Link, result: &CniResult) {
         }
         match pod.write_sysctl(&format!("net/{}", key.replace("{}", &l.name)), "1") {
             Ok(()) => armed = true,
-            Err(e) => tracing::warn!(error = %e, "address announcement not armed"),
+            Err(e) => tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "address announcement not armed"
+            ),
         }
     }
     if armed {
         if let Err(e) = link::set_mac(&pod.handle, l, mac).await {
-            tracing::warn!(error = %e, "addresses not announced");
+            tracing::warn!(error = &e as &dyn std::error::Error, "addresses not announced");
         }
     }
 }
@@ -160,13 +163,7 @@ pub(super) async fn attach<O: Ovs>(
         }
     } else if let (true, Some(t)) = (rec.ipam_delegated, &conf.ipam_type) {
         rb.push(Undo::IpamDel);
-        let env = IpamEnv {
-            container_id: &req.container_id,
-            netns: &rec.netns,
-            ifname: &req.ifname,
-            args: &req.args_raw,
-            path: &req.path,
-        };
+        let env = IpamEnv::for_request(req, &rec.netns);
         ipam::add(t, &env, &conf.raw).map_err(AddError::Ipam)?
     } else {
         CniResult::default()

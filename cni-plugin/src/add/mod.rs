@@ -169,7 +169,7 @@ pub async fn add<O: Ovs, F: Future<Output = Result<O, OvsError>>>(
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, "ADD failed; rolling back");
+            tracing::warn!(error = &e as &dyn std::error::Error, "ADD failed; rolling back");
             unwind(rb, ovs, &host, &pod, &state, &rec, &vf).await;
             Err(e)
         }
@@ -224,7 +224,10 @@ async fn take_over_stale<O: Ovs>(
         tracing::info!(pci = %pci, previous = %owner.container_id, "releasing a stale attachment of this VF");
         let pod = release::open_pod_ns(Some(Path::new(&old.netns)));
         if let Err(e) = release::release_all(ovs, host, pod.as_ref(), &old, &vf.netdevs, ours).await {
-            tracing::warn!(error = %e, "stale attachment only partly released");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "stale attachment only partly released"
+            );
         }
         if ours {
             state

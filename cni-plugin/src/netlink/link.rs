@@ -4,7 +4,7 @@ use crate::mac::MacAddr;
 use crate::netlink::errno;
 use futures::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, Prop};
-use rtnetlink::{Handle, LinkUnspec};
+use rtnetlink::{Handle, LinkGetRequest, LinkUnspec};
 use std::os::fd::RawFd;
 
 /// What we need to know about a link.
@@ -63,6 +63,17 @@ pub enum LinkError {
     /// Listing links failed.
     #[error("cannot list links in {netns}")]
     List {
+        /// Namespace.
+        netns: String,
+        /// Cause.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Looking up one link failed.
+    #[error("cannot look up link {link} in {netns}")]
+    Get {
+        /// Name or `ifindex N`.
+        link: String,
         /// Namespace.
         netns: String,
         /// Cause.
@@ -161,14 +172,42 @@ pub async fn list(h: &Handle, netns: &str) -> Result<Vec<Link>, LinkError> {
     Ok(msgs.iter().map(Link::from_message).collect())
 }
 
+/// One link by a targeted `RTM_GETLINK` (no dump); `None` when the kernel knows no such link.
+async fn get_one(
+    req: LinkGetRequest,
+    netns: &str,
+    what: impl FnOnce() -> String,
+) -> Result<Option<Link>, LinkError> {
+    match req.execute().try_next().await {
+        Ok(msg) => Ok(msg.as_ref().map(Link::from_message)),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(source) => Err(LinkError::Get {
+            link: what(),
+            netns: netns.to_string(),
+            source,
+        }),
+    }
+}
+
 /// The link named `name` (primary name only).
 pub async fn by_name(h: &Handle, netns: &str, name: &str) -> Result<Option<Link>, LinkError> {
-    Ok(list(h, netns).await?.into_iter().find(|l| l.name == name))
+    // The kernel also resolves altnames and rejects over-long names: neither is a primary name.
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Ok(None);
+    }
+    let found = get_one(h.link().get().match_name(name), netns, || name.to_string()).await?;
+    Ok(found.filter(|l| l.name == name))
 }
 
 /// The link with this ifindex.
 pub async fn by_index(h: &Handle, netns: &str, index: u32) -> Result<Option<Link>, LinkError> {
-    Ok(list(h, netns).await?.into_iter().find(|l| l.index == index))
+    if index == 0 {
+        return Ok(None);
+    }
+    get_one(h.link().get().match_index(index), netns, || {
+        format!("ifindex {index}")
+    })
+    .await
 }
 
 /// The link whose alias is `alias`.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tracing::{debug, info};
 
-use super::{rows, string_col, Error, PortInfo, Vswitch, PORT_COLUMNS};
+use super::{bridge_ports, rows, Error, PortInfo, Vswitch, PORT_COLUMNS};
 use crate::data::{Atom, Row, Uuid, Value};
 use crate::ops::{Condition, Mutation, Operation, WaitUntil};
 
@@ -187,15 +187,7 @@ impl AddPort {
             Operation::select("Bridge", vec![], &["name", "ports"]),
         ];
         let res = self.vs.transact(|| self.step(), ops).await?;
-        let bridges: Vec<(String, Vec<Uuid>)> = rows(res.get(2))
-            .iter()
-            .filter_map(|b| {
-                Some((
-                    string_col(b, "name")?,
-                    b.get("ports").map(Value::uuids).unwrap_or_default(),
-                ))
-            })
-            .collect();
+        let bridges = bridge_ports(res.get(2));
         let mut stale: Vec<PortInfo> = rows(res.first())
             .iter()
             .filter_map(|r| PortInfo::from_row(r, &bridges))

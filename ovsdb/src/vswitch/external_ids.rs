@@ -17,23 +17,15 @@ impl Vswitch {
             .collect();
         let keys = Value::string_set(pairs.iter().map(|(k, _)| k));
         let cond = vec![Condition::eq("name", iface)];
-        let ops = vec![Operation::Mutate {
+        let op = Operation::Mutate {
             table: "Interface".into(),
             conditions: cond,
             mutations: vec![
                 Mutation::delete("external_ids", keys),
                 Mutation::insert("external_ids", Value::string_map(pairs)),
             ],
-        }];
-        let res = self
-            .transact(|| format!("set external_ids of interface {iface}"), ops)
-            .await?;
-        if count(res.first()) == 0 {
-            return Err(Error::InterfaceNotFound {
-                iface: iface.to_string(),
-            });
-        }
-        Ok(())
+        };
+        self.update_interface(iface, op).await
     }
 
     /// Replaces the interface's whole `external_ids` with `pairs`.
@@ -43,13 +35,19 @@ impl Vswitch {
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), Error> {
         let row = Row::from([("external_ids".to_string(), Value::string_map(pairs))]);
-        let ops = vec![Operation::Update {
+        let op = Operation::Update {
             table: "Interface".into(),
             conditions: vec![Condition::eq("name", iface)],
             row,
-        }];
+        };
+        self.update_interface(iface, op).await
+    }
+
+    /// Runs one write on the Interface row named `iface`; no row matched is
+    /// [`Error::InterfaceNotFound`].
+    async fn update_interface(&self, iface: &str, op: Operation) -> Result<(), Error> {
         let res = self
-            .transact(|| format!("set external_ids of interface {iface}"), ops)
+            .transact(|| format!("set external_ids of interface {iface}"), vec![op])
             .await?;
         if count(res.first()) == 0 {
             return Err(Error::InterfaceNotFound {

@@ -143,6 +143,19 @@ fn count(result: Option<&OperationResult>) -> u64 {
     result.and_then(|r| r.count).unwrap_or(0)
 }
 
+/// `(name, port UUIDs)` of each row of a `select` of Bridge `name` and `ports`.
+fn bridge_ports(result: Option<&OperationResult>) -> Vec<(String, Vec<Uuid>)> {
+    rows(result)
+        .iter()
+        .filter_map(|b| {
+            Some((
+                string_col(b, "name")?,
+                b.get("ports").map(Value::uuids).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
 impl Vswitch {
     /// The underlying client.
     pub fn client(&self) -> &Client {
@@ -234,15 +247,7 @@ impl Vswitch {
             Operation::select("Bridge", vec![], &["name", "ports"]),
         ];
         let res = self.transact(step, ops).await?;
-        let bridges: Vec<(String, Vec<Uuid>)> = rows(res.get(1))
-            .iter()
-            .filter_map(|b| {
-                Some((
-                    string_col(b, "name")?,
-                    b.get("ports").map(Value::uuids).unwrap_or_default(),
-                ))
-            })
-            .collect();
+        let bridges = bridge_ports(res.get(1));
         Ok(rows(res.first())
             .iter()
             .filter_map(|r| PortInfo::from_row(r, &bridges))
