@@ -92,3 +92,11 @@ impl Ovs for FakeOvs {
         self.record(format!("wait_ovn_installed {name}"))
     }
 }
+
+/// Runs a future to completion on a fresh current-thread runtime (unit tests of async steps).
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}

@@ -344,15 +344,8 @@ pub async fn release_all<O: Ovs>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_ovs::FakeOvs;
+    use crate::fake_ovs::{block, FakeOvs};
     use crate::state::{Phase, SavedRepresentor};
-
-    fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     fn rec(cid: &str) -> AttachmentRecord {
         AttachmentRecord {

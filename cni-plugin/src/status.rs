@@ -52,14 +52,7 @@ pub fn ipam_status(req: &Request) -> Result<(), StatusError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_ovs::FakeOvs;
-
-    fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::fake_ovs::{block, FakeOvs};
 
     #[test]
     fn status_is_code_50_without_bridge_or_ovsdb() {
