@@ -46,6 +46,11 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
         assert!(ids.contains(want), "{want} not in {ids}");
     }
     assert!(node.iface_col("0123456789ab_h", "ofport").parse::<i64>().unwrap() > 0);
+    // Up, and still up once ovs-vswitchd has opened it (it rewrites the flags for promiscuous mode).
+    let rep = node.ip(&["-o", "link", "show", "0123456789ab_h"]);
+    let flags = rep.split(['<', '>']).nth(1).unwrap_or_default();
+    assert!(flags.split(',').any(|f| f == "UP"), "{rep}");
+    assert!(flags.split(',').any(|f| f == "PROMISC"), "{rep}");
 
     // CHECK with the result as prevResult passes.
     let mut check_conf = conf.clone();

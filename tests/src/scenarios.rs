@@ -151,6 +151,12 @@ pub fn check_vf_pod(c: &Cluster, pod: &Pod, out: &mut Outcome) {
         mac.contains(&pod.addr.mac),
         || format!("link: {mac}"),
     );
+    let rep = ip_in(node.netns(), ["-o", "link", "show", "dev", pod.host_side()]).unwrap_or_default();
+    out.expect(
+        format!("{}: representor {} is up", pod.name, pod.host_side()),
+        admin_up(&rep),
+        || format!("link: {rep}"),
+    );
     let ifaces = node.interfaces_of(&pod.lsp);
     out.expect(
         format!("{}: representor on br-int with iface-id {}", pod.name, pod.lsp),
@@ -168,6 +174,13 @@ pub fn check_vf_pod(c: &Cluster, pod: &Pod, out: &mut Outcome) {
         chassis.as_deref() == Some(node.name()),
         || format!("bound to {chassis:?}"),
     );
+}
+
+/// Whether `ip -o link show` output has the administrative `UP` flag.
+fn admin_up(link: &str) -> bool {
+    link.split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .is_some_and(|(flags, _)| flags.split(',').any(|f| f == "UP"))
 }
 
 /// Pings from `from` to `to` and records it in the outcome and `from`'s row.
@@ -308,4 +321,23 @@ pub fn underlay(c: &mut Cluster, subnet: &str, gateway: Ipv4Addr, progress: &dyn
     tcp(c, &mut out, "ul1", "ul2", 5301);
     tcp(c, &mut out, "ul2", "ul1", 5302);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admin_up;
+
+    #[test]
+    fn admin_up_reads_the_flag_list_only() {
+        assert!(admin_up(
+            "9: r0@if8: <BROADCAST,MULTICAST,PROMISC,UP,LOWER_UP> mtu 1500"
+        ));
+        assert!(!admin_up(
+            "9: r0@if8: <BROADCAST,MULTICAST,PROMISC> mtu 1500 state UP"
+        ));
+        assert!(!admin_up(
+            "9: r0@if8: <NO-CARRIER,BROADCAST,MULTICAST,LOWER_UP> mtu 1500"
+        ));
+        assert!(!admin_up(""));
+    }
 }

@@ -19,14 +19,16 @@ fn progress(msg: &str) {
     eprintln!("  .. {msg}");
 }
 
-fn assert_passed(out: &Outcome) {
+/// Fails the test with every failed check and, for whoever debugs it, a snapshot of the cluster.
+fn assert_passed(c: &Cluster, out: &Outcome) {
     let failures = out.failures();
     assert!(
         failures.is_empty(),
-        "{}: {} failed check(s):\n{}",
+        "{}: {} failed check(s):\n{}\n\ncluster state:\n{}",
         out.name,
         failures.len(),
-        failures.join("\n")
+        failures.join("\n"),
+        c.diagnostics()
     );
     assert!(!out.checks.is_empty());
 }
@@ -44,7 +46,7 @@ fn overlay_vf_pods_ping_and_stream_tcp_across_nodes_over_geneve() {
     let prefix = c.prefix().to_string();
     scenarios::wait_for_vfs(&c, 3).unwrap();
     let out = scenarios::overlay(&mut c, &progress);
-    assert_passed(&out);
+    assert_passed(&c, &out);
     assert_eq!(out.rows.len(), 4);
     let res = resource(&c).unwrap();
     for i in 0..2 {
@@ -73,7 +75,7 @@ fn underlay(vlan: u16) {
     let prefix = c.prefix().to_string();
     scenarios::wait_for_vfs(&c, 2).unwrap();
     let out = scenarios::underlay(&mut c, &sub.name, sub.gateway, &progress);
-    assert_passed(&out);
+    assert_passed(&c, &out);
     for node in c.nodes() {
         let flows = node.datapath_flows().unwrap();
         assert!(

@@ -182,7 +182,9 @@ pub(super) async fn attach<O: Ovs>(
         }
     }
 
-    // Representor: rename Kube-OVN style, attach, then MTU and up.
+    // Representor: rename Kube-OVN style, MTU and up, then attach. Up comes before the port
+    // exists: ovs-vswitchd turns promiscuous mode on with a read-modify-write of the link flags
+    // when it opens the netdev, which would clear an "up" set concurrently.
     pause_point(&req.env, "before-attach").await;
     let hh = &host.handle;
     rb.push(Undo::RestoreRepresentor);
@@ -212,20 +214,28 @@ pub(super) async fn attach<O: Ovs>(
         }),
         vlan: conf.vlan,
     };
-    rb.push(Undo::DelPort);
-    tracing::debug!("pod configured, representor renamed");
-    ovs.add_port(&spec).await.map_err(AddError::Ovs)?;
-    tracing::debug!("port added");
-    pause_point(&req.env, "after-attach").await;
     if let Some(mtu) = conf.mtu {
         link::set_mtu(hh, &rep, mtu).await.map_err(AddError::Link)?;
     }
     link::set_up(hh, &rep, true).await.map_err(AddError::Link)?;
+    rb.push(Undo::DelPort);
+    tracing::debug!("pod configured, representor renamed and up");
+    ovs.add_port(&spec).await.map_err(AddError::Ovs)?;
+    tracing::debug!("port added");
+    pause_point(&req.env, "after-attach").await;
     let ofport = ovs
         .wait_ofport(&rep.name, OFPORT_TIMEOUT)
         .await
         .map_err(AddError::Ovs)?;
     tracing::debug!(ofport, "ofport assigned");
+    // ovs-vswitchd has opened the netdev now; make sure nothing left the representor down.
+    let opened = link::by_index(hh, &host.label, rep.index)
+        .await
+        .map_err(AddError::Link)?;
+    if opened.as_ref().is_some_and(|l| !l.up) {
+        tracing::warn!(representor = %rep.name, "representor went down while ovs-vswitchd opened it; setting it up again");
+        link::set_up(hh, &rep, true).await.map_err(AddError::Link)?;
+    }
     if rec.ovn_port.is_some() && !conf.ovn_installed_timeout.is_zero() {
         ovs.wait_ovn_installed(&rep.name, conf.ovn_installed_timeout)
             .await

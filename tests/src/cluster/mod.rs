@@ -18,6 +18,7 @@ use crate::node::{Node, NodeError, NodeSpec};
 use crate::ovn_central::{CentralError, CentralOptions, OvnCentral};
 use crate::pod::{Pod, PodError};
 
+mod diagnostics;
 mod pods;
 
 /// MTU of the management network: room for Geneve around 1400-byte pod packets and more.
