@@ -23,7 +23,7 @@ impl FakeOvs {
         self.calls.borrow_mut().push(call);
         if self.down {
             return Err(OvsError::Connect {
-                socket: "/fake".into(),
+                endpoint: "unix:/fake".into(),
                 source: "down".into(),
             });
         }

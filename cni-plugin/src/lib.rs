@@ -154,7 +154,7 @@ fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_
         .build()
         .map_err(PluginError::Runtime)?;
     rt.block_on(async {
-        let connect = ovs::OvsdbOvs::connect(&conf.ovsdb_socket);
+        let connect = ovs::OvsdbOvs::connect(&conf.ovsdb);
         if let Command::Add(req) = &cmd {
             tracing::info!(container = %req.container_id, ifname = %req.ifname, "ADD");
             let result = add::add(connect, &sysfs, req).await?;

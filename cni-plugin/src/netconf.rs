@@ -5,6 +5,7 @@ use crate::error::{code, ErrorCode};
 use crate::ipnet::IpNet;
 use crate::mac::MacAddr;
 use crate::version::CniVersion;
+use ovsdb_client::Endpoint;
 use serde::Deserialize;
 use serde_json::Value;
 use sriov_host::PciAddress;
@@ -112,8 +113,8 @@ pub struct NetConf {
     pub device_id: Option<PciAddress>,
     /// OVS bridge.
     pub bridge: String,
-    /// OVSDB socket path (without `unix:`).
-    pub ovsdb_socket: PathBuf,
+    /// Where ovsdb-server listens: `unix:/absolute/path` or `tcp:HOST:PORT`.
+    pub ovsdb: Endpoint,
     /// Kube-OVN provider.
     pub provider: Option<String>,
     /// Explicit OVN port name.
@@ -277,13 +278,15 @@ impl NetConf {
         let socket = raw
             .ovsdb_socket
             .unwrap_or_else(|| DEFAULT_OVSDB_SOCKET.to_string());
-        let ovsdb_socket = match socket.strip_prefix("unix:") {
-            Some(path) if path.starts_with('/') => PathBuf::from(path),
+        // A relative path would depend on the runtime's working directory: refuse it.
+        let ovsdb = match Endpoint::parse(&socket) {
+            Ok(Endpoint::Unix(path)) if socket.starts_with("unix:/") => Endpoint::Unix(path),
+            Ok(tcp @ Endpoint::Tcp(_)) => tcp,
             _ => {
                 return Err(invalid(
                     "ovsdbSocket",
                     socket,
-                    "only unix:/absolute/path is supported",
+                    "use unix:/absolute/path or tcp:HOST:PORT",
                 ))
             }
         };
@@ -341,7 +344,7 @@ impl NetConf {
             name,
             device_id,
             bridge,
-            ovsdb_socket,
+            ovsdb,
             provider,
             iface_id,
             ovn_installed_timeout: Duration::from_secs(
@@ -411,7 +414,7 @@ mod tests {
     fn defaults_apply() {
         let c = parse(base()).unwrap();
         assert_eq!(c.bridge, "br-int");
-        assert_eq!(c.ovsdb_socket, PathBuf::from("/run/openvswitch/db.sock"));
+        assert_eq!(c.ovsdb, Endpoint::Unix(PathBuf::from("/run/openvswitch/db.sock")));
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/cni/sriov-ovs"));
         assert_eq!(c.ovn_installed_timeout, Duration::from_secs(30));
         assert_eq!(c.device_id.unwrap().to_string(), "0000:84:00.2");
@@ -499,6 +502,19 @@ mod tests {
     }
 
     #[test]
+    fn ovsdb_socket_takes_unix_and_tcp_endpoints() {
+        let mut v = base();
+        v["ovsdbSocket"] = json!("tcp:127.0.0.1:6640");
+        assert_eq!(parse(v).unwrap().ovsdb, Endpoint::Tcp("127.0.0.1:6640".into()));
+        let mut v = base();
+        v["ovsdbSocket"] = json!("unix:/var/run/openvswitch/db.sock");
+        assert_eq!(
+            parse(v).unwrap().ovsdb.to_string(),
+            "unix:/var/run/openvswitch/db.sock"
+        );
+    }
+
+    #[test]
     fn bad_input_maps_to_the_right_code() {
         let e = NetConf::parse(b"{not json").unwrap_err();
         assert_eq!(e.code(), 6);
@@ -515,7 +531,10 @@ mod tests {
             ("mac", json!("01:00:00:00:00:01")),
             ("mtu", json!(10)),
             ("vlan", json!(5000)),
-            ("ovsdbSocket", json!("tcp:1.2.3.4:6640")),
+            ("ovsdbSocket", json!("ssl:1.2.3.4:6640")),
+            ("ovsdbSocket", json!("tcp:1.2.3.4")),
+            ("ovsdbSocket", json!("unix:run/db.sock")),
+            ("ovsdbSocket", json!("/run/openvswitch/db.sock")),
             ("bridge", json!("a/b")),
             ("logLevel", json!("loud")),
             ("ipam", json!({"subnet": "10.0.0.0/24"})),

@@ -5,10 +5,10 @@ use crate::traits::{Cause, Ovs, OvsError, PortSpec, PortState};
 use ovsdb_client::vswitch::DB;
 use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
 use ovsdb_client::{
-    Atom, Client, MonitorRequest, Mutation, Mutator, Operation, OperationResult, Row, RowChange, Value,
+    Atom, Client, Endpoint, MonitorRequest, Mutation, Mutator, Operation, OperationResult, Row, RowChange,
+    Value,
 };
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// How long one OVSDB request may take.
@@ -25,11 +25,11 @@ fn cause<E: std::error::Error + Send + Sync + 'static>(e: E) -> Cause {
 }
 
 impl OvsdbOvs {
-    /// Connects to the OVSDB server at the unix socket `socket`. Must run inside a tokio runtime.
-    pub async fn connect(socket: &Path) -> Result<OvsdbOvs, OvsError> {
-        let endpoint = format!("unix:{}", socket.display());
+    /// Connects to the OVSDB server at `endpoint`. Must run inside a tokio runtime.
+    pub async fn connect(endpoint: &Endpoint) -> Result<OvsdbOvs, OvsError> {
+        let endpoint = endpoint.to_string();
         let client = Client::connect(&endpoint).await.map_err(|e| OvsError::Connect {
-            socket: socket.to_path_buf(),
+            endpoint: endpoint.clone(),
             source: cause(e),
         })?;
         let client = client.with_request_timeout(Some(REQUEST_TIMEOUT));

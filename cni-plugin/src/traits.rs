@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// A port to create on a bridge (Port + Interface in one transaction).
@@ -37,10 +36,10 @@ pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum OvsError {
     /// Connecting to the socket failed.
-    #[error("cannot connect to OVSDB at {socket}")]
+    #[error("cannot connect to OVSDB at {endpoint}")]
     Connect {
-        /// Socket path.
-        socket: PathBuf,
+        /// The endpoint, e.g. `unix:/run/openvswitch/db.sock`.
+        endpoint: String,
         /// Cause.
         #[source]
         source: Cause,

@@ -195,3 +195,40 @@ fn logs_go_to_log_file_and_stdout_holds_only_the_result() {
     assert!(text.contains("ADD done"), "{text}");
     node.run(&call.verb("DEL"), &conf).expect_ok();
 }
+
+#[test]
+fn add_and_del_work_over_a_tcp_ovsdb_endpoint() {
+    let node = Node::new(1);
+    // ovsdb-server listens where the Manager row says, like ovs-ctl sets it up.
+    node.ovs.vsctl(&["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
+    let listening = (0..200).any(|_| {
+        let probe = std::process::Command::new("ip")
+            .args(["netns", "exec", node.ns(), "ovs-vsctl", "--db=tcp:127.0.0.1:6640"])
+            .args(["--timeout=1", "get", "Open_vSwitch", ".", "ovs_version"])
+            .output();
+        let ok = probe.is_ok_and(|o| o.status.success());
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        ok
+    });
+    assert!(listening, "ovsdb-server never listened on tcp:127.0.0.1:6640");
+    // The snapshot includes the Manager row, so take it now.
+    let before = node.snapshot();
+    let pod = PodNs::new();
+    let call = Call::new("ADD", "7c9e6679742540de", &pod.path(), "eth0");
+    let mut conf = node.conf("1.1.0", 0);
+    conf["ovsdbSocket"] = serde_json::json!("tcp:127.0.0.1:6640");
+    let res = node.run(&call, &conf).expect_ok().json();
+    assert_eq!(res["interfaces"][1]["name"], "7c9e66797425_h");
+    assert_eq!(node.ports(), vec!["7c9e66797425_h".to_string()]);
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+
+    // Nothing listens on another port: a clear connect error naming the endpoint.
+    conf["ovsdbSocket"] = serde_json::json!("tcp:127.0.0.1:6641");
+    let out = node.run(&call.verb("ADD"), &conf);
+    assert!(!out.ok);
+    assert!(out.stdout.contains("tcp:127.0.0.1:6641"), "{}", out.stdout);
+    assert_eq!(node.snapshot(), before);
+}

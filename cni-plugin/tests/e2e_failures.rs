@@ -57,7 +57,17 @@ fn bad_input_gives_a_cni_error_and_leaves_the_host_untouched() {
             ),
             102,
         ),
-        ("tcp OVSDB", with("ovsdbSocket", json!("tcp:127.0.0.1:6640")), 7),
+        ("ssl OVSDB", with("ovsdbSocket", json!("ssl:127.0.0.1:6640")), 7),
+        (
+            "relative OVSDB path",
+            with("ovsdbSocket", json!("unix:db.sock")),
+            7,
+        ),
+        (
+            "nothing on the OVSDB port",
+            with("ovsdbSocket", json!("tcp:127.0.0.1:6640")),
+            102,
+        ),
     ];
     for (what, conf, code) in cases {
         let out = node.run(&call, &conf);

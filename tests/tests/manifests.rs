@@ -715,8 +715,8 @@ fn nad_host_paths_match_the_cni_plugin_defaults() {
     let parsed = NetConf::parse(ours.to_string().as_bytes()).unwrap();
     let defaults = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"sriov-ovs"}"#).unwrap();
     // Kube-OVN's OVS database socket and bridge.
-    assert_eq!(parsed.ovsdb_socket, defaults.ovsdb_socket);
-    assert_eq!(parsed.ovsdb_socket, Path::new("/run/openvswitch/db.sock"));
+    assert_eq!(parsed.ovsdb, defaults.ovsdb);
+    assert_eq!(parsed.ovsdb.to_string(), "unix:/run/openvswitch/db.sock");
     assert_eq!(parsed.bridge, "br-int");
     assert_eq!(parsed.state_dir, defaults.state_dir);
 }
