@@ -228,14 +228,6 @@ pub(super) async fn attach<O: Ovs>(
         .await
         .map_err(AddError::Ovs)?;
     tracing::debug!(ofport, "ofport assigned");
-    // ovs-vswitchd has opened the netdev now; make sure nothing left the representor down.
-    let opened = link::by_index(hh, &host.label, rep.index)
-        .await
-        .map_err(AddError::Link)?;
-    if opened.as_ref().is_some_and(|l| !l.up) {
-        tracing::warn!(representor = %rep.name, "representor went down while ovs-vswitchd opened it; setting it up again");
-        link::set_up(hh, &rep, true).await.map_err(AddError::Link)?;
-    }
     if rec.ovn_port.is_some() && !conf.ovn_installed_timeout.is_zero() {
         ovs.wait_ovn_installed(&rep.name, conf.ovn_installed_timeout)
             .await
@@ -244,6 +236,11 @@ pub(super) async fn attach<O: Ovs>(
     let rep_now = link::by_index(hh, &host.label, rep.index)
         .await
         .map_err(AddError::Link)?;
+    // ovs-vswitchd has opened the netdev by now; make sure nothing left the representor down.
+    if rep_now.as_ref().is_some_and(|l| !l.up) {
+        tracing::warn!(representor = %rep.name, "representor went down while ovs-vswitchd opened it; setting it up again");
+        link::set_up(hh, &rep, true).await.map_err(AddError::Link)?;
+    }
     // Announce the pod's addresses once the data path through the representor exists.
     if let Some(l) = &pod_link {
         announce(pod, l, &result).await;
