@@ -11,6 +11,7 @@ use crate::state::{AttachmentRecord, Phase, SavedRepresentor, SavedVf, StateDir,
 use crate::traits::Ovs;
 use crate::vf;
 use sriov_host::Sysfs;
+use std::time::{Duration, Instant};
 
 /// A DEL step failed (DEL is retried by the runtime; every step is idempotent).
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,13 @@ pub enum DelOutcome {
     NewerOwner,
     /// Nothing known about this attachment: IPAM DEL only.
     NothingKnown,
+    /// Everything released but the VF, still on its way back from the pod's vanished namespace:
+    /// its record stays, so the next ADD or GC of this VF restores it.
+    VfPending,
 }
+
+/// How long DEL waits for the kernel to hand a VF back from a pod namespace that is gone.
+pub const VF_RETURN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs DEL.
 pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOutcome, DelError> {
@@ -94,6 +101,8 @@ pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOut
         .device_id
         .or_else(|| pci.parse().ok())
         .and_then(|d| vf::resolve(sysfs, &d).ok());
+    // The VF's PCI function exists (it has not been destroyed with numvfs lowered, say).
+    let vf_exists = sysfs_names.is_some();
     let (rec, names) = match (rec, sysfs_names) {
         (Some(r), info) => (r, info.map(|i| i.netdevs).unwrap_or_default()),
         (None, Some(info)) => (synthetic_record(req, &info), info.netdevs.clone()),
@@ -105,14 +114,45 @@ pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOut
     };
     let host = Netns::host().map_err(DelError::Netns)?;
     let pod = release::open_pod_ns(req.netns.as_deref());
+    let vf_pending = pod.is_none() && vf_exists && !vf_returned(&host, &rec, &names).await?;
     release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true)
         .await
         .map_err(DelError::Release)?;
+    if vf_pending {
+        tracing::warn!(pci = %pci, timeout = ?VF_RETURN_TIMEOUT, "the VF has not come back from the pod's namespace; its record is kept so the next ADD or GC of this VF restores it");
+        return Ok(DelOutcome::VfPending);
+    }
     state.clear_owner(&pci).map_err(DelError::State)?;
     state
         .remove(&req.container_id, &req.ifname)
         .map_err(DelError::State)?;
     Ok(DelOutcome::Released)
+}
+
+/// Whether the VF is in the host namespace, waiting up to [`VF_RETURN_TIMEOUT`]: once a pod's
+/// namespace is gone the kernel moves its physical netdevs back asynchronously, when it cleans
+/// the namespace up, under their pod name or `dev<N>`.
+async fn vf_returned(host: &Netns, rec: &AttachmentRecord, names: &[String]) -> Result<bool, DelError> {
+    let Some(saved) = &rec.vf else { return Ok(true) };
+    let cached = [rec.ifname.as_str(), saved.name.as_str()];
+    let deadline = Instant::now() + VF_RETURN_TIMEOUT;
+    loop {
+        let found = release::find_vf_on_host(host, &rec.alias, names, Some((saved.ifindex, &cached)))
+            .await
+            .map_err(|source| {
+                DelError::Release(ReleaseError::Vf {
+                    pci: rec.pci.clone(),
+                    source,
+                })
+            })?;
+        if found.is_some() {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn ipam_del_from_conf(req: &Request) -> Result<(), DelError> {

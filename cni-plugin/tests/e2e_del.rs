@@ -39,6 +39,46 @@ fn del_restores_vf_after_netns_vanished() {
 }
 
 #[test]
+fn del_waits_for_the_kernel_to_hand_the_vf_back() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let call = Call::new("ADD", "late0123456789ab", &pod.path(), "net1");
+    let conf = node.conf("1.0.0", 0);
+    node.run(&call, &conf).expect_ok();
+    // The namespace is gone before DEL; its cleanup returns the VF 400 ms later.
+    let back = pod.vanish_returning_later("net1", node.ns(), std::time::Duration::from_millis(400));
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+    back.join().unwrap();
+    assert_eq!(node.snapshot(), before);
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+}
+
+#[test]
+fn vf_not_back_in_time_is_restored_by_the_next_add() {
+    let node = Node::new(1);
+    let pod_a = PodNs::new();
+    let pod_b = PodNs::new();
+    let before = node.snapshot();
+    let conf = node.conf("1.0.0", 0);
+    let a = Call::new("ADD", "slow0123456789ab", &pod_a.path(), "net1");
+    node.run(&a, &conf).expect_ok();
+    // Back only after DEL gave up waiting: DEL still succeeds (the pod can go) and keeps the record.
+    let back = pod_a.vanish_returning_later("net1", node.ns(), std::time::Duration::from_secs(7));
+    node.run(&a.verb("DEL"), &conf).expect_ok();
+    assert!(node.ports().is_empty());
+    back.join().unwrap();
+    assert!(node.link_exists("net1"));
+    // The next pod's ADD finds the VF by its record and gives it its own name back first.
+    let b = Call::new("ADD", "next0123456789ab", &pod_b.path(), "eth0");
+    node.run(&b, &conf).expect_ok();
+    assert!(!node.link_exists("net1"));
+    node.run(&b.verb("DEL"), &conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+}
+
+#[test]
 fn del_finds_vf_returned_as_dev_n() {
     let node = Node::new(1);
     let pod = PodNs::new();
@@ -82,9 +122,15 @@ fn live_attachment_refuses_the_vf_and_newer_add_owns_it_after_the_old_pod_died()
     assert_eq!(node.run(&b, &conf).code(), 11);
     assert_eq!(node.snapshot(), during);
     assert!(pod_links(&pod_b).is_empty());
-    // Pod A dies without DEL; B takes the VF over.
+    // Pod A dies without DEL; B takes the VF over. Real sysfs shows the names the links have
+    // now (the VF back as eth0, the representor still renamed); so does the simulated tree.
     pod_a.vanish_returning("eth0", node.ns());
+    let (vf, rep) = (node.vf_name(0), node.rep_name(0));
+    node.sim.mirror_rename(&vf, "eth0").unwrap();
+    node.sim.mirror_rename(&rep, "aaaa01234567_h").unwrap();
     let res_b = node.run(&b, &conf).expect_ok().json();
+    node.sim.mirror_rename("eth0", &vf).unwrap();
+    node.sim.mirror_rename("aaaa01234567_h", &rep).unwrap();
     assert_eq!(node.ports(), vec!["bbbb01234567_h".to_string()]);
     // The late DEL of A touches nothing of B's.
     let with_b = node.snapshot();

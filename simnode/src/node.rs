@@ -67,6 +67,15 @@ pub enum SimError {
         #[source]
         source: TreeError,
     },
+    /// Mirroring a rename into the tree failed.
+    #[error("cannot mirror a netdev rename into the sysfs tree of instance {prefix:?}")]
+    MirrorRename {
+        /// The prefix.
+        prefix: String,
+        /// The cause.
+        #[source]
+        source: TreeError,
+    },
     /// Deleting the links failed.
     #[error("cannot delete links of instance {prefix:?}")]
     DeleteLinks {
@@ -225,6 +234,15 @@ impl SimNode {
     /// VF `vf` of PF `pf` (panics if out of range: for tests).
     pub fn vf(&self, pf: u32, vf: u32) -> &VfLayout {
         &self.pf(pf).vfs[vf as usize]
+    }
+
+    /// Shows netdev `from` as `to` in the sysfs tree, as the kernel's sysfs does after a rename
+    /// (the tree is written once; links renamed later keep their old names there until told).
+    pub fn mirror_rename(&self, from: &str, to: &str) -> Result<(), SimError> {
+        tree::rename_netdev(self.sysfs_root(), from, to).map_err(|source| SimError::MirrorRename {
+            prefix: self.prefix().to_string(),
+            source,
+        })
     }
 
     /// Tears the node down: deletes its links, its tree and its state.

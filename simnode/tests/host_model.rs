@@ -112,3 +112,34 @@ fn host_model_sees_legacy_mode() {
         .representor(&addr(node.vf(0, 0).pci), RepresentorView::Host)
         .is_err());
 }
+
+#[test]
+fn mirrored_renames_show_in_the_host_model_like_kernel_renames() {
+    let (_dir, spec) = spec("snthr", 1, 2);
+    let node = up(spec);
+    let sysfs = Sysfs::new(node.sysfs_root());
+    let vf = node.vf(0, 1);
+    let pci = addr(vf.pci);
+    let vf_name = vf.netdev_name().unwrap().to_string();
+    let rep_name = vf.representor_name().unwrap().to_string();
+    node.mirror_rename(&vf_name, "eth0").unwrap();
+    node.mirror_rename(&rep_name, "0123456789ab_h").unwrap();
+    assert_eq!(
+        sysfs.pci_function(&pci).unwrap().netdevs,
+        vec!["eth0".to_string()]
+    );
+    let rep = sysfs.representor(&pci, RepresentorView::Host).unwrap();
+    assert_eq!(rep.netdev, "0123456789ab_h");
+    assert!(node
+        .sysfs_root()
+        .join("class/net/0123456789ab_h/phys_port_name")
+        .exists());
+    assert!(!node.sysfs_root().join("class/net").join(&rep_name).exists());
+    // And back, as a DEL that restores the names would leave it.
+    node.mirror_rename("eth0", &vf_name).unwrap();
+    node.mirror_rename("0123456789ab_h", &rep_name).unwrap();
+    check_functions(&node, &sysfs);
+    check_representors(&node, &sysfs, RepresentorView::Host);
+    // An unknown netdev is a clear error.
+    assert!(node.mirror_rename("nope0", "nope1").is_err());
+}

@@ -8,7 +8,7 @@ pub use error::AddError;
 
 use crate::ipam::{self, IpamError};
 use crate::netconf::valid_ifname;
-use crate::netlink::link;
+use crate::netlink::link::{self, Link};
 use crate::netns::Netns;
 use crate::release;
 use crate::representor_name::representor_name;
@@ -52,7 +52,7 @@ pub async fn add<O: Ovs, F: Future<Output = Result<O, OvsError>>>(
             ifname: req.ifname.clone(),
         });
     }
-    let vf = vf::resolve(sysfs, &pci_addr).map_err(AddError::Vf)?;
+    let mut vf = vf::resolve(sysfs, &pci_addr).map_err(AddError::Vf)?;
     let delegate_ipam = conf.ipam_type.is_some() && !conf.uses_runtime_ips();
     if let (true, Some(t)) = (delegate_ipam, &conf.ipam_type) {
         if ipam::find_plugin(t, &req.path).is_none() {
@@ -87,28 +87,33 @@ pub async fn add<O: Ovs, F: Future<Output = Result<O, OvsError>>>(
     let state = StateDir::new(&conf.state_dir);
     let pci = vf.pci.to_string();
     let _lock = state.lock_vf(&pci, LOCK_TIMEOUT).map_err(AddError::State)?;
-    take_over_stale(ovs, &state, &host, &vf, req).await?;
+    if let Some(restored) = take_over_stale(ovs, &state, &host, &vf, req).await? {
+        // The names read from sysfs above are the stale attachment's; it now has its own back.
+        if let Some(name) = restored.vf {
+            vf.netdevs.insert(0, name);
+        }
+        vf.representor = restored.representor;
+    }
     tracing::debug!("locked");
 
     let alias = vf_alias(&pci);
-    let vf_link = if vf.has_kernel_netdev() {
-        let l = release::find_vf_on_host(&host, &alias, &vf.netdevs, None)
-            .await
-            .map_err(AddError::Link)?;
-        Some(l.ok_or_else(|| AddError::VfNetdevMissing {
-            pci: pci.clone(),
-            names: vf.netdevs.clone(),
-        })?)
-    } else {
-        None
+    let (vf_link, rep_link) = match locate(&host, &alias, &vf).await? {
+        (Some(v), Some(r)) => (v, r),
+        // Names read before the lock can be stale (a DEL of this VF ran in between): read again.
+        _ => {
+            vf = vf::resolve(sysfs, &pci_addr).map_err(AddError::Vf)?;
+            let (v, r) = locate(&host, &alias, &vf).await?;
+            let v = v.ok_or_else(|| AddError::VfNetdevMissing {
+                pci: pci.clone(),
+                names: vf.netdevs.clone(),
+            })?;
+            let r = r.ok_or_else(|| AddError::RepresentorMissing {
+                pci: pci.clone(),
+                name: vf.representor.clone(),
+            })?;
+            (v, r)
+        }
     };
-    let rep_link = link::by_name(&host.handle, &host.label, &vf.representor)
-        .await
-        .map_err(AddError::Link)?
-        .ok_or_else(|| AddError::RepresentorMissing {
-            pci: pci.clone(),
-            name: vf.representor.clone(),
-        })?;
 
     let mut rec = AttachmentRecord {
         container_id: req.container_id.clone(),
@@ -196,17 +201,45 @@ async fn unwind<O: Ovs>(
     rb.unwind(&ctx).await;
 }
 
-/// A previous attachment holds the VF: refuse if it is live, else release its host side.
+/// Finds the VF's netdev (`Some(None)`: bound to vfio-pci, it has none) and its representor on
+/// the host; `None` for what is not there under the names `vf` gives.
+async fn locate(
+    host: &Netns,
+    alias: &str,
+    vf: &VfInfo,
+) -> Result<(Option<Option<Link>>, Option<Link>), AddError> {
+    let vf_link = if vf.has_kernel_netdev() {
+        release::find_vf_on_host(host, alias, &vf.netdevs, None)
+            .await
+            .map_err(AddError::Link)?
+            .map(Some)
+    } else {
+        Some(None)
+    };
+    let rep_link = link::by_name(&host.handle, &host.label, &vf.representor)
+        .await
+        .map_err(AddError::Link)?;
+    Ok((vf_link, rep_link))
+}
+
+/// The names a released stale attachment gave back to the VF and its representor.
+struct Restored {
+    vf: Option<String>,
+    representor: String,
+}
+
+/// A previous attachment holds the VF: refuse if it is live, else release its host side and
+/// say which names it restored.
 async fn take_over_stale<O: Ovs>(
     ovs: &O,
     state: &StateDir,
     host: &Netns,
     vf: &VfInfo,
     req: &Request,
-) -> Result<(), AddError> {
+) -> Result<Option<Restored>, AddError> {
     let pci = vf.pci.to_string();
     let Some(owner) = state.owner(&pci).map_err(AddError::State)? else {
-        return Ok(());
+        return Ok(None);
     };
     let ours = owner.container_id == req.container_id && owner.ifname == req.ifname;
     let old = state
@@ -220,6 +253,7 @@ async fn take_over_stale<O: Ovs>(
             netns: owner.netns,
         });
     }
+    let mut restored = None;
     if let Some(old) = old {
         tracing::info!(pci = %pci, previous = %owner.container_id, "releasing a stale attachment of this VF");
         let pod = release::open_pod_ns(Some(Path::new(&old.netns)));
@@ -234,6 +268,11 @@ async fn take_over_stale<O: Ovs>(
                 .remove(&old.container_id, &old.ifname)
                 .map_err(AddError::State)?;
         }
+        restored = Some(Restored {
+            vf: old.vf.map(|v| v.name),
+            representor: old.representor.name,
+        });
     }
-    state.clear_owner(&pci).map_err(AddError::State)
+    state.clear_owner(&pci).map_err(AddError::State)?;
+    Ok(restored)
 }

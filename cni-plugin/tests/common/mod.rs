@@ -34,6 +34,28 @@ impl PodNs {
         a.extend_from_slice(args);
         sh("ip", &a)
     }
+    /// Emulates the kernel's asynchronous namespace cleanup: the namespace is gone at once, the
+    /// VF comes back to `node_ns` only after `delay` (it waits in a limbo namespace meanwhile).
+    /// Join the returned thread to know it is back.
+    pub fn vanish_returning_later(
+        &self,
+        ifname: &str,
+        node_ns: &str,
+        delay: std::time::Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let limbo = PodNs::new();
+        sh(
+            "ip",
+            &["-n", &self.name, "link", "set", ifname, "netns", &limbo.name],
+        );
+        sh("ip", &["netns", "del", &self.name]);
+        let (ifname, node_ns) = (ifname.to_string(), node_ns.to_string());
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            limbo.vanish_returning(&ifname, &node_ns);
+        })
+    }
+
     /// Emulates the kernel returning a VF to the host when the namespace dies, then deletes it.
     pub fn vanish_returning(&self, ifname: &str, node_ns: &str) {
         sh("ip", &["-n", &self.name, "link", "set", ifname, "netns", node_ns]);

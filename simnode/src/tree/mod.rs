@@ -64,6 +64,17 @@ pub enum TreeError {
         #[source]
         source: io::Error,
     },
+    /// Mirroring a netdev rename failed.
+    #[error("cannot rename netdev {} to {to}", .link.display())]
+    Rename {
+        /// The netdev's `class/net/<name>` link.
+        link: PathBuf,
+        /// New name.
+        to: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// Removing part of the tree failed.
     #[error("cannot remove {path}")]
     Remove {
@@ -73,6 +84,24 @@ pub enum TreeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Mirrors a kernel rename of netdev `from` to `to`: real sysfs shows a netdev under its current
+/// name (its `net/<name>` directory and `class/net/<name>` link), the written tree only when told.
+pub fn rename_netdev(root: &Path, from: &str, to: &str) -> Result<(), TreeError> {
+    let class = Path::new("class/net");
+    let old_link = root.join(class).join(from);
+    let err = |source| TreeError::Rename {
+        link: old_link.clone(),
+        to: to.to_string(),
+        source,
+    };
+    let target = fs::read_link(&old_link).map_err(err)?;
+    let old_dir = root.join(class).join(&target);
+    let new_target = target.with_file_name(to);
+    fs::rename(&old_dir, root.join(class).join(&new_target)).map_err(err)?;
+    fs::remove_file(&old_link).map_err(err)?;
+    std::os::unix::fs::symlink(&new_target, root.join(class).join(to)).map_err(err)
 }
 
 /// Checks the root is absent or an empty directory. Returns whether it must be created.
