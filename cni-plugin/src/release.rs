@@ -326,7 +326,15 @@ pub async fn release_all<O: Ovs>(
     // The representor (OVS, then netlink) and the VF (netns move) are independent: overlap them.
     let representor = async {
         let port = remove_port(ovs, rec).await;
-        let rep = restore_representor(host, rec).await;
+        // Renaming a representor that may still be a port (or still open in ovs-vswitchd) would
+        // strand the port or race vswitchd's flag restore: leave it to the retried DEL.
+        let rep = match port {
+            Ok(()) => restore_representor(host, rec).await,
+            Err(_) => {
+                tracing::warn!(representor = %rec.representor.new_name, "OVS port not confirmed gone; representor left as it is");
+                Ok(())
+            }
+        };
         (port, rep)
     };
     // A netlink socket runs one dump at a time (EBUSY otherwise): the VF branch gets its own.

@@ -222,3 +222,45 @@ fn repeated_add_of_the_same_attachment_replaces_it() {
     assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.2").exists());
     assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.3").exists());
 }
+
+#[test]
+fn del_leaves_the_representor_alone_until_vswitchd_confirms_the_port_gone() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use ovsdb_client::testing::Daemon;
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let call = Call::new("ADD", "frozen0123456789", &pod.path(), "eth0");
+    let conf = node.conf("1.0.0", 0);
+    node.run(&call, &conf).expect_ok();
+    let rep = "frozen012345_h";
+    // ovs-vswitchd stops applying changes: the port row goes, the netdev stays open.
+    let vswitchd = Pid::from_raw(node.ovs.pid(Daemon::Vswitchd).unwrap());
+    kill(vswitchd, Signal::SIGSTOP).unwrap();
+    let out = node.run(&call.verb("DEL"), &conf);
+    kill(vswitchd, Signal::SIGCONT).unwrap();
+    assert!(!out.ok, "DEL must fail while the port removal is unconfirmed");
+    assert!(out.json()["code"].as_u64().unwrap() >= 100, "{}", out.stdout);
+    assert!(
+        node.link_exists(rep),
+        "representor renamed while still open in ovs-vswitchd"
+    );
+    // Once vswitchd has closed the netdev (its promiscuous flag is dropped), the retried DEL
+    // finishes the job.
+    let closed = (0..200).any(|_| {
+        let flags = node.ip(&["-o", "link", "show", rep]);
+        let open = flags
+            .split(['<', '>'])
+            .nth(1)
+            .unwrap_or_default()
+            .contains("PROMISC");
+        if open {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        !open
+    });
+    assert!(closed, "ovs-vswitchd never closed {rep}");
+    node.run(&call.verb("DEL"), &conf).expect_ok();
+    assert_eq!(node.snapshot(), before);
+}
