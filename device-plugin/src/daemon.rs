@@ -77,6 +77,10 @@ pub enum DaemonError {
     /// Netlink is unusable.
     #[error("cannot monitor links")]
     Links(#[source] HealthError),
+    /// The first read of the IPv4 default route failed, so the netdev
+    /// holding it could not be kept out of the resources.
+    #[error("cannot read the IPv4 default route")]
+    DefaultRoute(#[source] HealthError),
     /// inotify is unusable.
     #[error("cannot watch directories")]
     Watch(#[source] WatchError),
@@ -109,6 +113,9 @@ struct Daemon {
     sysfs: Sysfs,
     config: Config,
     links: LinkMonitor,
+    /// Netdevs holding the IPv4 default route, as last read; kept when a
+    /// later read fails so discovery never offers them.
+    excluded_netdevs: HashSet<String>,
     plugins: BTreeMap<String, Plugin>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
@@ -156,6 +163,7 @@ impl Daemon {
             },
             config,
             links,
+            excluded_netdevs: HashSet::new(),
             plugins: BTreeMap::new(),
             fs_events,
             fs_sender,
@@ -164,7 +172,14 @@ impl Daemon {
             sysfs_watcher: None,
             _uevent_listener: uevent_listener,
         };
-        let found = daemon.discover().await.map_err(DaemonError::Discovery)?;
+        // Nothing to fall back on yet: refuse to start rather than offer the
+        // host's uplink.
+        daemon.excluded_netdevs = daemon
+            .links
+            .default_route_netdevs()
+            .await
+            .map_err(DaemonError::DefaultRoute)?;
+        let found = daemon.discover_devices().map_err(DaemonError::Discovery)?;
         daemon.apply(found).await.map_err(DaemonError::Serve)?;
         Ok(daemon)
     }
@@ -177,16 +192,25 @@ impl Daemon {
         }
     }
 
+    /// Rereads the default route, then discovers devices.
     async fn discover(&mut self) -> Result<Discovered, DiscoveryError> {
-        let excluded = match self.links.default_route_netdevs().await {
-            Ok(names) => names,
-            Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "cannot read the default route; not excluding any netdev");
-                HashSet::new()
-            }
-        };
+        match self.links.default_route_netdevs().await {
+            Ok(names) => self.excluded_netdevs = names,
+            // Excluding nothing would offer the host's uplink: fail safe.
+            Err(error) => tracing::warn!(
+                error = %error_chain(&error),
+                excluded = ?self.excluded_netdevs,
+                "cannot read the default route; still excluding the netdevs that held it last"
+            ),
+        }
+        self.discover_devices()
+    }
+
+    /// Discovers devices, excluding the netdevs last seen holding the
+    /// default route, and watches the sysfs directories found.
+    fn discover_devices(&mut self) -> Result<Discovered, DiscoveryError> {
         let started = std::time::Instant::now();
-        let found = discover(&self.sysfs, &self.config, &excluded)?;
+        let found = discover(&self.sysfs, &self.config, &self.excluded_netdevs)?;
         tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
         let dirs = sysfs_dirs(self.sysfs.root(), &found.pf_dirs, &found.device_dirs);
         match DirWatcher::start(&dirs, self.fs_sender.clone()) {
@@ -271,8 +295,11 @@ impl Daemon {
                     let now = Instant::now();
                     if reload_at.is_some_and(|t| t <= now) {
                         reload_at = None;
-                        rediscover_at = None;
-                        self.reload().await;
+                        // An unchanged or rejected config rediscovers nothing:
+                        // a pending sysfs rediscovery must then still run.
+                        if self.reload().await {
+                            rediscover_at = None;
+                        }
                     } else if rediscover_at.is_some_and(|t| t <= now) {
                         rediscover_at = None;
                         self.rediscover().await;
@@ -335,21 +362,24 @@ impl Daemon {
         }
     }
 
-    async fn reload(&mut self) {
+    /// Reloads the config file; returns true when it changed and devices
+    /// were rediscovered.
+    async fn reload(&mut self) -> bool {
         let config = match config::load(&self.settings.config_file, &self.settings.resource_prefix) {
             Ok(config) => config,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "new config rejected; keeping the running one");
-                return;
+                return false;
             }
         };
         if config == self.config {
             tracing::debug!("config unchanged");
-            return;
+            return false;
         }
         tracing::info!(resources = config.resources.len(), "config changed; applying it");
         self.config = config;
         self.rediscover().await;
+        true
     }
 
     async fn rediscover(&mut self) {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use sriov_host::{PciAddress, PciError, PciFunction, RepresentorView, Sysfs};
 
-use crate::config::{Candidate, Config, Selector};
+use crate::config::{Candidate, Config};
 
 /// A device as the plugin serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,15 +129,11 @@ pub fn discover(
     }
 
     let mut taken: HashSet<PciAddress> = HashSet::new();
-    let match_all = [Selector::default()];
     for resource in &config.resources {
         let mut devices = Vec::new();
-        let selectors: &[Selector] = if resource.selectors.is_empty() {
-            &match_all
-        } else {
-            &resource.selectors
-        };
-        for selector in selectors {
+        // No selector selects nothing (validation rejects that config);
+        // only an explicit `{}` matches every device.
+        for selector in &resource.selectors {
             for (candidate, record) in &candidates {
                 if taken.contains(&candidate.address) || !selector.matches(candidate) {
                     continue;

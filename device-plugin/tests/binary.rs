@@ -48,7 +48,7 @@ fn invalid_configs_exit_non_zero_naming_resource_key_and_value() {
             r#"resource "cx5 vfs": key "resourceName": bad value "cx5 vfs": must match [A-Za-z0-9_-]+"#,
         ),
         (
-            r#"{"resourceList":[{"resourceName":"a"},{"resourceName":"a"}]}"#,
+            r#"{"resourceList":[{"resourceName":"a","selectors":{}},{"resourceName":"a","selectors":{}}]}"#,
             r#"resource "a": key "resourceName": duplicate resource "intel.com/a""#,
         ),
         (
@@ -66,6 +66,24 @@ fn invalid_configs_exit_non_zero_naming_resource_key_and_value() {
         (
             r#"{"resourceList":[{"resourceName":"a","selectors":{"isRdma":"yes"}}]}"#,
             r#"resource "a": key "isRdma": value "yes" is not true or false"#,
+        ),
+        // A resource without a selector object would otherwise take every device.
+        (
+            r#"{"resourceList":[{"resourceName":"typo"},{"resourceName":"b","selectors":{}}]}"#,
+            r#"resource "typo": key "selectors" is missing: at least one selector object is needed ({} matches every device)"#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"typo","selectors":[]}]}"#,
+            r#"resource "typo": key "selectors": value [] holds no selector object"#,
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"typo","selectors":null}]}"#,
+            r#"resource "typo": key "selectors": value null holds no selector object"#,
+        ),
+        // A Go filter we cannot apply would widen the match.
+        (
+            r#"{"resourceList":[{"resourceName":"gtp","selectors":{"vendors":["8086"],"ddpProfiles":["GTPv1"]}}]}"#,
+            r#"resource "gtp": key "ddpProfiles": value ["GTPv1"]: this filter is not supported"#,
         ),
     ];
     for (config, message) in cases {

@@ -114,3 +114,27 @@ fn old_kernel_representor_names_are_found() {
     }
     node.down().unwrap();
 }
+
+#[test]
+fn a_resource_without_selectors_takes_no_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = format!("dpdn{:05}", std::process::id() % 100_000);
+    let node = SimNode::up(SimNodeSpec::new(prefix, 1, 4).with_sysfs_root(tmp.path().join("sys"))).unwrap();
+    // Validation rejects such a config; a Config built in code with no
+    // selector must still not fall back to matching everything.
+    let mut config = config::parse(
+        r#"{"resourceList": [
+            {"resourceName": "empty", "selectors": {}},
+            {"resourcePrefix": "mellanox.com", "resourceName": "cx5", "selectors": {"vendors": ["15b3"]}}
+        ]}"#,
+        "intel.com",
+    )
+    .unwrap();
+    config.resources[0].selectors.clear();
+    let found = discover(&Sysfs::new(node.sysfs_root()), &config, &HashSet::new()).unwrap();
+    assert!(found.resources[0].is_empty(), "{:?}", found.resources[0]);
+    let ids: Vec<String> = found.resources[1].iter().map(|d| d.address.to_string()).collect();
+    let vfs: Vec<String> = (0..4).map(|v| node.vf(0, v).pci.to_string()).collect();
+    assert_eq!(ids, vfs);
+    node.down().unwrap();
+}

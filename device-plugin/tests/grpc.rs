@@ -494,3 +494,38 @@ async fn configmap_symlink_swap_reloads_the_config() {
     wait_for("old socket removed", || !h.dp_dir().join(GUIDE_SOCKET).exists()).await;
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysfs_change_during_an_unchanged_or_rejected_config_reload_is_rediscovered() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("rr"), 1, 3));
+    h.start(GUIDE_CONFIG);
+    h.kubelet().next_registration().await;
+    let mut client = h.client(GUIDE_SOCKET).await;
+    let mut stream = list_and_watch(&mut client).await;
+    assert_eq!(next_list(&mut stream).await.devices.len(), 3);
+    let root = h.node.sysfs_root().to_path_buf();
+
+    // A ConfigMap-style rewrite with identical content, then numvfs lowered
+    // within the 30 ms debounce: the reload finds nothing to apply, but the
+    // vanished VF must still leave the list.
+    h.write_config(GUIDE_CONFIG);
+    let pf = root.join("bus/pci/devices").join(h.node.pf(0).pci.to_string());
+    let gone = h.node.vf(0, 2).pci.to_string();
+    std::fs::remove_file(pf.join("virtfn2")).unwrap();
+    std::fs::remove_file(root.join("bus/pci/devices").join(&gone)).unwrap();
+    std::fs::write(pf.join("sriov_numvfs"), "2\n").unwrap();
+    let list = wait_list(&mut stream, |l| l.devices.len() == 2).await;
+    assert!(list.devices.iter().all(|d| d.id != gone));
+
+    // Same with a rejected config: VF 1 unbound from its driver right after.
+    h.write_config(r#"{"resourceList": [{"resourceName": "typo"}]}"#);
+    let vf1 = root.join("bus/pci/devices").join(h.node.vf(0, 1).pci.to_string());
+    std::fs::remove_file(vf1.join("driver")).unwrap();
+    let list = wait_list(&mut stream, |l| l.devices.len() == 1).await;
+    assert_eq!(list.devices[0].id, h.node.vf(0, 0).pci.to_string());
+    assert!(
+        h.dp_dir().join(GUIDE_SOCKET).exists(),
+        "running config was dropped"
+    );
+    h.shutdown().await;
+}

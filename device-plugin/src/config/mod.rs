@@ -71,6 +71,32 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A resource has no `selectors` key. Matching every device instead would
+    /// let a typo'd resource take all of them.
+    #[error("resource {resource}: key \"selectors\" is missing: at least one selector object is needed ({{}} matches every device)")]
+    MissingSelectors {
+        /// The resource.
+        resource: String,
+    },
+    /// A resource's `selectors` holds no selector object (`null`, `[]`).
+    #[error("resource {resource}: key \"selectors\": value {value} holds no selector object: at least one is needed ({{}} matches every device)")]
+    NoSelectors {
+        /// The resource.
+        resource: String,
+        /// The value, as JSON.
+        value: String,
+    },
+    /// A selector uses a Go plugin filter (`ddpProfiles`, `vdpaType`,
+    /// `pKeys`, `auxTypes`) this plugin does not implement.
+    #[error("resource {resource}: key {key:?}: value {value}: this filter is not supported by this device plugin, and ignoring it would offer devices it excludes")]
+    UnsupportedFilter {
+        /// The resource.
+        resource: String,
+        /// The key, as written.
+        key: String,
+        /// The value, as JSON.
+        value: String,
+    },
     /// Two resources have the same `<prefix>/<name>`.
     #[error("resource {resource:?}: key \"resourceName\": duplicate resource {full_name:?} (also resource #{first_index})")]
     DuplicateResource {

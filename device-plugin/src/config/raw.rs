@@ -30,9 +30,17 @@ pub struct RawResource {
     pub exclude_topology: bool,
     /// `selectors`: one object or a list of objects.
     pub selectors: Vec<RawSelector>,
+    /// The `selectors` value as JSON, `None` when the key is absent (for
+    /// the error when it holds no selector object).
+    pub selectors_value: Option<String>,
     /// Keys not understood.
     pub unknown_keys: Vec<String>,
 }
+
+/// Selector keys of the Go plugin whose filters this plugin does not
+/// implement. Ignoring one would offer devices it excludes, so a non-empty
+/// value is an error rather than a warning.
+pub const UNSUPPORTED_SELECTOR_KEYS: [&str; 4] = ["ddpProfiles", "vdpaType", "pKeys", "auxTypes"];
 
 /// One selector object.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -127,7 +135,10 @@ impl RawResource {
                 "resourceprefix" => resource.resource_prefix = Some(as_string(value, &label, key)?),
                 "devicetype" => resource.device_type = Some(as_string(value, &label, key)?),
                 "excludetopology" => resource.exclude_topology = as_bool(value, &label, key)?,
-                "selectors" => resource.selectors = selectors(value, &label, key)?,
+                "selectors" => {
+                    resource.selectors = selectors(value, &label, key)?;
+                    resource.selectors_value = Some(value.to_string());
+                }
                 _ => resource.unknown_keys.push(key.clone()),
             }
         }
@@ -174,10 +185,37 @@ impl RawSelector {
                 "linktypes" => selector.link_types = list()?,
                 "isrdma" => selector.is_rdma = as_bool(value, resource, key)?,
                 "needvhostnet" => selector.need_vhost_net = as_bool(value, resource, key)?,
+                _ if is_unsupported(key) => {
+                    // An empty filter excludes nothing in the Go plugin either.
+                    if !is_empty(value) {
+                        return Err(ConfigError::UnsupportedFilter {
+                            resource: resource.to_string(),
+                            key: key.clone(),
+                            value: value.to_string(),
+                        });
+                    }
+                }
                 _ => selector.unknown_keys.push(key.clone()),
             }
         }
         Ok(selector)
+    }
+}
+
+fn is_unsupported(key: &str) -> bool {
+    UNSUPPORTED_SELECTOR_KEYS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// `null`, `""`, `[]` or `{}`: a filter that filters nothing.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -254,7 +292,7 @@ mod tests {
             "resourceList": [{
                 "resourceName": "a",
                 "additionalInfo": {},
-                "selectors": [{"drivers": ["mlx5_core"]}, {"ddpProfiles": ["x"]}]
+                "selectors": [{"drivers": ["mlx5_core"]}, {"vendor": ["15b3"]}]
             }],
             "extra": 1
         }))
@@ -262,7 +300,48 @@ mod tests {
         assert_eq!(raw.resources[0].selectors.len(), 2);
         let warnings = raw.warnings();
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[2].contains("ddpProfiles"));
+        assert_eq!(
+            warnings[2],
+            r#"resource "a": ignoring unknown selector key "vendor""#
+        );
+    }
+
+    #[test]
+    fn unsupported_go_filters_are_errors_naming_resource_key_and_value() {
+        let cases = [
+            (
+                json!({"ddpProfiles": ["GTPv1"]}),
+                r#"key "ddpProfiles": value ["GTPv1"]"#,
+            ),
+            (json!({"VdpaType": "vhost"}), r#"key "VdpaType": value "vhost""#),
+            (json!({"pKeys": ["0x8001"]}), r#"key "pKeys": value ["0x8001"]"#),
+            (json!({"auxTypes": ["sf"]}), r#"key "auxTypes": value ["sf"]"#),
+        ];
+        for (selector, expected) in cases {
+            let err = RawConfig::from_json(&json!({
+                "resourceList": [{"resourceName": "gtp", "selectors": [{"vendors": ["8086"]}, selector]}]
+            }))
+            .unwrap_err();
+            assert!(matches!(err, ConfigError::UnsupportedFilter { .. }), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    r#"resource "gtp": {expected}: this filter is not supported by this device plugin, and ignoring it would offer devices it excludes"#
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn empty_unsupported_filters_filter_nothing_and_are_accepted() {
+        let raw = RawConfig::from_json(&json!({
+            "resourceList": [{"resourceName": "a", "selectors": {
+                "vendors": ["15b3"], "ddpProfiles": [], "vdpaType": "", "pKeys": null, "auxTypes": []
+            }}]
+        }))
+        .unwrap();
+        assert_eq!(raw.resources[0].selectors[0].vendors, ["15b3"]);
+        assert!(raw.warnings().is_empty(), "{:?}", raw.warnings());
     }
 
     #[test]

@@ -115,6 +115,15 @@ fn validate_resource(raw: RawResource, default_prefix: &str) -> Result<ResourceC
             ));
         }
     }
+    if raw.selectors.is_empty() {
+        return Err(match raw.selectors_value {
+            None => ConfigError::MissingSelectors { resource: label },
+            Some(value) => ConfigError::NoSelectors {
+                resource: label,
+                value,
+            },
+        });
+    }
     let selectors = raw
         .selectors
         .iter()
@@ -195,7 +204,7 @@ fn parse_hex_id(value: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{parse, ConfigError};
+    use crate::config::{parse, ConfigError, Selector};
 
     const GUIDE: &str = r#"{
         "resourceList": [{
@@ -222,9 +231,52 @@ mod tests {
 
     #[test]
     fn missing_prefix_takes_the_default() {
-        let config = parse(r#"{"resourceList":[{"resourceName":"a"}]}"#, "intel.com").unwrap();
+        let config = parse(
+            r#"{"resourceList":[{"resourceName":"a","selectors":{}}]}"#,
+            "intel.com",
+        )
+        .unwrap();
         assert_eq!(config.resources[0].full_name(), "intel.com/a");
-        assert!(config.resources[0].selectors.is_empty());
+    }
+
+    #[test]
+    fn an_empty_selector_object_is_one_match_all_selector() {
+        for selectors in ["{}", "[{}]"] {
+            let text = format!(r#"{{"resourceList":[{{"resourceName":"all","selectors":{selectors}}}]}}"#);
+            let config = parse(&text, "intel.com").unwrap();
+            assert_eq!(
+                config.resources[0].selectors,
+                [Selector::default()],
+                "{selectors}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resource_without_a_selector_object_is_rejected() {
+        assert_eq!(
+            err(r#"{"resourceList":[{"resourceName":"typo"}]}"#),
+            r#"resource "typo": key "selectors" is missing: at least one selector object is needed ({} matches every device)"#
+        );
+        for (value, shown) in [("null", "null"), ("[ ]", "[]")] {
+            let text = format!(r#"{{"resourceList":[{{"resourceName":"typo","Selectors":{value}}}]}}"#);
+            let e = parse(&text, "intel.com").unwrap_err();
+            assert!(matches!(e, ConfigError::NoSelectors { .. }), "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    r#"resource "typo": key "selectors": value {shown} holds no selector object: at least one is needed ({{}} matches every device)"#
+                )
+            );
+        }
+        // A later valid resource does not make the config acceptable.
+        assert!(matches!(
+            parse(
+                r#"{"resourceList":[{"resourceName":"ok","selectors":{}},{"resourceName":"b","selectors":[]}]}"#,
+                "intel.com"
+            ),
+            Err(ConfigError::NoSelectors { resource, .. }) if resource == r#""b""#
+        ));
     }
 
     fn err(text: &str) -> String {
@@ -271,13 +323,13 @@ mod tests {
     fn duplicate_prefix_and_name_is_rejected() {
         assert_eq!(
             err(
-                r#"{"resourceList":[{"resourceName":"a"},{"resourceName":"a","resourcePrefix":"intel.com"}]}"#
+                r#"{"resourceList":[{"resourceName":"a","selectors":{}},{"resourceName":"a","resourcePrefix":"intel.com","selectors":{}}]}"#
             ),
             r#"resource "a": key "resourceName": duplicate resource "intel.com/a" (also resource #0)"#
         );
         // Same name under another prefix is a different resource.
         assert!(parse(
-            r#"{"resourceList":[{"resourceName":"a"},{"resourceName":"a","resourcePrefix":"mellanox.com"}]}"#,
+            r#"{"resourceList":[{"resourceName":"a","selectors":{}},{"resourceName":"a","resourcePrefix":"mellanox.com","selectors":{}}]}"#,
             "intel.com"
         )
         .is_ok());
