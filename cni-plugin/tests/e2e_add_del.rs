@@ -232,3 +232,30 @@ fn add_and_del_work_over_a_tcp_ovsdb_endpoint() {
     assert!(out.stdout.contains("tcp:127.0.0.1:6641"), "{}", out.stdout);
     assert_eq!(node.snapshot(), before);
 }
+
+#[test]
+fn long_ifnames_get_distinct_representor_names() {
+    let node = Node::new(2);
+    let pods = [PodNs::new(), PodNs::new()];
+    let before = node.snapshot();
+    // Kube-OVN's scheme would keep one ID character here: these two would collide.
+    let calls = [
+        Call::new("ADD", "a1111111111111111", &pods[0].path(), "sriovnet001"),
+        Call::new("ADD", "a2222222222222222", &pods[1].path(), "sriovnet001"),
+    ];
+    let mut names = Vec::new();
+    for (vf, call) in calls.iter().enumerate() {
+        let res = node.run(call, &node.conf("1.0.0", vf as u32)).expect_ok().json();
+        names.push(res["interfaces"][1]["name"].as_str().unwrap().to_string());
+    }
+    assert_ne!(names[0], names[1]);
+    let mut ports = node.ports();
+    ports.sort();
+    names.sort();
+    assert_eq!(ports, names);
+    for (vf, call) in calls.iter().enumerate() {
+        node.run(&call.verb("DEL"), &node.conf("1.0.0", vf as u32))
+            .expect_ok();
+    }
+    assert_eq!(node.snapshot(), before);
+}
