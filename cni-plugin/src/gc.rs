@@ -6,7 +6,7 @@ use crate::ipam::{self, IpamEnv, IpamError};
 use crate::netns::{Netns, NetnsError};
 use crate::release;
 use crate::skel::Request;
-use crate::state::{StateDir, StateError};
+use crate::state::{Phase, StateDir, StateError};
 use crate::traits::Ovs;
 use crate::vf;
 use sriov_host::Sysfs;
@@ -50,8 +50,21 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
         if !same_network || keep {
             continue;
         }
-        tracing::info!(container = %rec.container_id, ifname = %rec.ifname, "GC releasing stale attachment");
         let _lock = state.lock_vf(&rec.pci, LOCK_TIMEOUT).map_err(GcError::State)?;
+        // The list was read before the lock: an ADD that was running then has finished now
+        // (the runtime's valid list predates it), and a DEL may have removed the record.
+        let rec = match state
+            .load(&rec.container_id, &rec.ifname)
+            .map_err(GcError::State)?
+        {
+            Some(now) if rec.phase == Phase::Adding && now.phase == Phase::Added => {
+                tracing::info!(container = %rec.container_id, ifname = %rec.ifname, "attachment completed while GC waited; kept");
+                continue;
+            }
+            Some(now) => now,
+            None => continue,
+        };
+        tracing::info!(container = %rec.container_id, ifname = %rec.ifname, "GC releasing stale attachment");
         let owner = state.owner(&rec.pci).map_err(GcError::State)?;
         let ours = owner
             .as_ref()

@@ -151,3 +151,43 @@ fn gc_releases_attachments_not_listed_as_valid() {
     node.run(&keep.verb("DEL"), &node.conf("1.1.0", 0)).expect_ok();
     assert_eq!(node.snapshot(), before);
 }
+
+#[test]
+fn gc_keeps_an_attachment_whose_add_finished_while_it_waited() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let add = Call::new("ADD", "racegc0123456789", &pod.path(), "net1");
+    let conf = node.conf("1.1.0", 0);
+    // ADD holds the VF, its record saved as "adding", when the runtime's GC starts with a valid
+    // list from before the ADD.
+    let (child, pause) = node.spawn_paused(&add, &conf, "after-attach");
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let mut gc_child = node
+        .command(&Call::new("GC", "", "", ""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    gc_child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(gc.to_string().as_bytes())
+        .unwrap();
+    // GC now waits for the VF's lock.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::remove_file(&pause).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let gc_out = gc_child.wait_with_output().unwrap();
+    assert!(
+        gc_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc_out.stdout)
+    );
+    assert_eq!(node.ports(), vec!["racegc01_net1_h".to_string()]);
+    assert!(pod.ip(&["-o", "link"]).contains("net1"));
+    node.run(&add.verb("DEL"), &conf).expect_ok();
+}
