@@ -126,8 +126,16 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
             .trim(),
         "100"
     );
-    // The gratuitous ARP went through the representor into OVS.
-    let flows = node.ovs.appctl(&["dpctl/dump-flows"]).unwrap();
+    // The gratuitous ARP went through the representor into OVS (its upcall may still be in
+    // flight in ovs-vswitchd when ADD returns).
+    let mut flows = String::new();
+    for _ in 0..100 {
+        flows = node.ovs.appctl(&["dpctl/dump-flows"]).unwrap();
+        if flows.contains("0x0806") && flows.contains("dst=33:33:00:00:00:01") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(flows.contains("0x0806"), "{flows}");
     assert!(
         flows.contains("dst=33:33:00:00:00:01"),
