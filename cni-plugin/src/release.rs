@@ -243,8 +243,9 @@ pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result
     Ok(())
 }
 
-/// Removes our OVS port, unless a newer attachment (another container ID) has it.
-pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<(), ReleaseError> {
+/// Removes our OVS port, unless a newer attachment (another container ID) has it. Returns
+/// whether it deleted the port (and saw ovs-vswitchd apply that).
+pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<bool, ReleaseError> {
     let port = &rec.representor.new_name;
     let err = |source| ReleaseError::Port {
         port: port.clone(),
@@ -253,11 +254,12 @@ pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<(), 
     tracing::trace!(port = %port, "looking up OVS port");
     let found = ovs.port(port).await.map_err(err)?;
     tracing::trace!(port = %port, "looked up OVS port");
+    let mut deleted = false;
     if let Some(state) = found {
         match state.external_ids.get(port_ids::CONTAINER_ID) {
             Some(cid) if cid != &rec.container_id => {
                 tracing::info!(port = %port, owner = %cid, "OVS port belongs to a newer attachment; left alone");
-                return Ok(());
+                return Ok(false);
             }
             _ => {
                 ovs.del_port(&rec.bridge, port).await.map_err(err)?;
@@ -265,6 +267,7 @@ pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<(), 
                 // ovs-vswitchd must close the netdev (and drop promiscuous mode) before it is renamed.
                 ovs.wait_applied(APPLY_TIMEOUT).await.map_err(err)?;
                 tracing::debug!("ovs-vswitchd applied the deletion");
+                deleted = true;
             }
         }
     }
@@ -276,6 +279,28 @@ pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<(), 
         if stale.external_ids.get(port_ids::IFNAME) == Some(&rec.ifname) {
             ovs.del_port(&rec.bridge, &stale.name).await.map_err(err)?;
         }
+    }
+    Ok(deleted)
+}
+
+/// When the representor still has the name ADD gave it, waits until ovs-vswitchd has applied
+/// every pending change (so it has closed the netdev of a port deleted earlier).
+async fn confirm_closed<O: Ovs>(ovs: &O, host: &Netns, rec: &AttachmentRecord) -> Result<(), ReleaseError> {
+    let r = &rec.representor;
+    let renamed = link::by_name(&host.handle, &host.label, &r.new_name)
+        .await
+        .map_err(|source| ReleaseError::Representor {
+            name: r.name.clone(),
+            source,
+        })?
+        .is_some_and(|l| l.index == r.ifindex);
+    if renamed {
+        ovs.wait_applied(APPLY_TIMEOUT)
+            .await
+            .map_err(|source| ReleaseError::Port {
+                port: r.new_name.clone(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -325,9 +350,15 @@ pub async fn release_all<O: Ovs>(
     }
     // The representor (OVS, then netlink) and the VF (netns move) are independent: overlap them.
     let representor = async {
-        let port = remove_port(ovs, rec).await;
         // Renaming a representor that may still be a port (or still open in ovs-vswitchd) would
         // strand the port or race vswitchd's flag restore: leave it to the retried DEL.
+        let port = match remove_port(ovs, rec).await {
+            Ok(true) => Ok(()),
+            // No port row: a DEL retried after vswitchd was too slow may find the representor
+            // still renamed and open in vswitchd; confirm vswitchd caught up before renaming.
+            Ok(false) => confirm_closed(ovs, host, rec).await,
+            Err(e) => Err(e),
+        };
         let rep = match port {
             Ok(()) => restore_representor(host, rec).await,
             Err(_) => {
@@ -387,7 +418,7 @@ mod tests {
             "abc_h",
             &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")],
         );
-        block(remove_port(&ovs, &rec("c1"))).unwrap();
+        assert!(block(remove_port(&ovs, &rec("c1"))).unwrap());
         assert!(ovs.ports.borrow().is_empty());
         let calls = ovs.calls.borrow();
         let del = calls.iter().position(|c| c == "del_port br-int abc_h").unwrap();
@@ -400,7 +431,7 @@ mod tests {
             "abc_h",
             &[(port_ids::CONTAINER_ID, "newer"), (port_ids::IFNAME, "eth0")],
         );
-        block(remove_port(&ovs, &rec("c1"))).unwrap();
+        assert!(!block(remove_port(&ovs, &rec("c1"))).unwrap());
         assert!(ovs.ports.borrow().contains_key("abc_h"));
         assert!(!ovs.calls.borrow().iter().any(|c| c.starts_with("del_port")));
     }

@@ -62,7 +62,7 @@ impl Rollback {
     pub async fn unwind<O: Ovs>(self, ctx: &UndoCtx<'_, O>) {
         for step in self.steps.into_iter().rev() {
             let r = match step {
-                Undo::DelPort => release::remove_port(ctx.ovs, ctx.rec).await,
+                Undo::DelPort => release::remove_port(ctx.ovs, ctx.rec).await.map(drop),
                 Undo::RestoreRepresentor => release::restore_representor(ctx.host, ctx.rec).await,
                 Undo::IpamDel => release::ipam_del(ctx.rec, &ctx.rec.netns),
                 Undo::RestoreVf => release::restore_vf(ctx.host, ctx.pod, ctx.rec, ctx.sysfs_names).await,
