@@ -65,7 +65,8 @@ fn vf_not_back_in_time_is_restored_by_the_next_add() {
     let a = Call::new("ADD", "slow0123456789ab", &pod_a.path(), "net1");
     node.run(&a, &conf).expect_ok();
     // Back only after DEL gave up waiting: DEL still succeeds (the pod can go) and keeps the record.
-    let back = pod_a.vanish_returning_later("net1", node.ns(), std::time::Duration::from_secs(7));
+    // 9 s: well past DEL's 5 s wait even if DEL starts late on a loaded machine.
+    let back = pod_a.vanish_returning_later("net1", node.ns(), std::time::Duration::from_secs(9));
     node.run(&a.verb("DEL"), &conf).expect_ok();
     assert!(node.ports().is_empty());
     back.join().unwrap();
