@@ -42,7 +42,13 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
     let state = StateDir::new(&conf.state_dir);
     let host = Netns::host().map_err(GcError::Netns)?;
     let mut released = Vec::new();
-    for rec in state.list().map_err(GcError::State)? {
+    let records = state.list().map_err(GcError::State)?;
+    tracing::debug!(
+        records = records.len(),
+        valid = valid.len(),
+        "GC listed attachments"
+    );
+    for rec in records {
         let same_network = rec.conf.get("name").and_then(|n| n.as_str()) == Some(conf.name.as_str());
         let keep = valid
             .iter()

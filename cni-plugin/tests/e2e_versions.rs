@@ -163,6 +163,9 @@ fn gc_keeps_an_attachment_whose_add_finished_while_it_waited() {
     let (child, pause) = node.spawn_paused(&add, &conf, "after-attach");
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([]);
+    let gc_log = node.dir.path().join("gc.log");
+    gc["logFile"] = json!(gc_log);
+    gc["logLevel"] = json!("debug");
     let mut gc_child = node
         .command(&Call::new("GC", "", "", ""))
         .stdin(std::process::Stdio::piped())
@@ -176,8 +179,16 @@ fn gc_keeps_an_attachment_whose_add_finished_while_it_waited() {
         .unwrap()
         .write_all(gc.to_string().as_bytes())
         .unwrap();
-    // GC now waits for the VF's lock.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // GC has listed the attachment (still "adding") and now waits for the VF's lock.
+    let listed = (0..400).any(|_| {
+        let seen = std::fs::read_to_string(&gc_log).is_ok_and(|l| l.contains("GC listed attachments"));
+        if !seen {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        seen
+    });
+    assert!(listed, "GC never listed the attachments");
+    std::thread::sleep(std::time::Duration::from_millis(100));
     std::fs::remove_file(&pause).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
