@@ -22,10 +22,10 @@ use kubelet_proto::v1beta1::{
 };
 use rtnetlink::LinkUnspec;
 use simnode::{SimNode, SimNodeSpec};
-use sriov_device_plugin::config;
 use sriov_device_plugin::discovery::discover;
 use sriov_device_plugin::transport::{connect, SocketServer};
 use sriov_host::Sysfs;
+use sriovdp_config as config;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Server;
 

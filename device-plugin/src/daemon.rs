@@ -27,7 +27,6 @@ use sriov_host::Sysfs;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::{self, Config, ConfigError};
 use crate::discovery::{discover, Discovered, DiscoveryError};
 use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
@@ -36,6 +35,7 @@ use crate::pool::Pool;
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
+use sriovdp_config::{self as config, Config, ConfigError};
 
 /// How long to wait for more events before reloading or rediscovering.
 const DEBOUNCE: Duration = Duration::from_millis(30);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use sriov_host::{PciAddress, PciError, PciFunction, RepresentorView, Sysfs};
 
-use crate::config::{Candidate, Config};
+use sriovdp_config::{Candidate, Config};
 
 /// A device as the plugin serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]

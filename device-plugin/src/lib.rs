@@ -6,7 +6,6 @@
 
 pub mod allocate;
 pub mod cli;
-pub mod config;
 pub mod daemon;
 pub mod device_info;
 pub mod discovery;

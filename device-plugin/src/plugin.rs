@@ -13,13 +13,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
 
-use crate::config::ResourceConfig;
 use crate::device_info::DeviceInfoDir;
 use crate::plugin_watcher::PluginWatcherService;
 use crate::pool::Pool;
 use crate::registration::register_until_done;
 use crate::server::DevicePluginService;
 use crate::transport::{SocketServer, TransportError};
+use sriovdp_config::ResourceConfig;
 
 /// Where a plugin lives on the node.
 #[derive(Clone, Debug)]

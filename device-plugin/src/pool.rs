@@ -8,9 +8,9 @@ use kubelet_proto::v1beta1::{Device, ListAndWatchResponse, NumaNode, TopologyInf
 use sriov_host::PciAddress;
 use tokio::sync::watch;
 
-use crate::config::ResourceConfig;
 use crate::discovery::DeviceRecord;
 use crate::links::LinkTable;
+use sriovdp_config::ResourceConfig;
 
 /// A device of the pool with its current health.
 #[derive(Clone, Debug, PartialEq, Eq)]

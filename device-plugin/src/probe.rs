@@ -8,8 +8,8 @@ use std::time::Duration;
 use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
 use kubelet_proto::v1beta1::Empty;
 
-use crate::config::{self, ConfigError};
 use crate::transport::{connect, TransportError};
+use sriovdp_config::{self as config, ConfigError};
 
 /// Why the plugin is not live.
 #[derive(Debug, thiserror::Error)]

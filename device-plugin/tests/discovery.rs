@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use simnode::{SimNode, SimNodeSpec};
-use sriov_device_plugin::config;
 use sriov_device_plugin::discovery::discover;
 use sriov_host::{PciAddress, Sysfs};
+use sriovdp_config as config;
 
 fn addr(a: &simnode::PciAddr) -> PciAddress {
     a.to_string().parse().unwrap()

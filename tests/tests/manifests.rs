@@ -15,10 +15,10 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 use simnode::{Layout, Model, SimNodeSpec, VfDriver};
 use sriov_device_plugin::cli::Args;
-use sriov_device_plugin::config::{self, Config};
 use sriov_device_plugin::discovery::discover;
 use sriov_host::{PciAddress, Sysfs};
 use sriov_ovs::netconf::NetConf;
+use sriovdp_config::{self as config, Config};
 
 // ----------------------------------------------------------------------------------------------
 // Reading the manifests.

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::ConfigError;
+use crate::ConfigError;
 
 /// The whole file: `{"resourceList": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -5,7 +5,7 @@
 
 use sriov_host::PciAddress;
 
-use super::range::PfSelector;
+use crate::range::PfSelector;
 
 /// What a selector can ask about a device (a VF, or a PF without VFs).
 #[derive(Clone, Debug, PartialEq, Eq)]

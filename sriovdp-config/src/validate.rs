@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use sriov_host::PciAddress;
 
-use super::range::PfSelector;
-use super::raw::{RawConfig, RawResource, RawSelector};
-use super::selector::Selector;
-use super::ConfigError;
+use crate::range::PfSelector;
+use crate::raw::{RawConfig, RawResource, RawSelector};
+use crate::selector::Selector;
+use crate::ConfigError;
 
 /// The only `deviceType` this plugin serves.
 pub const NET_DEVICE: &str = "netDevice";
@@ -204,7 +204,7 @@ fn parse_hex_id(value: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{parse, ConfigError, Selector};
+    use crate::{parse, ConfigError, Selector};
 
     const GUIDE: &str = r#"{
         "resourceList": [{
