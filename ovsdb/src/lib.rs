@@ -21,6 +21,7 @@ mod endpoint;
 mod error;
 pub mod monitor;
 pub mod ops;
+pub mod unixctl;
 pub mod vswitch;
 
 #[cfg(feature = "testing")]
@@ -33,3 +34,4 @@ pub use endpoint::{Endpoint, EndpointError};
 pub use error::Error;
 pub use monitor::{Monitor, MonitorRequest, RowChange, RowUpdate};
 pub use ops::{Condition, Function, Mutation, Mutator, Operation, OperationResult, WaitUntil};
+pub use unixctl::{Unixctl, UnixctlError};

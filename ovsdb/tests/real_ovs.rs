@@ -550,3 +550,16 @@ fn tcp_endpoint_works_inside_the_namespace() {
     .unwrap();
     assert!(dbs.contains(&"Open_vSwitch".to_string()));
 }
+
+#[tokio::test]
+async fn unixctl_runs_vswitchd_commands_like_ovs_appctl() {
+    let (ovs, _br) = ovs_with_bridge();
+    let path = ovsdb_client::unixctl::find_socket(ovs.dir(), "ovs-vswitchd").unwrap();
+    let ctl = ovsdb_client::Unixctl::connect(&path, LONG).await.unwrap();
+    let version = ctl.run("version", &[]).await.unwrap();
+    assert_eq!(version.trim(), ovs.appctl(&["version"]).unwrap().trim());
+    let flows = ctl.run("dpctl/dump-flows", &["-m"]).await.unwrap();
+    assert_eq!(flows, ovs.appctl(&["dpctl/dump-flows", "-m"]).unwrap());
+    let err = ctl.run("no-such/command", &[]).await.unwrap_err();
+    assert!(format!("{:?}", err).contains("is not a valid command"), "{err:?}");
+}
