@@ -62,19 +62,32 @@ pub struct CniError {
 impl CniError {
     /// Builds the CNI error for `err`: its code, its message and its chain of causes.
     pub fn from_error<E: StdError + ErrorCode + ?Sized>(cni_version: &str, err: &E) -> CniError {
-        let mut details = Vec::new();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            details.push(cause.to_string());
-            source = cause.source();
-        }
         CniError {
             cni_version: cni_version.to_string(),
             code: err.code(),
             msg: err.to_string(),
-            details: details.join(": "),
+            details: causes(err).join(": "),
         }
     }
+}
+
+/// The messages of `err`'s causes, outermost first (not `err` itself).
+fn causes(err: &(impl StdError + ?Sized)) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push(cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// `err` and its causes on one line: `outer: cause: root cause`.
+pub fn chain(err: &(impl StdError + ?Sized)) -> String {
+    std::iter::once(err.to_string())
+        .chain(causes(err))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod add;
 pub mod check;
 pub mod cni_args;
 pub mod del;
+pub mod doctor;
 pub mod error;
 #[cfg(test)]
 mod fake_ovs;

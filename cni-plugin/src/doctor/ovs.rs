@@ -1,0 +1,187 @@
+//! OVS checks: `other_config:hw-offload=true`, the integration bridge, and `ovn-controller`'s
+//! configuration (`external_ids`) and connection to the southbound database.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use ovsdb_client::{unixctl, Client, Condition, Operation, Unixctl, Value};
+
+use super::report::Check;
+
+/// What the doctor reads from the `Open_vSwitch` database, in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct OvsFacts {
+    /// `Open_vSwitch` `other_config`.
+    pub other_config: BTreeMap<String, String>,
+    /// `Open_vSwitch` `external_ids`.
+    pub external_ids: BTreeMap<String, String>,
+    /// The bridge's port names; `None` when there is no such bridge.
+    pub bridge_ports: Option<Vec<String>>,
+    /// Ports created by this plugin (`external_ids:vendor=sriov-ovs`).
+    pub our_ports: HashSet<String>,
+}
+
+/// Reading the database failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the Open_vSwitch database at {endpoint}")]
+pub struct OvsReadError {
+    /// The endpoint.
+    pub endpoint: String,
+    /// The cause.
+    #[source]
+    pub source: ovsdb_client::Error,
+}
+
+/// Reads the facts from `client` for bridge `bridge`.
+pub async fn read(client: &Client, bridge: &str) -> Result<OvsFacts, OvsReadError> {
+    let ops = vec![
+        Operation::select("Open_vSwitch", vec![], &["other_config", "external_ids"]),
+        Operation::select("Bridge", vec![Condition::eq("name", bridge)], &["ports"]),
+        Operation::select("Port", vec![], &["_uuid", "name", "external_ids"]),
+    ];
+    let res = client
+        .transact(ovsdb_client::vswitch::DB, ops)
+        .await
+        .map_err(|source| OvsReadError {
+            endpoint: client.endpoint().to_string(),
+            source,
+        })?;
+    let rows = |i: usize| res.get(i).and_then(|r| r.rows.clone()).unwrap_or_default();
+    let map = |row: Option<&ovsdb_client::Row>, col: &str| {
+        row.and_then(|r| r.get(col))
+            .and_then(Value::to_string_map)
+            .unwrap_or_default()
+    };
+    let ovs = rows(0);
+    let mut facts = OvsFacts {
+        other_config: map(ovs.first(), "other_config"),
+        external_ids: map(ovs.first(), "external_ids"),
+        ..OvsFacts::default()
+    };
+    let bridge_rows = rows(1);
+    let wanted: Option<HashSet<String>> = bridge_rows.first().map(|b| {
+        b.get("ports")
+            .map(Value::uuids)
+            .unwrap_or_default()
+            .iter()
+            .map(|u| u.as_str().to_string())
+            .collect()
+    });
+    let mut ports = Vec::new();
+    for port in rows(2) {
+        let name = port
+            .get("name")
+            .and_then(|v| v.as_optional())
+            .and_then(|a| a.as_str());
+        let uuid = port
+            .get("_uuid")
+            .and_then(|v| v.as_optional())
+            .and_then(|a| a.as_uuid());
+        let (Some(name), Some(uuid)) = (name, uuid) else {
+            continue;
+        };
+        if wanted.as_ref().is_some_and(|w| w.contains(uuid.as_str())) {
+            ports.push(name.to_string());
+            if map(Some(&port), "external_ids").get("vendor").map(String::as_str) == Some("sriov-ovs") {
+                facts.our_ports.insert(name.to_string());
+            }
+        }
+    }
+    ports.sort();
+    facts.bridge_ports = wanted.map(|_| ports);
+    Ok(facts)
+}
+
+/// `other_config:hw-offload=true`.
+pub fn hw_offload(facts: &OvsFacts) -> Check {
+    const CHECK: &str = "ovs-hw-offload";
+    match facts.other_config.get("hw-offload").map(String::as_str) {
+        Some("true") => Check::ok(CHECK, "Open_vSwitch", "other_config:hw-offload=true"),
+        other => Check::fail(
+            CHECK,
+            "Open_vSwitch",
+            format!("other_config:hw-offload is {}", other.map(|v| format!("{v:?}")).unwrap_or_else(|| "unset".into())),
+        )
+        .fix("ovs-vsctl set Open_vSwitch . other_config:hw-offload=true, then restart ovs-vswitchd (Kube-OVN: delete this node's ovs-ovn pod)"),
+    }
+}
+
+/// The integration bridge exists.
+pub fn bridge(facts: &OvsFacts, bridge: &str) -> Check {
+    const CHECK: &str = "ovs-bridge";
+    match &facts.bridge_ports {
+        Some(ports) => Check::ok(CHECK, bridge, format!("present, {} ports", ports.len())),
+        None => Check::fail(CHECK, bridge, "no such bridge (ovn-controller creates it)").fix(format!(
+            "ovs-vsctl --may-exist add-br {bridge}, and check ovn-controller runs"
+        )),
+    }
+}
+
+/// `ovn-controller` is configured (`external_ids` of `Open_vSwitch`) and connected to the
+/// southbound database (its unixctl `connection-status`, found in `ovn_rundir`).
+pub async fn ovn_controller(facts: &OvsFacts, ovn_rundir: &Path) -> Check {
+    const CHECK: &str = "ovn-controller";
+    let ids = &facts.external_ids;
+    let chassis = ids.get("system-id").cloned().unwrap_or_default();
+    let subject = if chassis.is_empty() {
+        "chassis ?".to_string()
+    } else {
+        format!("chassis {chassis}")
+    };
+    let missing: Vec<&str> = ["system-id", "ovn-remote", "ovn-encap-type", "ovn-encap-ip"]
+        .into_iter()
+        .filter(|k| ids.get(*k).is_none_or(|v| v.is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        let fix = missing
+            .iter()
+            .map(|k| format!("external_ids:{k}=<{}>", placeholder(k)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Check::fail(
+            CHECK,
+            subject,
+            format!("Open_vSwitch external_ids lack {}", missing.join(", ")),
+        )
+        .fix(format!("ovs-vsctl set Open_vSwitch . {fix}"));
+    }
+    let encap = format!(
+        "encap {} {}",
+        ids.get("ovn-encap-type").cloned().unwrap_or_default(),
+        ids.get("ovn-encap-ip").cloned().unwrap_or_default()
+    );
+    let remote = ids.get("ovn-remote").cloned().unwrap_or_default();
+    let status = match unixctl::find_socket(ovn_rundir, "ovn-controller") {
+        Ok(path) => match Unixctl::connect(&path, Duration::from_secs(5)).await {
+            Ok(ctl) => ctl.run("connection-status", &[]).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match status {
+        Ok(s) if s.trim() == "connected" => {
+            Check::ok(CHECK, subject, format!("{encap}, connected to {remote}"))
+        }
+        Ok(s) => Check::fail(CHECK, subject, format!("{encap}, {} to {remote}", s.trim())).fix(format!(
+            "check that {remote} is reachable from this node and ovn-central runs"
+        )),
+        Err(e) => Check::warn(
+            CHECK,
+            subject,
+            format!(
+                "{encap}; connection unknown: {} (pass --ovn-rundir)",
+                crate::error::chain(&e)
+            ),
+        ),
+    }
+}
+
+fn placeholder(key: &str) -> &'static str {
+    match key {
+        "system-id" => "node name",
+        "ovn-remote" => "tcp:OVN_SB_IP:6642",
+        "ovn-encap-type" => "geneve",
+        _ => "node IP",
+    }
+}

@@ -1,0 +1,130 @@
+//! Per-PF checks: eswitch mode, `hw-tc-offload`, VF count, bond membership.
+
+use sriov_host::{EswitchError, EswitchMode, Sysfs};
+
+use super::ethtool;
+use super::report::Check;
+use super::scope::PfTarget;
+
+/// Bond modes SR-IOV VF LAG offloads (the guide: active-backup, XOR, LACP).
+pub const VF_LAG_MODES: [&str; 3] = ["active-backup", "balance-xor", "802.3ad"];
+
+/// Every PF check of `pf`; also returns whether its eswitch is in switchdev mode.
+pub fn checks(sysfs: &Sysfs, pf: &PfTarget) -> (Vec<Check>, bool) {
+    let (eswitch, switchdev) = eswitch(sysfs, pf);
+    let mut out = vec![eswitch];
+    if let Some(netdev) = &pf.netdev {
+        out.push(tc_offload(&pf.label(), netdev));
+    }
+    out.push(numvfs(pf));
+    if let Some(netdev) = &pf.netdev {
+        out.push(bond(sysfs, &pf.label(), netdev));
+    }
+    (out, switchdev)
+}
+
+fn eswitch(sysfs: &Sysfs, pf: &PfTarget) -> (Check, bool) {
+    const CHECK: &str = "pf-eswitch-mode";
+    let address = pf.function.address;
+    let fix = format!("devlink dev eswitch set pci/{address} mode switchdev (unbind its VFs first)");
+    match sysfs.eswitch_mode(&address) {
+        Ok(EswitchMode::Switchdev) => (Check::ok(CHECK, pf.label(), "switchdev"), true),
+        Ok(EswitchMode::Legacy) => (Check::fail(CHECK, pf.label(), "legacy: VFs have no representors").fix(fix), false),
+        Err(EswitchError::NoModeFile { netdevs, .. }) => (
+            Check::warn(
+                CHECK,
+                pf.label(),
+                format!("no compat/devlink/mode under its netdevs {netdevs:?}: not an mlx5 PF, or its netdev is in another namespace"),
+            ),
+            false,
+        ),
+        Err(e) => (
+            Check::warn(CHECK, pf.label(), format!("cannot read: {}", crate::error::chain(&e))),
+            false,
+        ),
+    }
+}
+
+/// `hw-tc-offload` on the PF (uplink) netdev, as `ethtool -k` shows it.
+pub fn tc_offload(subject: &str, netdev: &str) -> Check {
+    const CHECK: &str = "pf-hw-tc-offload";
+    match ethtool::feature(netdev, "hw-tc-offload") {
+        Ok(Some(f)) if f.active => Check::ok(CHECK, subject, format!("hw-tc-offload on {netdev}")),
+        Ok(Some(f)) if f.available => Check::fail(CHECK, subject, format!("hw-tc-offload off on {netdev}"))
+            .fix(format!("ethtool -K {netdev} hw-tc-offload on")),
+        Ok(_) => Check::warn(
+            CHECK,
+            subject,
+            format!("{netdev} cannot offload TC flows (hw-tc-offload fixed off: a veth or a NIC without TC offload)"),
+        ),
+        Err(e) => Check::warn(
+            CHECK,
+            subject,
+            format!("{} (run the doctor in the host network namespace)", crate::error::chain(&e)),
+        ),
+    }
+}
+
+fn numvfs(pf: &PfTarget) -> Check {
+    const CHECK: &str = "pf-sriov-numvfs";
+    let Some(sriov) = pf.function.sriov else {
+        return Check::warn(CHECK, pf.label(), "no sriov_totalvfs: not an SR-IOV PF");
+    };
+    let path = match &pf.netdev {
+        Some(n) => format!("/sys/class/net/{n}/device/sriov_numvfs"),
+        None => format!("/sys/bus/pci/devices/{}/sriov_numvfs", pf.function.address),
+    };
+    let found = format!("{} of {} VFs", sriov.num_vfs, sriov.total_vfs);
+    if sriov.num_vfs == 0 {
+        Check::fail(CHECK, pf.label(), found).fix(format!("echo {} > {path}", sriov.total_vfs))
+    } else if sriov.num_vfs > sriov.total_vfs {
+        Check::fail(CHECK, pf.label(), format!("{found}: more than sriov_totalvfs"))
+            .fix(format!("echo 0 > {path} && echo {} > {path}", sriov.total_vfs))
+    } else {
+        Check::ok(CHECK, pf.label(), found)
+    }
+}
+
+/// Not in a bond, or in one whose mode SR-IOV VF LAG offloads (sysfs `master`, `bonding/mode`).
+fn bond(sysfs: &Sysfs, subject: &str, netdev: &str) -> Check {
+    const CHECK: &str = "pf-bond";
+    let link = sysfs.root().join("class/net").join(netdev).join("master");
+    let master = match std::fs::read_link(&link) {
+        Ok(target) => target.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Err(_) => None,
+    };
+    let Some(master) = master else {
+        return Check::ok(CHECK, subject, format!("{netdev} is not enslaved"));
+    };
+    let mode = match sysfs.netdev_attr(&master, "bonding/mode") {
+        Ok(Some(mode)) => mode,
+        Ok(None) => {
+            return Check::ok(
+                CHECK,
+                subject,
+                format!("{netdev}'s master {master} is not a bond"),
+            )
+        }
+        Err(e) => return Check::warn(CHECK, subject, crate::error::chain(&e)),
+    };
+    // `802.3ad 4`: the name, then the number.
+    let name = mode.split_whitespace().next().unwrap_or_default();
+    if VF_LAG_MODES.contains(&name) {
+        Check::ok(
+            CHECK,
+            subject,
+            format!("in bond {master}, mode {name} (SR-IOV VF LAG)"),
+        )
+    } else {
+        Check::fail(
+            CHECK,
+            subject,
+            format!(
+                "in bond {master}, mode {name}: VF LAG offloads only active-backup, balance-xor, 802.3ad"
+            ),
+        )
+        .fix(format!(
+            "ip link set {netdev} nomaster (or recreate {master} with mode=802.3ad)"
+        ))
+    }
+}
