@@ -254,3 +254,19 @@ fn unset_hw_offload_fails_ovs_hw_offload() {
         .starts_with("ovs-vsctl set Open_vSwitch . other_config:hw-offload=true"));
     assert_eq!(code, 1);
 }
+
+#[test]
+fn unreachable_ovsdb_fails_one_check_and_skips_the_ovs_ones() {
+    let n = node(1, |s| s);
+    let missing = n.dir.path().join("no-such-db.sock");
+    let (code, report) = doctor(&n, &["--ovsdb", &format!("unix:{}", missing.display())]);
+    let c = results(&report, "ovsdb")[0];
+    assert_eq!(c["status"], "FAIL", "{c}");
+    assert!(c["found"].as_str().unwrap().contains("cannot connect to OVSDB"), "{c}");
+    for skipped in ["ovs-hw-offload", "ovs-bridge", "ovn-controller", "offload-flows"] {
+        assert!(results(&report, skipped).is_empty(), "{skipped} ran without OVSDB");
+    }
+    // The host checks still ran.
+    assert_eq!(statuses(&report, "vf-representor"), ["OK"]);
+    assert_eq!(code, 1);
+}

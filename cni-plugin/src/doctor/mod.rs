@@ -99,7 +99,7 @@ pub async fn run(opts: &Options) -> Report {
                 report.push(Check::ok(
                     "sriovdp-config",
                     path.display().to_string(),
-                    format!("{} resources", c.resources.len()),
+                    format!("{} resource(s)", c.resources.len()),
                 ));
                 Some(c)
             }

@@ -14,6 +14,15 @@ const CHECK: &str = "device-plugin";
 /// The kubelet's checkpoint file in the device-plugins directory.
 pub const CHECKPOINT: &str = "kubelet_internal_checkpoint";
 
+/// Resource names in the kubelet checkpoint's `Data.RegisteredDevices`; `None` when there is no
+/// readable checkpoint.
+pub fn registered(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read(path).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let devices = json.get("Data")?.get("RegisteredDevices")?.as_object()?;
+    Some(devices.keys().cloned().collect())
+}
+
 /// One line per resource of `config` (or one for the directory without a config).
 pub fn checks(dir: &Path, config: Option<&Config>) -> Vec<Check> {
     let Some(config) = config else {
@@ -35,7 +44,7 @@ pub fn checks(dir: &Path, config: Option<&Config>) -> Vec<Check> {
             Check::ok(CHECK, subject, format!("sockets {}", sockets.join(" ")))
         }];
     };
-    let checkpoint = std::fs::read_to_string(dir.join(CHECKPOINT)).ok();
+    let registered = registered(&dir.join(CHECKPOINT));
     config
         .resources
         .iter()
@@ -55,17 +64,16 @@ pub fn checks(dir: &Path, config: Option<&Config>) -> Vec<Check> {
                 .fix(fix);
             }
             let served = format!("served on {}", path.display());
-            match &checkpoint {
-                Some(text) if text.contains(&format!("\"{name}\"")) => Check::ok(
-                    CHECK,
-                    name,
-                    format!("{served}, registered in the kubelet checkpoint"),
-                ),
+            match &registered {
+                Some(names) if names.contains(&name) => {
+                    Check::ok(CHECK, name, format!("{served}, registered (kubelet checkpoint)"))
+                }
                 Some(_) => Check::warn(
                     CHECK,
                     name,
-                    format!("{served}, not yet in the kubelet checkpoint"),
-                ),
+                    format!("{served}, but not among the kubelet checkpoint's registered devices"),
+                )
+                .fix("kubectl -n kube-system logs daemonset/sriov-device-plugin (look for registration errors)"),
                 None => Check::ok(
                     CHECK,
                     name,
@@ -74,4 +82,36 @@ pub fn checks(dir: &Path, config: Option<&Config>) -> Vec<Check> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::Status;
+    use super::*;
+
+    #[test]
+    fn resource_socket_must_be_served_and_the_checkpoint_decides_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sriovdp_config::parse(
+            r#"{"resourceList":[{"resourcePrefix":"mellanox.com","resourceName":"cx5","selectors":{}}]}"#,
+            "intel.com",
+        )
+        .unwrap();
+        let status = || checks(dir.path(), Some(&config))[0].status;
+        assert_eq!(status(), Status::Fail);
+        let socket = dir.path().join("mellanox.com_cx5.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(status(), Status::Ok);
+        let checkpoint = dir.path().join(CHECKPOINT);
+        std::fs::write(&checkpoint, r#"{"Data":{"PodDeviceEntries":[{"ResourceName":"mellanox.com/cx5"}],"RegisteredDevices":{"intel.com/x":["a"]}},"Checksum":1}"#).unwrap();
+        assert_eq!(status(), Status::Warn);
+        std::fs::write(&checkpoint, r#"{"Data":{"PodDeviceEntries":null,"RegisteredDevices":{"mellanox.com/cx5":["0000:84:00.2"]}},"Checksum":1}"#).unwrap();
+        assert_eq!(status(), Status::Ok);
+        assert!(checks(dir.path(), Some(&config))[0]
+            .found
+            .ends_with("registered (kubelet checkpoint)"));
+        drop(listener);
+        // The file stays, nobody answers: the plugin is gone.
+        assert_eq!(status(), Status::Fail);
+    }
 }
