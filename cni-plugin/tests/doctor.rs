@@ -262,9 +262,15 @@ fn unreachable_ovsdb_fails_one_check_and_skips_the_ovs_ones() {
     let (code, report) = doctor(&n, &["--ovsdb", &format!("unix:{}", missing.display())]);
     let c = results(&report, "ovsdb")[0];
     assert_eq!(c["status"], "FAIL", "{c}");
-    assert!(c["found"].as_str().unwrap().contains("cannot connect to OVSDB"), "{c}");
+    assert!(
+        c["found"].as_str().unwrap().contains("cannot connect to OVSDB"),
+        "{c}"
+    );
     for skipped in ["ovs-hw-offload", "ovs-bridge", "ovn-controller", "offload-flows"] {
-        assert!(results(&report, skipped).is_empty(), "{skipped} ran without OVSDB");
+        assert!(
+            results(&report, skipped).is_empty(),
+            "{skipped} ran without OVSDB"
+        );
     }
     // The host checks still ran.
     assert_eq!(statuses(&report, "vf-representor"), ["OK"]);
