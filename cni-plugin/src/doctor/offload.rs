@@ -47,12 +47,14 @@ pub async fn dump(rundir: &Path) -> Result<BTreeMap<String, FlowCount>, UnixctlE
     let path = unixctl::find_socket(rundir, "ovs-vswitchd")?;
     let ctl = Unixctl::connect(&path, Duration::from_secs(10)).await?;
     let all = count_flows(&ctl.run("dpctl/dump-flows", &["-m"]).await?);
-    // The guide's own filter; older datapaths without it still mark flows in the full dump.
+    // The guide's own filter: what it lists marked `offloaded:yes` counts even if the full dump
+    // (taken a moment earlier) missed the flow.
     let mut counts = all.clone();
     if let Ok(offloaded) = ctl.run("dpctl/dump-flows", &["-m", "type=offloaded"]).await {
         for (port, c) in count_flows(&offloaded) {
             let entry = counts.entry(port).or_default();
-            entry.offloaded = entry.offloaded.max(c.flows);
+            entry.offloaded = entry.offloaded.max(c.offloaded);
+            entry.flows = entry.flows.max(c.flows);
         }
     }
     Ok(counts)
@@ -133,5 +135,38 @@ flow-dump from the main thread:
             }
         );
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn each_representor_gets_a_line_and_a_device_without_tc_offload_only_warns() {
+        use super::super::report::Status;
+        let reps = vec!["lo".to_string(), "idle_h".to_string()];
+        let mut flows = BTreeMap::new();
+        flows.insert(
+            "lo".to_string(),
+            FlowCount {
+                flows: 3,
+                offloaded: 0,
+            },
+        );
+        let out = checks(&reps, &Ok(flows.clone()));
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].status, Status::Warn);
+        assert!(
+            out[0].found.contains("lo cannot offload TC flows"),
+            "{:?}",
+            out[0]
+        );
+        assert_eq!(out[1].status, Status::Warn);
+        assert!(out[1].found.starts_with("0 datapath flows"), "{:?}", out[1]);
+        flows.insert(
+            "lo".to_string(),
+            FlowCount {
+                flows: 3,
+                offloaded: 3,
+            },
+        );
+        assert_eq!(checks(&reps, &Ok(flows))[0].status, Status::Ok);
+        assert_eq!(checks(&[], &Ok(BTreeMap::new()))[0].subject, "bridge");
     }
 }
