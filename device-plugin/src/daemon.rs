@@ -27,6 +27,7 @@ use sriov_host::Sysfs;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::cdi::{CdiError, CdiSpecDir};
 use crate::discovery::{discover, Discovered, DiscoveryError};
 use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
@@ -35,7 +36,7 @@ use crate::pool::Pool;
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
-use sriovdp_config::{self as config, Config, ConfigError};
+use sriovdp_config::{self as config, Config, ConfigError, UnknownKeys};
 
 /// How long to wait for more events before reloading or rediscovering.
 const DEBOUNCE: Duration = Duration::from_millis(30);
@@ -57,6 +58,10 @@ pub struct Settings {
     pub plugin_registry_path: Option<PathBuf>,
     /// Listen to kernel uevents.
     pub watch_uevents: bool,
+    /// Unknown resource/selector keys: error or warning (`--lenient-config`).
+    pub unknown_keys: UnknownKeys,
+    /// With `--use-cdi`: the directory CDI specs are written to.
+    pub cdi_spec_dir: Option<PathBuf>,
 }
 
 /// The daemon could not start.
@@ -90,18 +95,29 @@ pub enum DaemonError {
     /// A socket could not be served.
     #[error("cannot serve a plugin socket")]
     Serve(#[source] TransportError),
+    /// Old CDI specs could not be removed.
+    #[error("cannot clean the CDI spec directory")]
+    Cdi(#[source] CdiError),
 }
 
 /// Runs the daemon until `shutdown` completes, then stops every stream,
 /// removes our sockets and device-info files and returns.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     // Validate before touching anything.
-    let config =
-        config::load(&settings.config_file, &settings.resource_prefix).map_err(DaemonError::Config)?;
+    let config = config::load_with(
+        &settings.config_file,
+        &settings.resource_prefix,
+        settings.unknown_keys,
+    )
+    .map_err(DaemonError::Config)?;
     std::fs::create_dir_all(&settings.device_plugin_path).map_err(|source| DaemonError::CreateDir {
         path: settings.device_plugin_path.clone(),
         source,
     })?;
+    if let Some(dir) = &settings.cdi_spec_dir {
+        // Specs of resources dropped while the plugin was down go too.
+        CdiSpecDir::new(dir).remove_all().map_err(DaemonError::Cdi)?;
+    }
     let mut daemon = Daemon::start(settings, config).await?;
     let result = daemon.event_loop(shutdown).await;
     daemon.stop().await;
@@ -189,6 +205,7 @@ impl Daemon {
             device_plugin_dir: self.settings.device_plugin_path.clone(),
             device_info_dir: self.settings.device_info_dir.clone(),
             registry_dir: self.settings.plugin_registry_path.clone(),
+            cdi_spec_dir: self.settings.cdi_spec_dir.clone(),
         }
     }
 
@@ -241,11 +258,13 @@ impl Daemon {
             let name = resource.full_name();
             if let Some(plugin) = self.plugins.get(&name) {
                 plugin.pool().update(resource, devices, &links);
+                plugin.write_cdi_spec();
                 continue;
             }
             let pool = Pool::new(resource.clone());
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
+            plugin.write_cdi_spec();
             plugin.restart().await?;
             self.plugins.insert(name, plugin);
         }
@@ -365,7 +384,12 @@ impl Daemon {
     /// Reloads the config file; returns true when it changed and devices
     /// were rediscovered.
     async fn reload(&mut self) -> bool {
-        let config = match config::load(&self.settings.config_file, &self.settings.resource_prefix) {
+        let settings = &self.settings;
+        let config = match config::load_with(
+            &settings.config_file,
+            &settings.resource_prefix,
+            settings.unknown_keys,
+        ) {
             Ok(config) => config,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "new config rejected; keeping the running one");

@@ -9,9 +9,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use sriov_host::{PciAddress, PciError, PciFunction, RepresentorView, Sysfs};
+use sriov_host::{PciAddress, PciError, PciFunction, RdmaCharDevices, RepresentorView, Sysfs};
 
 use sriovdp_config::{Candidate, Config};
+
+use crate::topology;
 
 /// A device as the plugin serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +41,16 @@ pub struct DeviceRecord {
     pub representor_ifindex: Option<u32>,
     /// Add `/dev/vhost-net` and `/dev/net/tun` at allocation.
     pub need_vhost_net: bool,
+    /// RDMA devices and their character devices, for devices of an
+    /// `isRdma` selector (empty otherwise).
+    pub rdma: Vec<RdmaCharDevices>,
+    /// The SR-IOV VF LAG bond the uplink is enslaved to (sysfs `master`
+    /// with a `bonding/mode` of active-backup, balance-xor or 802.3ad):
+    /// while netlink confirms the uplink's master, health follows the bond.
+    pub vf_lag_bond: Option<String>,
+    /// A VF of a BlueField PF in DPU mode: its representors live on the
+    /// DPU's Arm cores, so health follows the uplink (or bond) alone.
+    pub dpu_host: bool,
 }
 
 impl DeviceRecord {
@@ -72,6 +84,10 @@ struct PfFacts {
     /// VF index -> representor, from the PF's own netdevs.
     representors: HashMap<u32, String>,
     switchdev: bool,
+    /// VF LAG bond of the PF netdev.
+    vf_lag_bond: Option<String>,
+    /// BlueField PF without any VF representor here: DPU mode.
+    dpu_host: bool,
 }
 
 /// What one discovery pass found.
@@ -141,6 +157,11 @@ pub fn discover(
                 taken.insert(candidate.address);
                 devices.push(DeviceRecord {
                     need_vhost_net: selector.need_vhost_net,
+                    rdma: if selector.is_rdma {
+                        rdma_of(sysfs, &candidate.address)
+                    } else {
+                        Vec::new()
+                    },
                     ..record.clone()
                 });
             }
@@ -174,14 +195,17 @@ fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
             .unwrap_or_default(),
         None => HashMap::new(),
     };
+    let dpu_host = pf.has_vfs() && representors.is_empty() && topology::is_bluefield(pf);
     PfFacts {
         link_type: name
             .as_deref()
             .and_then(|n| sysfs.netdev_attr(n, "type").ok().flatten())
             .map(|t| link_type_name(&t)),
+        vf_lag_bond: name.as_deref().and_then(|n| topology::vf_lag_bond(sysfs, n)),
         name,
         representors,
         switchdev: uplink.is_some(),
+        dpu_host,
     }
 }
 
@@ -227,8 +251,30 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         representor_ifindex: representor.as_deref().and_then(|r| sysfs.netdev_ifindex(r)),
         representor,
         need_vhost_net: false,
+        rdma: Vec::new(),
+        vf_lag_bond: facts.vf_lag_bond.clone(),
+        dpu_host: function.is_vf() && facts.dpu_host,
     };
     (candidate, record)
+}
+
+/// The RDMA devices of `address` with their character devices; a device
+/// whose nodes cannot be read is logged and left out.
+fn rdma_of(sysfs: &Sysfs, address: &PciAddress) -> Vec<RdmaCharDevices> {
+    let names = sysfs.rdma_devices(address).unwrap_or_default();
+    if names.is_empty() {
+        tracing::warn!(%address, "isRdma device has no RDMA device; are the RDMA modules loaded?");
+    }
+    names
+        .iter()
+        .filter_map(|ibdev| match sysfs.rdma_char_devices(ibdev) {
+            Ok(devices) => Some(devices),
+            Err(error) => {
+                tracing::warn!(%address, %ibdev, error = %crate::error_chain(&error), "cannot find the RDMA device's character devices");
+                None
+            }
+        })
+        .collect()
 }
 
 /// `ARPHRD_*` number of `class/net/<if>/type` to the name `linkTypes` uses.

@@ -143,6 +143,8 @@ impl Harness {
             device_info_dir: self.devinfo_dir(),
             plugin_registry_path: None,
             watch_uevents: false,
+            unknown_keys: sriovdp_config::UnknownKeys::Reject,
+            cdi_spec_dir: None,
         }
     }
 

@@ -8,6 +8,7 @@ use crate::addr::PciAddr;
 use crate::layout::{Decoy, Layout, PfLayout, VfLayout};
 use crate::spec::{EswitchMode, Model};
 
+mod rdma;
 mod writer;
 
 use writer::{Function, NetdevFiles, Tree};
@@ -157,6 +158,9 @@ pub fn write_tree(layout: &Layout) -> Result<(), TreeError> {
     }
     for decoy in &layout.decoys {
         write_decoy(&t, decoy)?;
+    }
+    if layout.vfs().any(|vf| vf.rdma.is_some()) {
+        rdma::write_class_files(&t)?;
     }
     Ok(())
 }
@@ -311,6 +315,9 @@ fn write_vf(t: &Tree, layout: &Layout, pf: &PfLayout, parent: &Path, vf: &VfLayo
             up: false,
         };
         t.netdev(&dir, &files)?;
+        if let Some((ibdev, number)) = &vf.rdma {
+            rdma::write_device(t, &dir, ibdev, *number, &netdev.name)?;
+        }
     }
     Ok(())
 }
