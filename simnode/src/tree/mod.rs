@@ -8,8 +8,11 @@ use crate::addr::PciAddr;
 use crate::layout::{Decoy, Layout, PfLayout, VfLayout};
 use crate::spec::{EswitchMode, Model};
 
+mod bond;
 mod rdma;
 mod writer;
+
+pub use bond::write_bond;
 
 use writer::{Function, NetdevFiles, Tree};
 
