@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use sriov_host::{PciAddress, PciError, PciFunction, RdmaCharDevices, RepresentorView, Sysfs};
+use sriov_host::{PciAddress, PciError, PciFunction, RdmaCharDevices, RdmaIndex, RepresentorView, Sysfs};
 
 use sriovdp_config::{Candidate, Config};
 
@@ -144,6 +144,19 @@ pub fn discover(
         candidates.push(build_candidate(sysfs, function, facts));
     }
 
+    let wants_rdma = config
+        .resources
+        .iter()
+        .flat_map(|r| &r.selectors)
+        .any(|s| s.is_rdma);
+    let rdma_index = if wants_rdma {
+        sysfs.rdma_index().unwrap_or_else(|error| {
+            tracing::warn!(error = %crate::error_chain(&error), "cannot read the RDMA character devices; isRdma devices get none");
+            RdmaIndex::default()
+        })
+    } else {
+        RdmaIndex::default()
+    };
     let mut taken: HashSet<PciAddress> = HashSet::new();
     for resource in &config.resources {
         let mut devices = Vec::new();
@@ -158,7 +171,7 @@ pub fn discover(
                 devices.push(DeviceRecord {
                     need_vhost_net: selector.need_vhost_net,
                     rdma: if selector.is_rdma {
-                        rdma_of(sysfs, &candidate.address)
+                        rdma_of(sysfs, &rdma_index, &candidate.address)
                     } else {
                         Vec::new()
                     },
@@ -258,23 +271,13 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
     (candidate, record)
 }
 
-/// The RDMA devices of `address` with their character devices; a device
-/// whose nodes cannot be read is logged and left out.
-fn rdma_of(sysfs: &Sysfs, address: &PciAddress) -> Vec<RdmaCharDevices> {
+/// The RDMA devices of `address` with their character devices.
+fn rdma_of(sysfs: &Sysfs, index: &RdmaIndex, address: &PciAddress) -> Vec<RdmaCharDevices> {
     let names = sysfs.rdma_devices(address).unwrap_or_default();
     if names.is_empty() {
         tracing::warn!(%address, "isRdma device has no RDMA device; are the RDMA modules loaded?");
     }
-    names
-        .iter()
-        .filter_map(|ibdev| match sysfs.rdma_char_devices(ibdev) {
-            Ok(devices) => Some(devices),
-            Err(error) => {
-                tracing::warn!(%address, %ibdev, error = %crate::error_chain(&error), "cannot find the RDMA device's character devices");
-                None
-            }
-        })
-        .collect()
+    names.iter().map(|ibdev| index.get(ibdev)).collect()
 }
 
 /// `ARPHRD_*` number of `class/net/<if>/type` to the name `linkTypes` uses.

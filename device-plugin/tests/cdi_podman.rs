@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use kubelet_proto::v1beta1::{AllocateRequest, ContainerAllocateRequest};
 use simnode::SimNodeSpec;
 use sriov_device_plugin::daemon::Settings;
 
@@ -153,17 +152,9 @@ async fn podman_runs_a_container_with_the_cdi_devices_allocate_names() {
     ));
     wait_for("CDI spec", || spec.exists()).await;
 
-    let mut client = h.client(&format!("mellanox.com_{resource}.sock")).await;
-    let response = client
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec![vf.pci.to_string()],
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let name = response.container_responses[0].cdi_devices[0].name.clone();
+    let socket = format!("mellanox.com_{resource}.sock");
+    let response = allocate_one(&h, &socket, &[vf.pci.to_string()]).await;
+    let name = response.cdi_devices[0].name.clone();
 
     let out = Command::new("podman")
         .args(["run", "--rm", "--network", "none", "--device", &name])

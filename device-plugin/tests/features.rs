@@ -7,9 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use kubelet_proto::v1beta1::{
-    AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse, HEALTHY, UNHEALTHY,
-};
+use kubelet_proto::v1beta1::{HEALTHY, UNHEALTHY};
 use simnode::{EswitchMode, Model, SimNodeSpec};
 use sriov_device_plugin::cdi::Spec;
 use sriov_device_plugin::daemon::{self, DaemonError, Settings};
@@ -24,20 +22,6 @@ const RDMA_CONFIG: &str = r#"{"resourceList": [{
 }]}"#;
 const RDMA_SOCKET: &str = "mellanox.com_cx5_rdma.sock";
 
-async fn allocate(h: &Harness, socket: &str, ids: &[String]) -> ContainerAllocateResponse {
-    let mut client = h.client(socket).await;
-    let mut response = client
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: ids.to_vec(),
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    response.container_responses.remove(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rdma_pool_allocates_the_vf_rdma_nodes_and_names_its_rdma_device() {
     let mut h = Harness::node(SimNodeSpec::new(prefix("rd"), 1, 2).with_rdma(true));
@@ -49,7 +33,7 @@ async fn rdma_pool_allocates_the_vf_rdma_nodes_and_names_its_rdma_device() {
 
     let vf = h.node.vf(0, 1).clone();
     let (ibdev, n) = vf.rdma.clone().unwrap();
-    let response = allocate(&h, RDMA_SOCKET, &[vf.pci.to_string()]).await;
+    let response = allocate_one(&h, RDMA_SOCKET, &[vf.pci.to_string()]).await;
     let paths: Vec<&str> = response.devices.iter().map(|d| d.host_path.as_str()).collect();
     let (issm, umad, uverbs) = (
         format!("/dev/infiniband/issm{n}"),
@@ -135,7 +119,7 @@ async fn use_cdi_writes_a_spec_per_resource_and_allocates_by_cdi_name() {
     );
     assert!(spec.devices.iter().all(|d| !d.edits.env.is_empty()));
 
-    let response = allocate(&h, RDMA_SOCKET, &[vf.pci.to_string()]).await;
+    let response = allocate_one(&h, RDMA_SOCKET, &[vf.pci.to_string()]).await;
     assert!(response.devices.is_empty(), "{:?}", response.devices);
     let qualified = format!("mellanox.com/net-pci={}", vf.pci);
     assert_eq!(response.cdi_devices.len(), 1);
@@ -260,7 +244,7 @@ async fn dpu_mode_bluefield_vfs_are_healthy_by_link_alone() {
     let mut stream = list_and_watch(&mut client).await;
     let list = wait_list(&mut stream, |l| l.devices.len() == 2).await;
     assert!(list.devices.iter().all(|d| d.health == HEALTHY), "{list:?}");
-    let response = allocate(&h, "nvidia.com_bf2.sock", &[h.node.vf(0, 0).pci.to_string()]).await;
+    let response = allocate_one(&h, "nvidia.com_bf2.sock", &[h.node.vf(0, 0).pci.to_string()]).await;
     assert_eq!(
         response.envs["PCIDEVICE_NVIDIA_COM_BF2"],
         h.node.vf(0, 0).pci.to_string()

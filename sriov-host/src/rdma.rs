@@ -9,6 +9,7 @@
 //! misc device of `rdma_ucm` (core/ucma.c), `class/misc/rdma_cm` in sysfs,
 //! shared by all RDMA devices.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 
@@ -65,39 +66,72 @@ impl RdmaCharDevices {
     }
 }
 
-impl Sysfs {
-    /// The character devices of RDMA device `ibdev`.
-    pub fn rdma_char_devices(&self, ibdev: &str) -> Result<RdmaCharDevices, RdmaError> {
-        Ok(RdmaCharDevices {
-            ibdev: ibdev.to_string(),
-            ucm: self.class_device_of("infiniband_cm", "ucm", ibdev)?,
-            issm: self.class_device_of("infiniband_mad", "issm", ibdev)?,
-            umad: self.class_device_of("infiniband_mad", "umad", ibdev)?,
-            uverbs: self.class_device_of("infiniband_verbs", "uverbs", ibdev)?,
-            rdma_cm: self.root().join("class/misc/rdma_cm").exists(),
-        })
-    }
+/// Every RDMA character device of the host by RDMA device, read once
+/// (one listing per class, one `ibdev` read per node) so that looking up
+/// a thousand VFs does not list the classes a thousand times.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RdmaIndex {
+    by_ibdev: HashMap<String, RdmaCharDevices>,
+    rdma_cm: bool,
+}
 
-    /// The entry `<prefix>N` of `class/<class>` whose `ibdev` is `ibdev`.
-    /// Compared whole: `rdmamap`'s substring match takes `mlx5_10`'s node
-    /// for `mlx5_1`.
-    fn class_device_of(&self, class: &str, prefix: &str, ibdev: &str) -> Result<Option<String>, RdmaError> {
-        let dir = self.root().join("class").join(class);
-        let read_error = |path: PathBuf| move |source| RdmaError::ReadClass { path, source };
-        let entries = list_dir(&dir).map_err(read_error(dir.clone()))?;
-        for name in entries {
-            let numbered = name
-                .strip_prefix(prefix)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if !numbered {
-                continue;
-            }
-            let path = dir.join(&name).join("ibdev");
-            if read_attr(&path).map_err(read_error(path))?.as_deref() == Some(ibdev) {
-                return Ok(Some(name));
+impl RdmaIndex {
+    /// The character devices of RDMA device `ibdev` (none found: only
+    /// `rdma_cm`, when present).
+    pub fn get(&self, ibdev: &str) -> RdmaCharDevices {
+        self.by_ibdev
+            .get(ibdev)
+            .cloned()
+            .unwrap_or_else(|| RdmaCharDevices {
+                ibdev: ibdev.to_string(),
+                rdma_cm: self.rdma_cm,
+                ..RdmaCharDevices::default()
+            })
+    }
+}
+
+impl Sysfs {
+    /// Reads the RDMA character device classes (`infiniband_cm`,
+    /// `infiniband_mad`, `infiniband_verbs`) and `class/misc/rdma_cm`.
+    /// An `ibdev` is compared whole: `rdmamap`'s substring match takes
+    /// `mlx5_10`'s node for `mlx5_1`.
+    pub fn rdma_index(&self) -> Result<RdmaIndex, RdmaError> {
+        let mut index = RdmaIndex {
+            by_ibdev: HashMap::new(),
+            rdma_cm: self.root().join("class/misc/rdma_cm").exists(),
+        };
+        for class in ["infiniband_cm", "infiniband_mad", "infiniband_verbs"] {
+            let dir = self.root().join("class").join(class);
+            let read_error = |path: PathBuf| move |source| RdmaError::ReadClass { path, source };
+            for name in list_dir(&dir).map_err(read_error(dir.clone()))? {
+                let digits = name.trim_start_matches(|c: char| c.is_ascii_lowercase());
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    continue; // abi_version
+                }
+                let path = dir.join(&name).join("ibdev");
+                let Some(ibdev) = read_attr(&path).map_err(read_error(path))? else {
+                    continue;
+                };
+                let rdma_cm = index.rdma_cm;
+                let entry = index
+                    .by_ibdev
+                    .entry(ibdev.clone())
+                    .or_insert_with(|| RdmaCharDevices {
+                        ibdev,
+                        rdma_cm,
+                        ..RdmaCharDevices::default()
+                    });
+                let slot = match &name[..name.len() - digits.len()] {
+                    "ucm" => &mut entry.ucm,
+                    "issm" => &mut entry.issm,
+                    "umad" => &mut entry.umad,
+                    "uverbs" => &mut entry.uverbs,
+                    _ => continue,
+                };
+                slot.get_or_insert(name);
             }
         }
-        Ok(None)
+        Ok(index)
     }
 }
 
@@ -121,7 +155,7 @@ mod tests {
         class_dev(root, "infiniband_mad", "issm2", "mlx5_1");
         std::fs::write(root.join("class/infiniband_mad/abi_version"), "5\n").unwrap();
         std::fs::create_dir_all(root.join("class/misc/rdma_cm")).unwrap();
-        let devices = Sysfs::new(root).rdma_char_devices("mlx5_1").unwrap();
+        let devices = Sysfs::new(root).rdma_index().unwrap().get("mlx5_1");
         assert_eq!(
             devices.paths(),
             [
@@ -137,7 +171,7 @@ mod tests {
     fn a_device_without_nodes_or_rdma_cm_has_no_paths() {
         let tmp = tempfile::tempdir().unwrap();
         class_dev(tmp.path(), "infiniband_verbs", "uverbs0", "mlx5_0");
-        let devices = Sysfs::new(tmp.path()).rdma_char_devices("mlx5_3").unwrap();
+        let devices = Sysfs::new(tmp.path()).rdma_index().unwrap().get("mlx5_3");
         assert!(devices.paths().is_empty());
     }
 }
