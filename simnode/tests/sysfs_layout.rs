@@ -302,7 +302,7 @@ fn rdma_vfs_have_infiniband_verbs_and_mad_devices_of_their_pci_function() {
     let (ibdev, n) = vf.rdma.clone().unwrap();
     assert_eq!((ibdev.as_str(), n), ("mlx5_4", 4));
     let d = fn_dir(&node, &vf.pci.to_string());
-    assert_eq!(entries(&d.join("infiniband")), [ibdev.clone()]);
+    assert_eq!(entries(&d.join("infiniband")), [ibdev.as_str()]);
     assert_eq!(
         fs::canonicalize(root.join("class/infiniband").join(&ibdev)).unwrap(),
         d.join("infiniband").join(&ibdev)
@@ -335,7 +335,7 @@ fn rdma_vfs_have_infiniband_verbs_and_mad_devices_of_their_pci_function() {
     let sysfs = sriov_host::Sysfs::new(node.sysfs_root());
     assert_eq!(
         sysfs.rdma_devices(&vf.pci.to_string().parse().unwrap()).unwrap(),
-        [ibdev.clone()]
+        [ibdev.as_str()]
     );
     assert_eq!(
         sysfs.rdma_index().unwrap().get(&ibdev).paths(),
