@@ -28,11 +28,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::cdi::{CdiError, CdiSpecDir};
-use crate::discovery::{discover, Discovered, DiscoveryError};
+use crate::discovery::{discover_with, Discovered, DiscoveryError};
 use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
+use crate::rdma::RdmaMemory;
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
@@ -132,6 +133,8 @@ struct Daemon {
     /// Netdevs holding the IPv4 default route, as last read; kept when a
     /// later read fails so discovery never offers them.
     excluded_netdevs: HashSet<String>,
+    /// RDMA devices of VFs as last seen on the host.
+    rdma: RdmaMemory,
     plugins: BTreeMap<String, Plugin>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
@@ -180,6 +183,7 @@ impl Daemon {
             config,
             links,
             excluded_netdevs: HashSet::new(),
+            rdma: RdmaMemory::default(),
             plugins: BTreeMap::new(),
             fs_events,
             fs_sender,
@@ -227,7 +231,7 @@ impl Daemon {
     /// default route, and watches the sysfs directories found.
     fn discover_devices(&mut self) -> Result<Discovered, DiscoveryError> {
         let started = std::time::Instant::now();
-        let found = discover(&self.sysfs, &self.config, &self.excluded_netdevs)?;
+        let found = discover_with(&self.sysfs, &self.config, &self.excluded_netdevs, &mut self.rdma)?;
         tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
         let dirs = sysfs_dirs(self.sysfs.root(), &found.pf_dirs, &found.device_dirs);
         match DirWatcher::start(&dirs, self.fs_sender.clone()) {

@@ -13,6 +13,7 @@ use sriov_host::{PciAddress, PciError, PciFunction, RdmaCharDevices, RdmaIndex, 
 
 use sriovdp_config::{Candidate, Config};
 
+use crate::rdma::RdmaMemory;
 use crate::topology;
 
 /// A device as the plugin serves it.
@@ -112,6 +113,18 @@ pub fn discover(
     config: &Config,
     excluded_netdevs: &HashSet<String>,
 ) -> Result<Discovered, DiscoveryError> {
+    discover_with(sysfs, config, excluded_netdevs, &mut RdmaMemory::default())
+}
+
+/// [`discover`], keeping `rdma` across calls: a VF whose RDMA device left
+/// the host's sysfs (exclusive RDMA netns mode, VF in a pod) stays in its
+/// `isRdma` pool.
+pub fn discover_with(
+    sysfs: &Sysfs,
+    config: &Config,
+    excluded_netdevs: &HashSet<String>,
+    rdma: &mut RdmaMemory,
+) -> Result<Discovered, DiscoveryError> {
     let functions = sysfs
         .pci_functions()
         .map_err(|source| DiscoveryError::ListFunctions {
@@ -141,8 +154,11 @@ pub fn discover(
                 Some(pf) => pf_facts_of(sysfs, pf),
                 None => PfFacts::default(),
             });
-        candidates.push(build_candidate(sysfs, function, facts));
+        let (mut candidate, record) = build_candidate(sysfs, function, facts);
+        candidate.is_rdma |= rdma.remembers(&function.address, function.driver.as_deref());
+        candidates.push((candidate, record));
     }
+    rdma.retain(&by_address.keys().copied().collect());
 
     let wants_rdma = config
         .resources
@@ -171,7 +187,12 @@ pub fn discover(
                 devices.push(DeviceRecord {
                     need_vhost_net: selector.need_vhost_net,
                     rdma: if selector.is_rdma {
-                        rdma_of(sysfs, &rdma_index, &candidate.address)
+                        rdma.devices_of(
+                            sysfs,
+                            &rdma_index,
+                            &candidate.address,
+                            candidate.driver.as_deref(),
+                        )
                     } else {
                         Vec::new()
                     },
@@ -269,15 +290,6 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         dpu_host: function.is_vf() && facts.dpu_host,
     };
     (candidate, record)
-}
-
-/// The RDMA devices of `address` with their character devices.
-fn rdma_of(sysfs: &Sysfs, index: &RdmaIndex, address: &PciAddress) -> Vec<RdmaCharDevices> {
-    let names = sysfs.rdma_devices(address).unwrap_or_default();
-    if names.is_empty() {
-        tracing::warn!(%address, "isRdma device has no RDMA device; are the RDMA modules loaded?");
-    }
-    names.iter().map(|ibdev| index.get(ibdev)).collect()
 }
 
 /// `ARPHRD_*` number of `class/net/<if>/type` to the name `linkTypes` uses.

@@ -17,6 +17,7 @@ pub mod plugin_watcher;
 pub mod pool;
 pub mod preferred;
 pub mod probe;
+pub mod rdma;
 pub mod registration;
 pub mod server;
 pub mod topology;

@@ -257,3 +257,52 @@ async fn dpu_mode_bluefield_vfs_are_healthy_by_link_alone() {
     wait_list(&mut stream, |l| l.devices.iter().all(|d| d.health == HEALTHY)).await;
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdma_vf_whose_rdma_device_left_the_host_stays_in_its_pool() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("rx"), 1, 3).with_rdma(true));
+    h.start(RDMA_CONFIG);
+    h.kubelet().next_registration().await;
+    let mut client = h.client(RDMA_SOCKET).await;
+    let mut stream = list_and_watch(&mut client).await;
+    wait_list(&mut stream, |l| l.devices.len() == 3).await;
+
+    // Exclusive RDMA netns mode: VF 1's RDMA device follows it into a pod
+    // and leaves the host's sysfs. In the same pass VF 2's function goes
+    // away, so the list shows when the rediscovery has happened.
+    let root = h.node.sysfs_root().to_path_buf();
+    let devices = root.join("bus/pci/devices");
+    let vf1 = h.node.vf(0, 1).clone();
+    let (ibdev, n) = vf1.rdma.clone().unwrap();
+    let vf1_dir = devices.join(vf1.pci.to_string());
+    for dir in ["infiniband", "infiniband_verbs", "infiniband_mad"] {
+        std::fs::remove_dir_all(vf1_dir.join(dir)).unwrap();
+    }
+    for link in [
+        format!("class/infiniband/{ibdev}"),
+        format!("class/infiniband_verbs/uverbs{n}"),
+        format!("class/infiniband_mad/umad{n}"),
+        format!("class/infiniband_mad/issm{n}"),
+    ] {
+        std::fs::remove_file(root.join(link)).unwrap();
+    }
+    let pf = devices.join(h.node.pf(0).pci.to_string());
+    std::fs::remove_file(pf.join("virtfn2")).unwrap();
+    std::fs::remove_file(devices.join(h.node.vf(0, 2).pci.to_string())).unwrap();
+    std::fs::write(pf.join("sriov_numvfs"), "2\n").unwrap();
+
+    let list = wait_list(&mut stream, |l| l.devices.len() == 2).await;
+    assert!(
+        list.devices.iter().any(|d| d.id == vf1.pci.to_string()),
+        "{list:?}"
+    );
+    // Allocated again later (back on the host in reality): the remembered
+    // nodes are still handed out.
+    let response = allocate_one(&h, RDMA_SOCKET, &[vf1.pci.to_string()]).await;
+    let uverbs = format!("/dev/infiniband/uverbs{n}");
+    assert!(
+        response.devices.iter().any(|d| d.host_path == uverbs),
+        "{response:?}"
+    );
+    h.shutdown().await;
+}
