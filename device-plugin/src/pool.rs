@@ -469,4 +469,60 @@ mod tests {
         assert!(pool.refresh_health(&links(false, false)));
         assert_eq!(pool.current().devices[0].health, UNHEALTHY);
     }
+
+    /// Log lines written while `f` runs.
+    fn logs_of(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn dpu_mode_and_vf_lag_pools_say_so_in_the_log_once() {
+        let dpu = DeviceRecord {
+            representor: None,
+            dpu_host: true,
+            ..vf("0000:84:00.2", None)
+        };
+        let lag = DeviceRecord {
+            address: "0000:84:00.3".parse().unwrap(),
+            vf_lag_bond: Some("bond1".into()),
+            ..vf("0000:84:00.3", None)
+        };
+        let pool = Pool::new(config(false));
+        let records = vec![dpu, lag];
+        let logs = logs_of(|| {
+            pool.update(config(false), records.clone(), &links(true, true));
+        });
+        assert!(
+            logs.contains("BlueField in DPU mode") && logs.contains("0000:84:00.2"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("SR-IOV VF LAG bond") && logs.contains("bond=bond1"),
+            "{logs}"
+        );
+        // Nothing new: nothing said again.
+        let logs = logs_of(|| {
+            pool.update(config(false), records, &links(true, true));
+        });
+        assert!(!logs.contains("DPU") && !logs.contains("VF LAG"), "{logs}");
+    }
 }
