@@ -2,10 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use kubelet_proto::v1beta1::{ContainerAllocateResponse, DeviceSpec};
+use kubelet_proto::v1beta1::{CdiDevice, ContainerAllocateResponse, DeviceSpec};
 use serde_json::json;
+use sriovdp_config::ResourceConfig;
 
+use crate::cdi;
 use crate::device_info::{DeviceInfo, DeviceInfoDir, DeviceInfoError};
+use crate::discovery::DeviceRecord;
 use crate::pool::{Pool, PoolDevice};
 
 /// Allocation refused.
@@ -68,54 +71,115 @@ pub fn resolve(
         .collect()
 }
 
-/// The response for one container's devices (in request order).
-pub fn container_response(env_name: &str, devices: &[PoolDevice]) -> ContainerAllocateResponse {
-    let ids: Vec<String> = devices.iter().map(|d| d.record.address.to_string()).collect();
-    let mut specs: Vec<DeviceSpec> = Vec::new();
-    let mut add_spec = |path: String| {
-        if !specs.iter().any(|s| s.host_path == path) {
-            specs.push(DeviceSpec {
-                container_path: path.clone(),
-                host_path: path,
-                permissions: "rw".to_string(),
-            });
+/// Device nodes `device` needs in a container, host path = container path.
+pub fn device_paths(record: &DeviceRecord) -> Vec<String> {
+    let mut paths = Vec::new();
+    if record.driver.as_deref() == Some("vfio-pci") {
+        paths.push("/dev/vfio/vfio".to_string());
+        if let Some(group) = record.iommu_group {
+            paths.push(format!("/dev/vfio/{group}"));
         }
-    };
-    let mut info = serde_json::Map::new();
-    for device in devices {
-        let record = &device.record;
-        let mut entry = serde_json::Map::new();
-        entry.insert("generic".into(), json!({"deviceID": record.address.to_string()}));
-        if record.driver.as_deref() == Some("vfio-pci") {
-            add_spec("/dev/vfio/vfio".to_string());
-            if let Some(group) = record.iommu_group {
-                add_spec(format!("/dev/vfio/{group}"));
-                entry.insert(
-                    "vfio".into(),
-                    json!({"mount": "/dev/vfio/vfio", "dev-mount": format!("/dev/vfio/{group}")}),
-                );
+    }
+    if record.need_vhost_net {
+        paths.push("/dev/vhost-net".to_string());
+        paths.push("/dev/net/tun".to_string());
+    }
+    for rdma in &record.rdma {
+        paths.extend(rdma.paths());
+    }
+    paths
+}
+
+/// The device's entry in `PCIDEVICE_<P>_<N>_INFO`, keyed like the Go
+/// plugin's info providers: `generic`, `vfio`, `vhost`, `rdma`, `extra`.
+fn info_entry(record: &DeviceRecord, config: &ResourceConfig) -> serde_json::Value {
+    let mut entry = serde_json::Map::new();
+    entry.insert("generic".into(), json!({"deviceID": record.address.to_string()}));
+    if record.driver.as_deref() == Some("vfio-pci") {
+        if let Some(group) = record.iommu_group {
+            entry.insert(
+                "vfio".into(),
+                json!({"mount": "/dev/vfio/vfio", "dev-mount": format!("/dev/vfio/{group}")}),
+            );
+        }
+    }
+    if record.need_vhost_net {
+        entry.insert("vhost".into(), json!({"mount": "/dev/vhost-net"}));
+    }
+    if let Some(first) = record.rdma.first() {
+        let mut rdma = serde_json::Map::new();
+        for path in record.rdma.iter().flat_map(|r| r.paths()) {
+            let key = ["uverbs", "umad", "issm", "rdma_cm"]
+                .into_iter()
+                .find(|k| path.rsplit('/').next().is_some_and(|name| name.starts_with(k)));
+            if let Some(key) = key {
+                rdma.insert(key.into(), json!(path));
             }
         }
-        if record.need_vhost_net {
-            add_spec("/dev/vhost-net".to_string());
-            add_spec("/dev/net/tun".to_string());
-            entry.insert("vhost".into(), json!({"mount": "/dev/vhost-net"}));
+        rdma.insert("rdma_dev".into(), json!(first.ibdev));
+        entry.insert("rdma".into(), serde_json::Value::Object(rdma));
+    }
+    if !config.additional_info.is_empty() {
+        entry.insert(
+            "extra".into(),
+            json!(config.additional_info.for_device(&record.address)),
+        );
+    }
+    serde_json::Value::Object(entry)
+}
+
+/// The response for one container's devices (in request order). With CDI
+/// the device nodes come from the CDI spec, named in `cdi_devices` and in
+/// the annotation older kubelets pass to the runtime.
+pub fn container_response(
+    config: &ResourceConfig,
+    devices: &[PoolDevice],
+    cdi: bool,
+) -> ContainerAllocateResponse {
+    let env_name = config.env_name();
+    let ids: Vec<String> = devices.iter().map(|d| d.record.address.to_string()).collect();
+    let mut specs: Vec<DeviceSpec> = Vec::new();
+    let mut info = serde_json::Map::new();
+    for device in devices {
+        for path in device_paths(&device.record) {
+            if !specs.iter().any(|s| s.host_path == path) {
+                specs.push(DeviceSpec {
+                    container_path: path.clone(),
+                    host_path: path,
+                    permissions: "rw".to_string(),
+                });
+            }
         }
-        info.insert(record.address.to_string(), serde_json::Value::Object(entry));
+        info.insert(
+            device.record.address.to_string(),
+            info_entry(&device.record, config),
+        );
     }
     let mut envs = BTreeMap::new();
-    envs.insert(env_name.to_string(), ids.join(","));
+    envs.insert(env_name.clone(), ids.join(","));
     envs.insert(
         format!("{env_name}_INFO"),
         serde_json::Value::Object(info).to_string(),
     );
-    ContainerAllocateResponse {
+    let mut response = ContainerAllocateResponse {
         envs,
         mounts: vec![],
         devices: specs,
         annotations: BTreeMap::new(),
         cdi_devices: vec![],
+    };
+    if cdi {
+        response.devices.clear();
+        response.cdi_devices = ids
+            .iter()
+            .map(|id| CdiDevice {
+                name: cdi::qualified_name(&config.prefix, id),
+            })
+            .collect();
+        let (key, value) = cdi::annotation(&config.prefix, &ids);
+        response.annotations.insert(key, value);
     }
+    response
 }
 
 /// Writes the device-info files of `devices`. On failure removes the ones
@@ -127,11 +191,15 @@ pub fn write_device_infos(
 ) -> Result<(), AllocateError> {
     for (i, device) in devices.iter().enumerate() {
         let record = &device.record;
-        let info = DeviceInfo::pci(
+        let mut info = DeviceInfo::pci(
             &record.address,
             record.pf_address.as_ref(),
             record.representor.as_deref(),
         );
+        if !record.rdma.is_empty() {
+            let names: Vec<&str> = record.rdma.iter().map(|r| r.ibdev.as_str()).collect();
+            info.pci.rdma_device = Some(names.join(","));
+        }
         if let Err(source) = dir.write(&record.address, &info) {
             for written in &devices[..i] {
                 let _ = dir.remove(&written.record.address);
@@ -149,7 +217,7 @@ pub fn write_device_infos(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::DeviceRecord;
+    use sriov_host::RdmaCharDevices;
 
     fn device(addr: &str, driver: &str, group: Option<u32>, vhost: bool) -> PoolDevice {
         PoolDevice {
@@ -164,9 +232,38 @@ mod tests {
                 representor: Some("pf0vf0".into()),
                 representor_ifindex: None,
                 need_vhost_net: vhost,
+                rdma: vec![],
+                vf_lag_bond: None,
+                dpu_host: false,
             },
             healthy: true,
         }
+    }
+
+    fn config(additional_info: &str) -> ResourceConfig {
+        let text = format!(
+            r#"{{"resourceList":[{{"resourcePrefix":"mellanox.com","resourceName":"cx5","selectors":{{}},"additionalInfo":{additional_info}}}]}}"#
+        );
+        sriovdp_config::parse(&text, "intel.com")
+            .unwrap()
+            .resources
+            .remove(0)
+    }
+
+    fn info(r: &ContainerAllocateResponse) -> serde_json::Value {
+        serde_json::from_str(&r.envs["PCIDEVICE_MELLANOX_COM_CX5_INFO"]).unwrap()
+    }
+
+    fn rdma_device(addr: &str) -> PoolDevice {
+        let mut d = device(addr, "mlx5_core", None, false);
+        d.record.rdma = vec![RdmaCharDevices {
+            ibdev: "mlx5_2".into(),
+            umad: Some("umad2".into()),
+            uverbs: Some("uverbs2".into()),
+            rdma_cm: true,
+            ..RdmaCharDevices::default()
+        }];
+        d
     }
 
     #[test]
@@ -175,11 +272,11 @@ mod tests {
             device("0000:84:00.3", "mlx5_core", None, false),
             device("0000:84:00.2", "mlx5_core", None, false),
         ];
-        let r = container_response("PCIDEVICE_MELLANOX_COM_CX5", &devices);
+        let r = container_response(&config("null"), &devices, false);
         assert_eq!(r.envs["PCIDEVICE_MELLANOX_COM_CX5"], "0000:84:00.3,0000:84:00.2");
-        let info: serde_json::Value =
-            serde_json::from_str(&r.envs["PCIDEVICE_MELLANOX_COM_CX5_INFO"]).unwrap();
+        let info = info(&r);
         assert_eq!(info["0000:84:00.2"]["generic"]["deviceID"], "0000:84:00.2");
+        assert!(info["0000:84:00.2"].get("extra").is_none());
         assert!(r.devices.is_empty());
     }
 
@@ -189,7 +286,7 @@ mod tests {
             device("0000:84:00.2", "vfio-pci", Some(40), true),
             device("0000:84:00.3", "vfio-pci", Some(41), true),
         ];
-        let r = container_response("E", &devices);
+        let r = container_response(&config("null"), &devices, false);
         let paths: Vec<&str> = r.devices.iter().map(|d| d.host_path.as_str()).collect();
         assert_eq!(
             paths,
@@ -205,5 +302,67 @@ mod tests {
             .devices
             .iter()
             .all(|d| d.permissions == "rw" && d.container_path == d.host_path));
+    }
+
+    #[test]
+    fn rdma_devices_get_their_nodes_and_an_rdma_info_entry() {
+        let r = container_response(&config("null"), &[rdma_device("0000:84:00.2")], false);
+        let paths: Vec<&str> = r.devices.iter().map(|d| d.host_path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/dev/infiniband/umad2",
+                "/dev/infiniband/uverbs2",
+                "/dev/infiniband/rdma_cm"
+            ]
+        );
+        assert_eq!(
+            info(&r)["0000:84:00.2"]["rdma"],
+            serde_json::json!({
+                "umad": "/dev/infiniband/umad2",
+                "uverbs": "/dev/infiniband/uverbs2",
+                "rdma_cm": "/dev/infiniband/rdma_cm",
+                "rdma_dev": "mlx5_2"
+            })
+        );
+    }
+
+    #[test]
+    fn additional_info_goes_to_extra_with_device_values_over_star() {
+        let config = config(r#"{"*":{"a":"1","b":"1"},"0000:84:00.2":{"b":"2"}}"#);
+        let devices = [
+            device("0000:84:00.2", "mlx5_core", None, false),
+            device("0000:84:00.3", "mlx5_core", None, false),
+        ];
+        let info = info(&container_response(&config, &devices, false));
+        assert_eq!(
+            info["0000:84:00.2"]["extra"],
+            serde_json::json!({"a": "1", "b": "2"})
+        );
+        assert_eq!(
+            info["0000:84:00.3"]["extra"],
+            serde_json::json!({"a": "1", "b": "1"})
+        );
+    }
+
+    #[test]
+    fn cdi_answers_with_device_names_and_the_annotation_instead_of_nodes() {
+        let devices = [rdma_device("0000:84:00.2"), rdma_device("0000:84:00.3")];
+        let r = container_response(&config("null"), &devices, true);
+        assert!(r.devices.is_empty());
+        let names: Vec<&str> = r.cdi_devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mellanox.com/net-pci=0000:84:00.2",
+                "mellanox.com/net-pci=0000:84:00.3"
+            ]
+        );
+        assert_eq!(
+            r.annotations["cdi.k8s.io/mellanox.com_net-pci"],
+            "mellanox.com/net-pci=0000:84:00.2,mellanox.com/net-pci=0000:84:00.3"
+        );
+        // The environment is still the plugin's to give.
+        assert_eq!(r.envs["PCIDEVICE_MELLANOX_COM_CX5"], "0000:84:00.2,0000:84:00.3");
     }
 }

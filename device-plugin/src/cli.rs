@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::daemon::Settings;
+use sriovdp_config::UnknownKeys;
 
 /// Kubelet device plugin for switchdev SR-IOV VFs (Mellanox ConnectX /
 /// BlueField), reading the Go sriov-network-device-plugin's config unchanged.
@@ -46,6 +47,21 @@ pub struct Args {
     #[arg(long, default_value = "info")]
     pub log_level: String,
 
+    /// Write a CDI spec per resource and answer Allocate with CDI device
+    /// names (cdi_devices and the cdi.k8s.io annotation) instead of device
+    /// nodes, as the Go plugin's --use-cdi does.
+    #[arg(long)]
+    pub use_cdi: bool,
+
+    /// Directory of the CDI specs written with --use-cdi.
+    #[arg(long, default_value = crate::cdi::DEFAULT_CDI_SPEC_DIR)]
+    pub cdi_spec_dir: PathBuf,
+
+    /// Ignore unknown resource and selector keys in the config with one
+    /// warning each (the Go plugin's behaviour) instead of refusing it.
+    #[arg(long)]
+    pub lenient_config: bool,
+
     /// Liveness check instead of running: exit 0 when every configured
     /// resource's socket answers GetDevicePluginOptions within 2 s, else 1
     /// naming the failing socket (the image has no shell for a script probe).
@@ -64,6 +80,17 @@ impl Args {
             device_info_dir: self.device_info_dir.clone(),
             plugin_registry_path: self.plugin_registry_path.clone(),
             watch_uevents: true,
+            unknown_keys: self.unknown_keys(),
+            cdi_spec_dir: self.use_cdi.then(|| self.cdi_spec_dir.clone()),
+        }
+    }
+
+    /// What unknown config keys do.
+    pub fn unknown_keys(&self) -> UnknownKeys {
+        if self.lenient_config {
+            UnknownKeys::Warn
+        } else {
+            UnknownKeys::Reject
         }
     }
 }
@@ -106,5 +133,20 @@ mod tests {
         assert_eq!(s.config_file, PathBuf::from("/c.json"));
         assert_eq!(s.sysfs_root, PathBuf::from("/s"));
         assert_eq!(s.plugin_registry_path, Some(PathBuf::from("/r")));
+        assert_eq!(s.cdi_spec_dir, None);
+        assert_eq!(s.unknown_keys, UnknownKeys::Reject);
+    }
+
+    #[test]
+    fn use_cdi_and_lenient_config_reach_the_settings() {
+        let s = Args::try_parse_from(["x", "--use-cdi", "--lenient-config"])
+            .unwrap()
+            .settings();
+        assert_eq!(s.cdi_spec_dir, Some(PathBuf::from("/var/run/cdi")));
+        assert_eq!(s.unknown_keys, UnknownKeys::Warn);
+        let s = Args::try_parse_from(["x", "--use-cdi", "--cdi-spec-dir=/t/cdi"])
+            .unwrap()
+            .settings();
+        assert_eq!(s.cdi_spec_dir, Some(PathBuf::from("/t/cdi")));
     }
 }

@@ -27,15 +27,17 @@ use sriov_host::Sysfs;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::discovery::{discover, Discovered, DiscoveryError};
+use crate::cdi::{CdiError, CdiSpecDir};
+use crate::discovery::{discover_with, Discovered, DiscoveryError};
 use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
+use crate::rdma::RdmaMemory;
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
-use sriovdp_config::{self as config, Config, ConfigError};
+use sriovdp_config::{self as config, Config, ConfigError, UnknownKeys};
 
 /// How long to wait for more events before reloading or rediscovering.
 const DEBOUNCE: Duration = Duration::from_millis(30);
@@ -57,6 +59,10 @@ pub struct Settings {
     pub plugin_registry_path: Option<PathBuf>,
     /// Listen to kernel uevents.
     pub watch_uevents: bool,
+    /// Unknown resource/selector keys: error or warning (`--lenient-config`).
+    pub unknown_keys: UnknownKeys,
+    /// With `--use-cdi`: the directory CDI specs are written to.
+    pub cdi_spec_dir: Option<PathBuf>,
 }
 
 /// The daemon could not start.
@@ -90,18 +96,29 @@ pub enum DaemonError {
     /// A socket could not be served.
     #[error("cannot serve a plugin socket")]
     Serve(#[source] TransportError),
+    /// Old CDI specs could not be removed.
+    #[error("cannot clean the CDI spec directory")]
+    Cdi(#[source] CdiError),
 }
 
 /// Runs the daemon until `shutdown` completes, then stops every stream,
 /// removes our sockets and device-info files and returns.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     // Validate before touching anything.
-    let config =
-        config::load(&settings.config_file, &settings.resource_prefix).map_err(DaemonError::Config)?;
+    let config = config::load_with(
+        &settings.config_file,
+        &settings.resource_prefix,
+        settings.unknown_keys,
+    )
+    .map_err(DaemonError::Config)?;
     std::fs::create_dir_all(&settings.device_plugin_path).map_err(|source| DaemonError::CreateDir {
         path: settings.device_plugin_path.clone(),
         source,
     })?;
+    if let Some(dir) = &settings.cdi_spec_dir {
+        // Specs of resources dropped while the plugin was down go too.
+        CdiSpecDir::new(dir).remove_all().map_err(DaemonError::Cdi)?;
+    }
     let mut daemon = Daemon::start(settings, config).await?;
     let result = daemon.event_loop(shutdown).await;
     daemon.stop().await;
@@ -116,6 +133,8 @@ struct Daemon {
     /// Netdevs holding the IPv4 default route, as last read; kept when a
     /// later read fails so discovery never offers them.
     excluded_netdevs: HashSet<String>,
+    /// RDMA devices of VFs as last seen on the host.
+    rdma: RdmaMemory,
     plugins: BTreeMap<String, Plugin>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
@@ -164,6 +183,7 @@ impl Daemon {
             config,
             links,
             excluded_netdevs: HashSet::new(),
+            rdma: RdmaMemory::default(),
             plugins: BTreeMap::new(),
             fs_events,
             fs_sender,
@@ -189,6 +209,7 @@ impl Daemon {
             device_plugin_dir: self.settings.device_plugin_path.clone(),
             device_info_dir: self.settings.device_info_dir.clone(),
             registry_dir: self.settings.plugin_registry_path.clone(),
+            cdi_spec_dir: self.settings.cdi_spec_dir.clone(),
         }
     }
 
@@ -210,7 +231,7 @@ impl Daemon {
     /// default route, and watches the sysfs directories found.
     fn discover_devices(&mut self) -> Result<Discovered, DiscoveryError> {
         let started = std::time::Instant::now();
-        let found = discover(&self.sysfs, &self.config, &self.excluded_netdevs)?;
+        let found = discover_with(&self.sysfs, &self.config, &self.excluded_netdevs, &mut self.rdma)?;
         tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
         let dirs = sysfs_dirs(self.sysfs.root(), &found.pf_dirs, &found.device_dirs);
         match DirWatcher::start(&dirs, self.fs_sender.clone()) {
@@ -241,11 +262,13 @@ impl Daemon {
             let name = resource.full_name();
             if let Some(plugin) = self.plugins.get(&name) {
                 plugin.pool().update(resource, devices, &links);
+                plugin.write_cdi_spec();
                 continue;
             }
             let pool = Pool::new(resource.clone());
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
+            plugin.write_cdi_spec();
             plugin.restart().await?;
             self.plugins.insert(name, plugin);
         }
@@ -365,7 +388,12 @@ impl Daemon {
     /// Reloads the config file; returns true when it changed and devices
     /// were rediscovered.
     async fn reload(&mut self) -> bool {
-        let config = match config::load(&self.settings.config_file, &self.settings.resource_prefix) {
+        let settings = &self.settings;
+        let config = match config::load_with(
+            &settings.config_file,
+            &settings.resource_prefix,
+            settings.unknown_keys,
+        ) {
             Ok(config) => config,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "new config rejected; keeping the running one");

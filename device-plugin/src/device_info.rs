@@ -79,6 +79,9 @@ pub struct PciInfo {
         default
     )]
     pub representor_device: Option<String>,
+    /// Its RDMA devices, comma-separated (`mlx5_2`), for `isRdma` pools.
+    #[serde(rename = "rdma-device", skip_serializing_if = "Option::is_none", default)]
+    pub rdma_device: Option<String>,
 }
 
 impl DeviceInfo {
@@ -91,6 +94,7 @@ impl DeviceInfo {
                 pci_address: address.to_string(),
                 pf_pci_address: pf.map(|p| p.to_string()),
                 representor_device: representor.map(str::to_string),
+                rdma_device: None,
             },
         }
     }
@@ -124,31 +128,9 @@ impl DeviceInfoDir {
 
     /// Writes the file for `info` atomically (temporary file, then rename).
     pub fn write(&self, address: &PciAddress, info: &DeviceInfo) -> Result<PathBuf, DeviceInfoError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| DeviceInfoError::CreateDir {
-            path: self.dir.clone(),
-            source,
-        })?;
         let path = self.path(address);
-        let temp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            address,
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
         let json = serde_json::to_vec(info).unwrap_or_default();
-        let written = std::fs::File::create(&temp).and_then(|mut f| f.write_all(&json));
-        if let Err(source) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(DeviceInfoError::Write { path: temp, source });
-        }
-        std::fs::rename(&temp, &path).map_err(|source| {
-            let _ = std::fs::remove_file(&temp);
-            DeviceInfoError::Rename {
-                from: temp.clone(),
-                to: path.clone(),
-                source,
-            }
-        })?;
+        write_atomically(&path, &json)?;
         Ok(path)
     }
 
@@ -158,7 +140,39 @@ impl DeviceInfoDir {
     }
 }
 
-fn remove_file(path: &Path) -> Result<(), DeviceInfoError> {
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory (created when missing), then a rename, so readers see the old
+/// content or the new one, never a part.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DeviceInfoError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| DeviceInfoError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name,
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::File::create(&temp).and_then(|mut f| f.write_all(bytes));
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(DeviceInfoError::Write { path: temp, source });
+    }
+    std::fs::rename(&temp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&temp);
+        DeviceInfoError::Rename {
+            from: temp.clone(),
+            to: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Removes `path`; a missing file is fine.
+pub(crate) fn remove_file(path: &Path) -> Result<(), DeviceInfoError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

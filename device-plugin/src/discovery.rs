@@ -9,9 +9,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use sriov_host::{PciAddress, PciError, PciFunction, RepresentorView, Sysfs};
+use sriov_host::{PciAddress, PciError, PciFunction, RdmaCharDevices, RdmaIndex, RepresentorView, Sysfs};
 
 use sriovdp_config::{Candidate, Config};
+
+use crate::rdma::RdmaMemory;
+use crate::topology;
 
 /// A device as the plugin serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +42,16 @@ pub struct DeviceRecord {
     pub representor_ifindex: Option<u32>,
     /// Add `/dev/vhost-net` and `/dev/net/tun` at allocation.
     pub need_vhost_net: bool,
+    /// RDMA devices and their character devices, for devices of an
+    /// `isRdma` selector (empty otherwise).
+    pub rdma: Vec<RdmaCharDevices>,
+    /// The SR-IOV VF LAG bond the uplink is enslaved to (sysfs `master`
+    /// with a `bonding/mode` of active-backup, balance-xor or 802.3ad):
+    /// while netlink confirms the uplink's master, health follows the bond.
+    pub vf_lag_bond: Option<String>,
+    /// A VF of a BlueField PF in DPU mode: its representors live on the
+    /// DPU's Arm cores, so health follows the uplink (or bond) alone.
+    pub dpu_host: bool,
 }
 
 impl DeviceRecord {
@@ -72,6 +85,10 @@ struct PfFacts {
     /// VF index -> representor, from the PF's own netdevs.
     representors: HashMap<u32, String>,
     switchdev: bool,
+    /// VF LAG bond of the PF netdev.
+    vf_lag_bond: Option<String>,
+    /// BlueField PF without any VF representor here: DPU mode.
+    dpu_host: bool,
 }
 
 /// What one discovery pass found.
@@ -95,6 +112,18 @@ pub fn discover(
     sysfs: &Sysfs,
     config: &Config,
     excluded_netdevs: &HashSet<String>,
+) -> Result<Discovered, DiscoveryError> {
+    discover_with(sysfs, config, excluded_netdevs, &mut RdmaMemory::default())
+}
+
+/// [`discover`], keeping `rdma` across calls: a VF whose RDMA device left
+/// the host's sysfs (exclusive RDMA netns mode, VF in a pod) stays in its
+/// `isRdma` pool.
+pub fn discover_with(
+    sysfs: &Sysfs,
+    config: &Config,
+    excluded_netdevs: &HashSet<String>,
+    rdma: &mut RdmaMemory,
 ) -> Result<Discovered, DiscoveryError> {
     let functions = sysfs
         .pci_functions()
@@ -125,9 +154,25 @@ pub fn discover(
                 Some(pf) => pf_facts_of(sysfs, pf),
                 None => PfFacts::default(),
             });
-        candidates.push(build_candidate(sysfs, function, facts));
+        let (mut candidate, record) = build_candidate(sysfs, function, facts);
+        candidate.is_rdma |= rdma.remembers(&function.address, function.driver.as_deref());
+        candidates.push((candidate, record));
     }
+    rdma.retain(&by_address.keys().copied().collect());
 
+    let wants_rdma = config
+        .resources
+        .iter()
+        .flat_map(|r| &r.selectors)
+        .any(|s| s.is_rdma);
+    let rdma_index = if wants_rdma {
+        sysfs.rdma_index().unwrap_or_else(|error| {
+            tracing::warn!(error = %crate::error_chain(&error), "cannot read the RDMA character devices; isRdma devices get none");
+            RdmaIndex::default()
+        })
+    } else {
+        RdmaIndex::default()
+    };
     let mut taken: HashSet<PciAddress> = HashSet::new();
     for resource in &config.resources {
         let mut devices = Vec::new();
@@ -141,6 +186,16 @@ pub fn discover(
                 taken.insert(candidate.address);
                 devices.push(DeviceRecord {
                     need_vhost_net: selector.need_vhost_net,
+                    rdma: if selector.is_rdma {
+                        rdma.devices_of(
+                            sysfs,
+                            &rdma_index,
+                            &candidate.address,
+                            candidate.driver.as_deref(),
+                        )
+                    } else {
+                        Vec::new()
+                    },
                     ..record.clone()
                 });
             }
@@ -174,14 +229,17 @@ fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
             .unwrap_or_default(),
         None => HashMap::new(),
     };
+    let dpu_host = pf.has_vfs() && representors.is_empty() && topology::is_bluefield(pf);
     PfFacts {
         link_type: name
             .as_deref()
             .and_then(|n| sysfs.netdev_attr(n, "type").ok().flatten())
             .map(|t| link_type_name(&t)),
+        vf_lag_bond: name.as_deref().and_then(|n| topology::vf_lag_bond(sysfs, n)),
         name,
         representors,
         switchdev: uplink.is_some(),
+        dpu_host,
     }
 }
 
@@ -227,6 +285,9 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         representor_ifindex: representor.as_deref().and_then(|r| sysfs.netdev_ifindex(r)),
         representor,
         need_vhost_net: false,
+        rdma: Vec::new(),
+        vf_lag_bond: facts.vf_lag_bond.clone(),
+        dpu_host: function.is_vf() && facts.dpu_host,
     };
     (candidate, record)
 }

@@ -26,6 +26,7 @@ const RTMGRP_LINK: u32 = 1;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
 /// Receive buffer asked for, so bursts (hundreds of VFs created at once) fit.
 const RECEIVE_BUFFER: usize = 8 << 20;
 
@@ -226,6 +227,7 @@ struct LinkUpdate {
     index: u32,
     name: Option<String>,
     up: bool,
+    master: Option<u32>,
     deleted: bool,
 }
 
@@ -238,6 +240,7 @@ impl LinkUpdate {
                 LinkState {
                     index: self.index,
                     up: self.up,
+                    master: self.master,
                 },
             ),
             (None, false) => false,
@@ -245,23 +248,35 @@ impl LinkUpdate {
     }
 }
 
-/// Reads the header and `IFLA_IFNAME` of an `RTM_NEWLINK`/`RTM_DELLINK`.
+/// Reads the header, `IFLA_IFNAME` and `IFLA_MASTER` of an
+/// `RTM_NEWLINK`/`RTM_DELLINK`.
 fn parse_link(message_type: u16, payload: &[u8]) -> Option<LinkUpdate> {
     let header = LinkHeader::parse(payload).ok()?;
-    let name = payload.get(16..).and_then(|attributes| {
-        NlasIterator::new(attributes).flatten().find_map(|nla| {
-            (nla.kind() == IFLA_IFNAME).then(|| {
-                let value = nla.value();
+    let mut name = None;
+    let mut master = None;
+    for nla in NlasIterator::new(payload.get(16..).unwrap_or_default()).flatten() {
+        let value = nla.value();
+        match nla.kind() {
+            IFLA_IFNAME => {
                 let end = value.iter().position(|b| *b == 0).unwrap_or(value.len());
-                String::from_utf8_lossy(&value[..end]).into_owned()
-            })
-        })
-    });
+                name = Some(String::from_utf8_lossy(&value[..end]).into_owned());
+            }
+            IFLA_MASTER => {
+                master = value
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes)
+                    .filter(|m| *m != 0);
+            }
+            _ => {}
+        }
+    }
     let flags = header.flags;
     Some(LinkUpdate {
         index: header.index,
         name,
         up: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp),
+        master,
         deleted: message_type == RTM_DELLINK,
     })
 }

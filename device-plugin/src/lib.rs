@@ -5,6 +5,7 @@
 //! the daemon is built from, public so tests and tools can use them.
 
 pub mod allocate;
+pub mod cdi;
 pub mod cli;
 pub mod daemon;
 pub mod device_info;
@@ -16,8 +17,10 @@ pub mod plugin_watcher;
 pub mod pool;
 pub mod preferred;
 pub mod probe;
+pub mod rdma;
 pub mod registration;
 pub mod server;
+pub mod topology;
 pub mod transport;
 pub mod uevent;
 pub mod watch;

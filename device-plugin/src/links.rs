@@ -11,6 +11,8 @@ pub struct LinkState {
     pub index: u32,
     /// Administratively up and with carrier (`IFF_UP` and `IFF_LOWER_UP`).
     pub up: bool,
+    /// Index of its upper device (`IFLA_MASTER`: a bond or bridge).
+    pub master: Option<u32>,
 }
 
 /// Links of the host namespace by name.
@@ -60,6 +62,11 @@ impl LinkTable {
         self.by_name.contains_key(name)
     }
 
+    /// Name of the upper device (`IFLA_MASTER`) of link `name`.
+    pub fn master_of(&self, name: &str) -> Option<&str> {
+        self.get(name)?.master.and_then(|m| self.name_of(m))
+    }
+
     /// Name of the link with index `index`.
     pub fn name_of(&self, index: u32) -> Option<&str> {
         self.names.get(&index).map(String::as_str)
@@ -80,13 +87,38 @@ impl LinkTable {
 mod tests {
     use super::*;
 
+    fn state(index: u32, up: bool) -> LinkState {
+        LinkState {
+            index,
+            up,
+            master: None,
+        }
+    }
+
+    #[test]
+    fn master_of_names_the_upper_device_by_its_index() {
+        let mut t = LinkTable::default();
+        t.upsert("bond1", state(9, true));
+        t.upsert(
+            "p0",
+            LinkState {
+                master: Some(9),
+                ..state(1, true)
+            },
+        );
+        assert_eq!(t.master_of("p0"), Some("bond1"));
+        assert_eq!(t.master_of("bond1"), None);
+        t.remove(9);
+        assert_eq!(t.master_of("p0"), None);
+    }
+
     #[test]
     fn rename_and_delete_follow_the_index() {
         let mut t = LinkTable::default();
-        t.upsert("eth0", LinkState { index: 5, up: true });
-        t.upsert("net1", LinkState { index: 5, up: false });
+        t.upsert("eth0", state(5, true));
+        t.upsert("net1", state(5, false));
         assert!(!t.exists("eth0"));
-        assert_eq!(t.get("net1"), Some(LinkState { index: 5, up: false }));
+        assert_eq!(t.get("net1"), Some(state(5, false)));
         assert_eq!(t.name_of(5), Some("net1"));
         t.remove(5);
         assert!(t.is_empty());
@@ -95,11 +127,11 @@ mod tests {
     #[test]
     fn name_reused_by_a_new_index_forgets_the_old_index() {
         let mut t = LinkTable::default();
-        t.upsert("eth0", LinkState { index: 5, up: true });
+        t.upsert("eth0", state(5, true));
         // The delete of index 5 was missed (event overflow).
-        t.upsert("eth0", LinkState { index: 6, up: true });
+        t.upsert("eth0", state(6, true));
         assert_eq!(t.name_of(5), None);
         assert!(!t.remove(5));
-        assert_eq!(t.get("eth0"), Some(LinkState { index: 6, up: true }));
+        assert_eq!(t.get("eth0"), Some(state(6, true)));
     }
 }

@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
             &args.resource_prefix,
             &args.device_plugin_path,
             PROBE_DEADLINE,
+            args.unknown_keys(),
         );
         return match runtime.block_on(probe) {
             Ok(_) => std::process::ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
 
+use crate::cdi::CdiSpecDir;
 use crate::device_info::DeviceInfoDir;
 use crate::plugin_watcher::PluginWatcherService;
 use crate::pool::Pool;
@@ -30,6 +31,8 @@ pub struct PluginPaths {
     pub device_info_dir: PathBuf,
     /// Plugin-watcher directory, when registering through it.
     pub registry_dir: Option<PathBuf>,
+    /// CDI spec directory, with `--use-cdi`.
+    pub cdi_spec_dir: Option<PathBuf>,
 }
 
 /// A running resource.
@@ -88,7 +91,8 @@ impl Plugin {
             Arc::clone(&self.pool),
             self.paths.device_info_dir.clone(),
             stopped,
-        );
+        )
+        .with_cdi(self.paths.cdi_spec_dir.is_some());
         let router = Server::builder().add_service(DevicePluginServer::new(service));
         self.server = Some(SocketServer::start(&socket, router, stop)?);
         tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");
@@ -125,11 +129,29 @@ impl Plugin {
         }
     }
 
-    /// Stops serving, removes our sockets and every device-info file of
-    /// this resource.
+    /// Writes the resource's CDI spec from the pool's devices (with
+    /// `--use-cdi`; the kubelet may allocate any device listed).
+    pub fn write_cdi_spec(&self) {
+        let Some(dir) = &self.paths.cdi_spec_dir else {
+            return;
+        };
+        let records: Vec<_> = self.pool.devices().into_iter().map(|d| d.record).collect();
+        if let Err(error) = CdiSpecDir::new(dir).write(&self.pool.config(), &records) {
+            tracing::error!(error = %crate::error_chain(&error), "cannot write CDI spec; allocations naming its devices will fail in the runtime");
+        }
+    }
+
+    /// Stops serving, removes our sockets, every device-info file of
+    /// this resource and its CDI spec.
     pub async fn stop(mut self) {
         self.stop_serving().await;
-        remove_device_infos(&self.paths.device_info_dir, &self.pool.config());
+        let config = self.pool.config();
+        remove_device_infos(&self.paths.device_info_dir, &config);
+        if let Some(dir) = &self.paths.cdi_spec_dir {
+            if let Err(error) = CdiSpecDir::new(dir).remove(&config) {
+                tracing::warn!(error = %crate::error_chain(&error), "cannot remove CDI spec");
+            }
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub struct PoolDevice {
 enum Unhealthy<'a> {
     NoUplink,
     UplinkDown(&'a str),
+    BondDown(&'a str, &'a str),
     UplinkMissing(&'a str),
     RepresentorMissing(&'a str),
     NoRepresentor,
@@ -38,6 +39,7 @@ impl std::fmt::Display for Unhealthy<'_> {
         match self {
             Unhealthy::NoUplink => write!(f, "PF has no uplink netdev"),
             Unhealthy::UplinkDown(uplink) => write!(f, "uplink {uplink} is down"),
+            Unhealthy::BondDown(bond, uplink) => write!(f, "VF LAG bond {bond} of uplink {uplink} is down"),
             Unhealthy::UplinkMissing(uplink) => write!(f, "uplink {uplink} does not exist"),
             Unhealthy::RepresentorMissing(representor) => {
                 write!(f, "representor {representor} does not exist")
@@ -50,8 +52,16 @@ impl std::fmt::Display for Unhealthy<'_> {
 /// Whether a device is healthy.
 ///
 /// A VF needs its PF uplink up (administratively and with carrier) and its
-/// representor present. A PF offered itself (no VFs) is always healthy: its
-/// netdev legitimately leaves the host namespace when a pod gets it.
+/// representor present. Two topologies change that:
+/// - an uplink enslaved to an SR-IOV VF LAG bond (sysfs says which bond
+///   and that its mode is a VF LAG one, netlink `IFLA_MASTER` confirms the
+///   uplink is still its slave): the bond's state counts, not the uplink's,
+///   since the bond carries the VF's traffic over the other port;
+/// - a VF of a BlueField in DPU mode: no representor exists on this host,
+///   so the link alone counts.
+///
+/// A PF offered itself (no VFs) is always healthy: its netdev legitimately
+/// leaves the host namespace when a pod gets it.
 fn health_of<'a>(record: &'a DeviceRecord, links: &LinkTable) -> Result<(), Unhealthy<'a>> {
     if !record.is_vf() {
         return Ok(());
@@ -59,16 +69,49 @@ fn health_of<'a>(record: &'a DeviceRecord, links: &LinkTable) -> Result<(), Unhe
     let Some(uplink) = &record.uplink else {
         return Err(Unhealthy::NoUplink);
     };
-    match links.get(uplink) {
+    let bond = record
+        .vf_lag_bond
+        .as_deref()
+        .filter(|bond| links.master_of(uplink) == Some(*bond));
+    let (carrier, down) = match bond {
+        Some(bond) => (bond, Unhealthy::BondDown(bond, uplink)),
+        None => (uplink.as_str(), Unhealthy::UplinkDown(uplink)),
+    };
+    match links.get(carrier) {
         Some(state) if state.up => {}
-        Some(_) => return Err(Unhealthy::UplinkDown(uplink)),
-        None => return Err(Unhealthy::UplinkMissing(uplink)),
+        Some(_) => return Err(down),
+        None => return Err(Unhealthy::UplinkMissing(carrier)),
+    }
+    if record.dpu_host {
+        return Ok(());
     }
     let renamed = |index: Option<u32>| index.is_some_and(|i| links.name_of(i).is_some());
     match &record.representor {
         Some(representor) if links.exists(representor) || renamed(record.representor_ifindex) => Ok(()),
         Some(representor) => Err(Unhealthy::RepresentorMissing(representor)),
         None => Err(Unhealthy::NoRepresentor),
+    }
+}
+
+/// Logs, once per update that adds them, the devices whose health follows
+/// another rule than the plain switchdev one.
+fn log_topologies(name: &str, added: &[&DeviceRecord]) {
+    let dpu: Vec<String> = added
+        .iter()
+        .filter(|r| r.dpu_host)
+        .map(|r| r.address.to_string())
+        .collect();
+    if !dpu.is_empty() {
+        tracing::info!(resource = %name, count = dpu.len(), devices = %summary(&dpu), "BlueField in DPU mode: the VFs' representors are on the DPU, not this host; their health follows the PF (or bond) link alone");
+    }
+    let mut bonds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for record in added {
+        if let Some(bond) = &record.vf_lag_bond {
+            bonds.entry(bond).or_default().push(record.address.to_string());
+        }
+    }
+    for (bond, devices) in bonds {
+        tracing::info!(resource = %name, %bond, count = devices.len(), devices = %summary(&devices), "PF enslaved to an SR-IOV VF LAG bond: while it stays enslaved, the VFs' health follows the bond's link");
     }
 }
 
@@ -129,6 +172,12 @@ impl Pool {
             .collect();
         if !added.is_empty() {
             tracing::info!(resource = %name, count = added.len(), devices = %summary(&added), "devices added");
+            let records: Vec<&DeviceRecord> = devices
+                .values()
+                .filter(|d| !inner.devices.contains_key(&d.record.address))
+                .map(|d| &d.record)
+                .collect();
+            log_topologies(&name, &records);
         }
         if !removed.is_empty() {
             tracing::info!(resource = %name, count = removed.len(), devices = %summary(&removed), "devices removed");
@@ -246,6 +295,7 @@ mod tests {
             name: "cx5".into(),
             exclude_topology,
             selectors: vec![],
+            additional_info: Default::default(),
         }
     }
 
@@ -261,6 +311,9 @@ mod tests {
             representor: Some("p0_0".into()),
             representor_ifindex: Some(2),
             need_vhost_net: false,
+            rdma: vec![],
+            vf_lag_bond: None,
+            dpu_host: false,
         }
     }
 
@@ -271,10 +324,18 @@ mod tests {
             LinkState {
                 index: 1,
                 up: uplink_up,
+                master: None,
             },
         );
         if rep {
-            t.upsert("p0_0", LinkState { index: 2, up: false });
+            t.upsert(
+                "p0_0",
+                LinkState {
+                    index: 2,
+                    up: false,
+                    master: None,
+                },
+            );
         }
         t
     }
@@ -338,12 +399,130 @@ mod tests {
         let mut table = links(true, true);
         pool.update(config(false), vec![vf("0000:84:00.2", None)], &table);
         // sriov-ovs renames the representor to `<container>_h`; the index stays.
-        table.upsert("0123456789ab_h", LinkState { index: 2, up: true });
+        table.upsert(
+            "0123456789ab_h",
+            LinkState {
+                index: 2,
+                up: true,
+                master: None,
+            },
+        );
         assert!(!table.exists("p0_0"));
         assert!(!pool.refresh_health(&table));
         assert_eq!(pool.current().devices[0].health, HEALTHY);
         table.remove(2);
         assert!(pool.refresh_health(&table));
         assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+    }
+
+    fn state(index: u32, up: bool, master: Option<u32>) -> LinkState {
+        LinkState { index, up, master }
+    }
+
+    #[test]
+    fn vf_lag_uplink_follows_the_bond_while_netlink_confirms_its_master() {
+        let record = DeviceRecord {
+            vf_lag_bond: Some("bond1".into()),
+            ..vf("0000:84:00.2", None)
+        };
+        let pool = Pool::new(config(false));
+        let mut t = LinkTable::default();
+        t.upsert("bond1", state(9, true, None));
+        t.upsert("p0", state(1, false, Some(9)));
+        t.upsert("p0_0", state(2, true, None));
+        pool.update(config(false), vec![record], &t);
+        // Own carrier lost, the bond still up over the other port.
+        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        t.upsert("bond1", state(9, false, None));
+        assert!(pool.refresh_health(&t));
+        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        // Released from the bond (netlink): its own carrier counts again.
+        t.upsert("bond1", state(9, true, None));
+        t.upsert("p0", state(1, false, None));
+        assert!(!pool.refresh_health(&t));
+        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        t.upsert("p0", state(1, true, None));
+        assert!(pool.refresh_health(&t));
+        assert_eq!(pool.current().devices[0].health, HEALTHY);
+    }
+
+    #[test]
+    fn dpu_host_vf_without_representor_follows_the_link_alone() {
+        let dpu = DeviceRecord {
+            representor: None,
+            representor_ifindex: None,
+            dpu_host: true,
+            ..vf("0000:84:00.2", None)
+        };
+        let plain = DeviceRecord {
+            address: "0000:84:00.3".parse().unwrap(),
+            representor: None,
+            representor_ifindex: None,
+            ..vf("0000:84:00.3", None)
+        };
+        let pool = Pool::new(config(false));
+        pool.update(config(false), vec![dpu, plain], &links(true, false));
+        let list = pool.current();
+        assert_eq!(list.devices[0].health, HEALTHY);
+        // Everything else as before: no representor, unhealthy.
+        assert_eq!(list.devices[1].health, UNHEALTHY);
+        assert!(pool.refresh_health(&links(false, false)));
+        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+    }
+
+    /// Log lines written while `f` runs.
+    fn logs_of(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn dpu_mode_and_vf_lag_pools_say_so_in_the_log_once() {
+        let dpu = DeviceRecord {
+            representor: None,
+            dpu_host: true,
+            ..vf("0000:84:00.2", None)
+        };
+        let lag = DeviceRecord {
+            address: "0000:84:00.3".parse().unwrap(),
+            vf_lag_bond: Some("bond1".into()),
+            ..vf("0000:84:00.3", None)
+        };
+        let pool = Pool::new(config(false));
+        let records = vec![dpu, lag];
+        let logs = logs_of(|| {
+            pool.update(config(false), records.clone(), &links(true, true));
+        });
+        assert!(
+            logs.contains("BlueField in DPU mode") && logs.contains("0000:84:00.2"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("SR-IOV VF LAG bond") && logs.contains("bond=bond1"),
+            "{logs}"
+        );
+        // Nothing new: nothing said again.
+        let logs = logs_of(|| {
+            pool.update(config(false), records, &links(true, true));
+        });
+        assert!(!logs.contains("DPU") && !logs.contains("VF LAG"), "{logs}");
     }
 }

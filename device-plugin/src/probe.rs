@@ -9,7 +9,7 @@ use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
 use kubelet_proto::v1beta1::Empty;
 
 use crate::transport::{connect, TransportError};
-use sriovdp_config::{self as config, ConfigError};
+use sriovdp_config::{self as config, ConfigError, UnknownKeys};
 
 /// Why the plugin is not live.
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +41,16 @@ pub enum ProbeError {
 }
 
 /// Checks every resource of `config_file`; returns how many answered.
+/// `unknown` must be what the daemon runs with (`--lenient-config`), or a
+/// config the daemon accepts would fail the probe.
 pub async fn probe(
     config_file: &Path,
     default_prefix: &str,
     device_plugin_path: &Path,
     deadline: Duration,
+    unknown: UnknownKeys,
 ) -> Result<usize, ProbeError> {
-    let config = config::load(config_file, default_prefix).map_err(ProbeError::Config)?;
+    let config = config::load_with(config_file, default_prefix, unknown).map_err(ProbeError::Config)?;
     for resource in &config.resources {
         let socket = device_plugin_path.join(resource.socket_name());
         let channel = connect(&socket, deadline)

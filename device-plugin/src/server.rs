@@ -36,6 +36,7 @@ pub struct DevicePluginService {
     pool: Arc<Pool>,
     device_info_dir: PathBuf,
     stop: watch::Receiver<bool>,
+    cdi: bool,
 }
 
 impl DevicePluginService {
@@ -50,7 +51,15 @@ impl DevicePluginService {
             pool,
             device_info_dir,
             stop,
+            cdi: false,
         }
+    }
+
+    /// Answers `Allocate` with CDI device names instead of device nodes.
+    #[must_use]
+    pub fn with_cdi(mut self, cdi: bool) -> DevicePluginService {
+        self.cdi = cdi;
+        self
     }
 }
 
@@ -133,10 +142,9 @@ impl DevicePlugin for DevicePluginService {
             tracing::error!(error = %message, "allocation failed");
             Status::internal(message)
         })?;
-        let env_name = config.env_name();
         let container_responses = resolved
             .iter()
-            .map(|devices| allocate::container_response(&env_name, devices))
+            .map(|devices| allocate::container_response(&config, devices, self.cdi))
             .collect();
         tracing::info!(resource = %resource, devices = ?containers, "allocated");
         Ok(Response::new(AllocateResponse { container_responses }))

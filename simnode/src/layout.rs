@@ -49,6 +49,10 @@ pub struct VfLayout {
     pub port_name: Option<String>,
     /// IOMMU group number.
     pub iommu_group: u32,
+    /// The VF's RDMA device and the number of its character devices
+    /// (`mlx5_<N>`, `uverbs<N>`, `umad<N>`, `issm<N>`), when simulated.
+    #[serde(default)]
+    pub rdma: Option<(String, u32)>,
 }
 
 impl VfLayout {
@@ -171,6 +175,11 @@ impl Layout {
                             representor: switchdev.then(|| Netdev::planned(format!("{p}p{pf}r{vf}"))),
                             port_name: switchdev.then(|| spec.naming.port_name(port, vf)),
                             iommu_group: next_group(),
+                            // mlx5 probes the PFs first: they hold mlx5_0..; the VFs follow.
+                            rdma: (spec.rdma && has_netdev).then(|| {
+                                let n = spec.pfs + pf * spec.vfs_per_pf + vf;
+                                (format!("mlx5_{n}"), n)
+                            }),
                         }
                     })
                     .collect();

@@ -67,6 +67,9 @@ struct UpArgs {
     /// Eswitch mode: switchdev, legacy.
     #[arg(long, default_value = "switchdev")]
     eswitch: EswitchMode,
+    /// Give mlx5_core VFs RDMA devices (infiniband/, infiniband_verbs/, infiniband_mad/).
+    #[arg(long)]
+    rdma: bool,
     /// Give VF netdevs udev-like altnames.
     #[arg(long)]
     altnames: bool,
@@ -106,6 +109,7 @@ fn run(cli: Cli) -> Result<(), simnode::SimError> {
                 .with_vf_driver(a.vf_driver)
                 .with_eswitch(a.eswitch)
                 .with_vf_altnames(a.altnames)
+                .with_rdma(a.rdma)
                 .with_sysfs_root(root)
                 .with_state_dir(&cli.state_dir);
             spec.netns = a.netns;

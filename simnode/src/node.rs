@@ -76,6 +76,15 @@ pub enum SimError {
         #[source]
         source: TreeError,
     },
+    /// Writing a bond into the tree failed.
+    #[error("cannot write a bond into the sysfs tree of instance {prefix:?}")]
+    MirrorBond {
+        /// The prefix.
+        prefix: String,
+        /// The cause.
+        #[source]
+        source: TreeError,
+    },
     /// Deleting the links failed.
     #[error("cannot delete links of instance {prefix:?}")]
     DeleteLinks {
@@ -242,6 +251,20 @@ impl SimNode {
         tree::rename_netdev(self.sysfs_root(), from, to).map_err(|source| SimError::MirrorRename {
             prefix: self.prefix().to_string(),
             source,
+        })
+    }
+
+    /// Shows the uplinks of PFs `pfs` enslaved to bond `bond` in the sysfs
+    /// tree (`bonding/mode` reads `mode`, e.g. `802.3ad 4`). The kernel here
+    /// has no bonding driver: the caller makes the netlink side (a Linux
+    /// bridge named `bond` as the uplinks' master gives them `IFLA_MASTER`).
+    pub fn mirror_bond(&self, bond: &str, mode: &str, ifindex: u32, pfs: &[u32]) -> Result<(), SimError> {
+        let slaves: Vec<&str> = pfs.iter().map(|pf| self.pf(*pf).uplink.name.as_str()).collect();
+        tree::write_bond(self.sysfs_root(), bond, mode, ifindex, &slaves).map_err(|source| {
+            SimError::MirrorBond {
+                prefix: self.prefix().to_string(),
+                source,
+            }
         })
     }
 

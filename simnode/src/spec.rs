@@ -225,6 +225,10 @@ pub struct SimNodeSpec {
     pub eswitch: EswitchMode,
     /// Give each VF netdev an udev-like altname (`<prefix>enp132s0f0v3`).
     pub vf_altnames: bool,
+    /// Give each mlx5_core-bound VF an RDMA device (`infiniband/mlx5_N`) with its
+    /// `uverbsN`, `umadN` and `issmN` character devices, and the node `rdma_cm`.
+    #[serde(default)]
+    pub rdma: bool,
     /// Create the links inside this existing netns (`/run/netns/<name>`) instead of the current one.
     pub netns: Option<String>,
     /// Root of the simulated sysfs tree. Must be absent or an empty directory.
@@ -252,6 +256,7 @@ impl SimNodeSpec {
             vf_driver: VfDriver::default(),
             eswitch: EswitchMode::default(),
             vf_altnames: false,
+            rdma: false,
             netns: None,
             first_bus: 0x84,
             state_dir,
@@ -285,6 +290,12 @@ impl SimNodeSpec {
     /// Sets the eswitch mode.
     pub fn with_eswitch(mut self, mode: EswitchMode) -> Self {
         self.eswitch = mode;
+        self
+    }
+
+    /// Turns the VFs' RDMA devices on or off.
+    pub fn with_rdma(mut self, on: bool) -> Self {
+        self.rdma = on;
         self
     }
 

@@ -291,3 +291,91 @@ fn decoys_are_present_without_sriov() {
     let bridge = fn_dir(&node, "0000:80:10.0");
     assert_eq!(read(bridge.join("class")), "0x060400");
 }
+
+#[test]
+fn rdma_vfs_have_infiniband_verbs_and_mad_devices_of_their_pci_function() {
+    let (_dir, spec) = spec("sntrd", 2, 2);
+    let node = up(spec.with_rdma(true));
+    let root = fs::canonicalize(node.sysfs_root()).unwrap();
+    let vf = node.vf(1, 0);
+    // PFs take mlx5_0 and mlx5_1; the VFs follow in PF order.
+    let (ibdev, n) = vf.rdma.clone().unwrap();
+    assert_eq!((ibdev.as_str(), n), ("mlx5_4", 4));
+    let d = fn_dir(&node, &vf.pci.to_string());
+    assert_eq!(entries(&d.join("infiniband")), [ibdev.as_str()]);
+    assert_eq!(
+        fs::canonicalize(root.join("class/infiniband").join(&ibdev)).unwrap(),
+        d.join("infiniband").join(&ibdev)
+    );
+    assert_eq!(
+        read(
+            d.join("infiniband")
+                .join(&ibdev)
+                .join("ports/1/gid_attrs/ndevs/0")
+        ),
+        vf.netdev_name().unwrap()
+    );
+    for (class, name, dev) in [
+        ("infiniband_verbs", "uverbs4", "231:196"),
+        ("infiniband_mad", "umad4", "231:4"),
+        ("infiniband_mad", "issm4", "231:68"),
+    ] {
+        let dir = d.join(class).join(name);
+        assert_eq!(read(dir.join("ibdev")), ibdev, "{name}");
+        assert_eq!(read(dir.join("dev")), dev, "{name}");
+        assert_eq!(fs::canonicalize(dir.join("device")).unwrap(), d, "{name}");
+        assert_eq!(
+            fs::canonicalize(root.join("class").join(class).join(name)).unwrap(),
+            dir
+        );
+    }
+    assert_eq!(read(root.join("class/infiniband_verbs/abi_version")), "6");
+    assert_eq!(read(root.join("class/misc/rdma_cm/dev")), "10:122");
+    // The host model finds them the way the device plugin asks.
+    let sysfs = sriov_host::Sysfs::new(node.sysfs_root());
+    assert_eq!(
+        sysfs.rdma_devices(&vf.pci.to_string().parse().unwrap()).unwrap(),
+        [ibdev.as_str()]
+    );
+    assert_eq!(
+        sysfs.rdma_index().unwrap().get(&ibdev).paths(),
+        [
+            "/dev/infiniband/issm4",
+            "/dev/infiniband/umad4",
+            "/dev/infiniband/uverbs4",
+            "/dev/infiniband/rdma_cm"
+        ]
+    );
+    node.down().unwrap();
+}
+
+#[test]
+fn vfio_vfs_and_nodes_without_rdma_have_no_rdma_devices() {
+    let (_dir, spec) = spec("sntnr", 1, 1);
+    let node = up(spec.with_rdma(true).with_vf_driver(VfDriver::VfioPci));
+    assert_eq!(node.vf(0, 0).rdma, None);
+    assert!(!node.sysfs_root().join("class/infiniband_verbs").exists());
+    node.down().unwrap();
+}
+
+#[test]
+fn mirrored_bond_shows_mode_and_master_links() {
+    let (_dir, spec) = spec("sntbd", 2, 1);
+    let node = up(spec);
+    let root = fs::canonicalize(node.sysfs_root()).unwrap();
+    node.mirror_bond("sntbdbond", "802.3ad 4", 99, &[0, 1]).unwrap();
+    let bond = root.join("devices/virtual/net/sntbdbond");
+    assert_eq!(read(bond.join("bonding/mode")), "802.3ad 4");
+    let (p0, p1) = (&node.pf(0).uplink.name, &node.pf(1).uplink.name);
+    assert_eq!(read(bond.join("bonding/slaves")), format!("{p0} {p1}"));
+    let p0_dir = fs::canonicalize(root.join("class/net").join(p0)).unwrap();
+    assert_eq!(fs::canonicalize(p0_dir.join("master")).unwrap(), bond);
+    assert_eq!(fs::canonicalize(p0_dir.join("upper_sntbdbond")).unwrap(), bond);
+    assert_eq!(
+        fs::canonicalize(bond.join(format!("lower_{p0}"))).unwrap(),
+        p0_dir
+    );
+    let sysfs = sriov_host::Sysfs::new(node.sysfs_root());
+    assert_eq!(sysfs.netdev_master(p1).as_deref(), Some("sntbdbond"));
+    node.down().unwrap();
+}

@@ -11,6 +11,7 @@ mod eswitch;
 mod netdev;
 mod pci;
 mod port_name;
+mod rdma;
 mod representor;
 mod sysfs;
 
@@ -19,5 +20,6 @@ pub use eswitch::{EswitchError, EswitchMode};
 pub use netdev::NetdevError;
 pub use pci::{PciError, PciFunction, SriovCapability};
 pub use port_name::{PhysPortName, PortNameError};
+pub use rdma::{RdmaCharDevices, RdmaError, RdmaIndex, RDMA_DEV_DIR};
 pub use representor::{Representor, RepresentorError, RepresentorView, Uplink};
 pub use sysfs::{Sysfs, SYSFS_ROOT_ENV};

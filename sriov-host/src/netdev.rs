@@ -52,4 +52,12 @@ impl Sysfs {
             _ => None,
         }
     }
+
+    /// The netdev's upper device (its `master` link: a bond or bridge it is
+    /// enslaved to), if any.
+    pub fn netdev_master(&self, ifname: &str) -> Option<String> {
+        link_target_name(&self.class_net_dir().join(ifname).join("master"))
+            .ok()
+            .flatten()
+    }
 }

@@ -10,9 +10,22 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use range::{PfSelector, PfTarget, VfRange};
-pub use raw::{RawConfig, RawResource, RawSelector};
+pub use raw::{KeyScope, RawConfig, RawResource, RawSelector, UnknownKey, RESOURCE_KEYS, SELECTOR_KEYS};
 pub use selector::{Candidate, Selector};
-pub use validate::{Config, ResourceConfig};
+pub use validate::{AdditionalInfo, Config, ResourceConfig};
+
+/// What to do with keys the parser does not understand in a resource or
+/// selector (top-level ones are always a warning).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownKeys {
+    /// Refuse the config: a typo'd selector key would otherwise match
+    /// every device.
+    #[default]
+    Reject,
+    /// Warn once per key and go on, as the Go plugin does
+    /// (`--lenient-config`, for migrations).
+    Warn,
+}
 
 /// The configuration could not be read or is invalid.
 ///
@@ -53,6 +66,12 @@ pub enum ConfigError {
     /// The top level has no `resourceList`.
     #[error("config has no \"resourceList\" key")]
     MissingResourceList,
+    /// `resourceList` is empty: the plugin would serve nothing.
+    #[error("config key \"resourceList\" is empty: at least one resource is needed")]
+    EmptyResourceList,
+    /// A resource or selector has a key the parser does not know.
+    #[error("{0}; --lenient-config ignores unknown keys with a warning")]
+    UnknownKey(UnknownKey),
     /// A resource has no `resourceName`.
     #[error("resource {resource}: key \"resourceName\" is missing")]
     MissingResourceName {
@@ -109,10 +128,16 @@ pub enum ConfigError {
     },
 }
 
-/// Reads, parses and validates the config file at `path`.
+/// Reads, parses and validates the config file at `path`, rejecting
+/// unknown resource and selector keys.
 ///
 /// `default_prefix` applies to resources without a `resourcePrefix`.
 pub fn load(path: &Path, default_prefix: &str) -> Result<Config, ConfigError> {
+    load_with(path, default_prefix, UnknownKeys::Reject)
+}
+
+/// [`load`] with a choice of what unknown keys do.
+pub fn load_with(path: &Path, default_prefix: &str, unknown: UnknownKeys) -> Result<Config, ConfigError> {
     let text = std::fs::read(path).map_err(|source| ConfigError::ReadFile {
         path: path.to_path_buf(),
         source,
@@ -122,18 +147,39 @@ pub fn load(path: &Path, default_prefix: &str) -> Result<Config, ConfigError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let raw = RawConfig::from_json(&value)?;
-    for warning in raw.warnings() {
-        tracing::warn!(config = %path.display(), "{warning}");
-    }
-    Config::validate(raw, default_prefix)
+    from_value(&value, &path.display().to_string(), default_prefix, unknown)
 }
 
-/// Parses and validates config text (for tests and tools).
+/// Parses and validates config text (for tests and tools), rejecting
+/// unknown resource and selector keys.
 pub fn parse(text: &str, default_prefix: &str) -> Result<Config, ConfigError> {
+    parse_with(text, default_prefix, UnknownKeys::Reject)
+}
+
+/// [`parse`] with a choice of what unknown keys do.
+pub fn parse_with(text: &str, default_prefix: &str, unknown: UnknownKeys) -> Result<Config, ConfigError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ConfigError::ParseJson {
         path: PathBuf::from("<inline>"),
         source,
     })?;
-    Config::validate(RawConfig::from_json(&value)?, default_prefix)
+    from_value(&value, "<inline>", default_prefix, unknown)
+}
+
+fn from_value(
+    value: &serde_json::Value,
+    source: &str,
+    default_prefix: &str,
+    unknown: UnknownKeys,
+) -> Result<Config, ConfigError> {
+    let raw = RawConfig::from_json(value)?;
+    if raw.resources.is_empty() {
+        return Err(ConfigError::EmptyResourceList);
+    }
+    for key in raw.unknown_keys() {
+        if unknown == UnknownKeys::Reject && key.scope != KeyScope::TopLevel {
+            return Err(ConfigError::UnknownKey(key));
+        }
+        tracing::warn!(config = %source, "ignoring {key}");
+    }
+    Config::validate(raw, default_prefix)
 }

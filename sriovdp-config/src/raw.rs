@@ -33,9 +33,40 @@ pub struct RawResource {
     /// The `selectors` value as JSON, `None` when the key is absent (for
     /// the error when it holds no selector object).
     pub selectors_value: Option<String>,
+    /// `additionalInfo`: `"*"` or a device's PCI address to key/values,
+    /// in file order.
+    pub additional_info: Vec<RawAdditionalInfo>,
     /// Keys not understood.
     pub unknown_keys: Vec<String>,
 }
+
+/// One `additionalInfo` entry: `"*"` or a PCI address, and its key/values.
+pub type RawAdditionalInfo = (String, Vec<(String, String)>);
+
+/// Keys a resource object accepts (matched case-insensitively).
+pub const RESOURCE_KEYS: [&str; 6] = [
+    "resourceName",
+    "resourcePrefix",
+    "deviceType",
+    "excludeTopology",
+    "selectors",
+    "additionalInfo",
+];
+
+/// Keys a selector object accepts (matched case-insensitively). The Go
+/// filters of [`UNSUPPORTED_SELECTOR_KEYS`] are known too, but only empty.
+pub const SELECTOR_KEYS: [&str; 10] = [
+    "vendors",
+    "devices",
+    "drivers",
+    "pciAddresses",
+    "acpiIndexes",
+    "pfNames",
+    "rootDevices",
+    "linkTypes",
+    "isRdma",
+    "needVhostNet",
+];
 
 /// Selector keys of the Go plugin whose filters this plugin does not
 /// implement. Ignoring one would offer devices it excludes, so a non-empty
@@ -92,25 +123,97 @@ impl RawConfig {
         Ok(config)
     }
 
-    /// Human-readable warnings about keys that were ignored.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
+    /// Every key not understood, top level first, then by resource.
+    pub fn unknown_keys(&self) -> Vec<UnknownKey> {
+        let mut out: Vec<UnknownKey> = self
             .unknown_keys
             .iter()
-            .map(|k| format!("ignoring unknown top-level key {k:?}"))
+            .map(|key| UnknownKey {
+                resource: None,
+                scope: KeyScope::TopLevel,
+                key: key.clone(),
+            })
             .collect();
         for resource in &self.resources {
-            let name = resource.label();
-            for key in &resource.unknown_keys {
-                out.push(format!("resource {name}: ignoring unknown key {key:?}"));
-            }
+            let unknown = |scope: KeyScope, key: &String| UnknownKey {
+                resource: Some(resource.label()),
+                scope,
+                key: key.clone(),
+            };
+            out.extend(
+                resource
+                    .unknown_keys
+                    .iter()
+                    .map(|k| unknown(KeyScope::Resource, k)),
+            );
             for selector in &resource.selectors {
-                for key in &selector.unknown_keys {
-                    out.push(format!("resource {name}: ignoring unknown selector key {key:?}"));
-                }
+                out.extend(
+                    selector
+                        .unknown_keys
+                        .iter()
+                        .map(|k| unknown(KeyScope::Selector, k)),
+                );
             }
         }
         out
+    }
+}
+
+/// Where an unknown key was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyScope {
+    /// The top-level object (next to `resourceList`).
+    TopLevel,
+    /// A resource object.
+    Resource,
+    /// A selector object.
+    Selector,
+}
+
+impl KeyScope {
+    /// The keys accepted there.
+    pub fn accepted(self) -> &'static [&'static str] {
+        match self {
+            KeyScope::TopLevel => &["resourceList"],
+            KeyScope::Resource => &RESOURCE_KEYS,
+            KeyScope::Selector => &SELECTOR_KEYS,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyScope::TopLevel => "top-level",
+            KeyScope::Resource => "resource",
+            KeyScope::Selector => "selector",
+        })
+    }
+}
+
+/// A key the parser does not understand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// The resource's label (`"name"` or `#index`); `None` at top level.
+    pub resource: Option<String>,
+    /// Object kind holding the key.
+    pub scope: KeyScope,
+    /// The key, as written.
+    pub key: String,
+}
+
+impl std::fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(resource) = &self.resource {
+            write!(f, "resource {resource}: ")?;
+        }
+        write!(
+            f,
+            "unknown {} key {:?} (accepted: {})",
+            self.scope,
+            self.key,
+            self.scope.accepted().join(", ")
+        )
     }
 }
 
@@ -139,6 +242,7 @@ impl RawResource {
                     resource.selectors = selectors(value, &label, key)?;
                     resource.selectors_value = Some(value.to_string());
                 }
+                "additionalinfo" => resource.additional_info = additional_info(value, &label, key)?,
                 _ => resource.unknown_keys.push(key.clone()),
             }
         }
@@ -152,6 +256,24 @@ impl RawResource {
             None => format!("#{}", self.index),
         }
     }
+}
+
+/// `{"*": {"k": "v"}, "0000:84:00.2": {...}}`; `null` is none.
+fn additional_info(value: &Value, resource: &str, key: &str) -> Result<Vec<RawAdditionalInfo>, ConfigError> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    as_object(value, resource, key)?
+        .iter()
+        .map(|(device, values)| {
+            let entry_key = format!("{key}.{device}");
+            let pairs = as_object(values, resource, &entry_key)?
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), as_string(v, resource, &format!("{entry_key}.{k}"))?)))
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            Ok((device.clone(), pairs))
+        })
+        .collect()
 }
 
 fn selectors(value: &Value, resource: &str, key: &str) -> Result<Vec<RawSelector>, ConfigError> {
@@ -287,22 +409,47 @@ mod tests {
     }
 
     #[test]
-    fn selectors_may_be_a_list_and_unknown_keys_warn() {
+    fn selectors_may_be_a_list_and_unknown_keys_are_listed_by_scope() {
         let raw = RawConfig::from_json(&json!({
             "resourceList": [{
                 "resourceName": "a",
-                "additionalInfo": {},
+                "additionalinfo": {"*": {"k": "v"}},
+                "resourcename2": 1,
                 "selectors": [{"drivers": ["mlx5_core"]}, {"vendor": ["15b3"]}]
             }],
             "extra": 1
         }))
         .unwrap();
         assert_eq!(raw.resources[0].selectors.len(), 2);
-        let warnings = raw.warnings();
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert_eq!(
-            warnings[2],
-            r#"resource "a": ignoring unknown selector key "vendor""#
+            raw.resources[0].additional_info,
+            [("*".to_string(), vec![("k".to_string(), "v".to_string())])]
+        );
+        let unknown = raw.unknown_keys();
+        let scopes: Vec<(KeyScope, &str)> = unknown.iter().map(|u| (u.scope, u.key.as_str())).collect();
+        assert_eq!(
+            scopes,
+            [
+                (KeyScope::TopLevel, "extra"),
+                (KeyScope::Resource, "resourcename2"),
+                (KeyScope::Selector, "vendor")
+            ]
+        );
+        assert_eq!(
+            unknown[2].to_string(),
+            r#"resource "a": unknown selector key "vendor" (accepted: vendors, devices, drivers, pciAddresses, acpiIndexes, pfNames, rootDevices, linkTypes, isRdma, needVhostNet)"#
+        );
+    }
+
+    #[test]
+    fn additional_info_values_must_be_strings() {
+        let err = RawConfig::from_json(&json!({
+            "resourceList": [{"resourceName": "a", "additionalInfo": {"*": {"mtu": 9000}}}]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"resource "a": key "additionalInfo.*.mtu": value 9000 is not a string"#
         );
     }
 
@@ -341,7 +488,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(raw.resources[0].selectors[0].vendors, ["15b3"]);
-        assert!(raw.warnings().is_empty(), "{:?}", raw.warnings());
+        assert!(raw.unknown_keys().is_empty(), "{:?}", raw.unknown_keys());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Turns the raw config into validated resources, rejecting anything the
 //! plugin cannot honour.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sriov_host::PciAddress;
 
@@ -31,6 +31,34 @@ pub struct ResourceConfig {
     pub exclude_topology: bool,
     /// Selectors, OR'ed in order.
     pub selectors: Vec<Selector>,
+    /// `additionalInfo`: key/values added to each device's `_INFO` entry.
+    pub additional_info: AdditionalInfo,
+}
+
+/// The Go plugin's `additionalInfo`: key/values for every device (`"*"`)
+/// and per device address; a device's own values override `"*"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdditionalInfo {
+    /// Values of `"*"`.
+    pub all: BTreeMap<String, String>,
+    /// Values per device.
+    pub by_device: BTreeMap<PciAddress, BTreeMap<String, String>>,
+}
+
+impl AdditionalInfo {
+    /// True when nothing is configured (Go then adds no `extra` entry).
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.by_device.is_empty()
+    }
+
+    /// The values for `device`: `"*"` first, then the device's own.
+    pub fn for_device(&self, device: &PciAddress) -> BTreeMap<String, String> {
+        let mut values = self.all.clone();
+        if let Some(own) = self.by_device.get(device) {
+            values.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        values
+    }
 }
 
 impl ResourceConfig {
@@ -129,11 +157,33 @@ fn validate_resource(raw: RawResource, default_prefix: &str) -> Result<ResourceC
         .iter()
         .map(|s| validate_selector(s, &label))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut additional_info = AdditionalInfo::default();
+    for (device, values) in &raw.additional_info {
+        let values: BTreeMap<String, String> = values.iter().cloned().collect();
+        if device == "*" {
+            additional_info.all.extend(values);
+            continue;
+        }
+        // Go compares the key with the device's address as text; parsing it
+        // catches keys that could never match.
+        let address: PciAddress = device.parse().map_err(|_| ConfigError::BadValue {
+            resource: label.clone(),
+            key: "additionalInfo",
+            value: device.clone(),
+            reason: "not \"*\" or a PCI address such as 0000:84:00.2".to_string(),
+        })?;
+        additional_info
+            .by_device
+            .entry(address)
+            .or_default()
+            .extend(values);
+    }
     Ok(ResourceConfig {
         prefix,
         name,
         exclude_topology: raw.exclude_topology,
         selectors,
+        additional_info,
     })
 }
 
@@ -204,7 +254,7 @@ fn parse_hex_id(value: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{parse, ConfigError, Selector};
+    use crate::{parse, parse_with, ConfigError, Selector, UnknownKeys};
 
     const GUIDE: &str = r#"{
         "resourceList": [{
@@ -333,6 +383,66 @@ mod tests {
             "intel.com"
         )
         .is_ok());
+    }
+
+    #[test]
+    fn additional_info_applies_star_then_the_device_own_values() {
+        let config = parse(
+            r#"{"resourceList":[{"resourceName":"a","selectors":{},"additionalInfo":{
+                "*": {"net": "sriov", "mtu": "1500"},
+                "0000:84:00.2": {"mtu": "9000"}}}]}"#,
+            "intel.com",
+        )
+        .unwrap();
+        let info = &config.resources[0].additional_info;
+        let own = info.for_device(&"0000:84:00.2".parse().unwrap());
+        assert_eq!(own["mtu"], "9000");
+        assert_eq!(own["net"], "sriov");
+        assert_eq!(info.for_device(&"0000:84:00.3".parse().unwrap())["mtu"], "1500");
+        assert_eq!(
+            err(r#"{"resourceList":[{"resourceName":"a","selectors":{},"additionalInfo":{"eth0":{}}}]}"#),
+            r#"resource "a": key "additionalInfo": bad value "eth0": not "*" or a PCI address such as 0000:84:00.2"#
+        );
+    }
+
+    #[test]
+    fn unknown_selector_key_is_an_error_naming_key_resource_and_accepted_keys() {
+        let text = r#"{"resourceList":[{"resourceName":"cx5","selectors":{"vendor":["15b3"]}}]}"#;
+        let e = parse(text, "intel.com").unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownKey(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            r#"resource "cx5": unknown selector key "vendor" (accepted: vendors, devices, drivers, pciAddresses, acpiIndexes, pfNames, rootDevices, linkTypes, isRdma, needVhostNet); --lenient-config ignores unknown keys with a warning"#
+        );
+        // Lenient: Go's behaviour, the selector then filters nothing.
+        let config = parse_with(text, "intel.com", UnknownKeys::Warn).unwrap();
+        assert_eq!(config.resources[0].selectors, [Selector::default()]);
+    }
+
+    #[test]
+    fn unknown_resource_key_is_an_error_but_a_top_level_one_is_not() {
+        let e = err(r#"{"resourceList":[{"resourceName":"cx5","selector":{},"selectors":{}}]}"#);
+        assert_eq!(
+            e,
+            r#"resource "cx5": unknown resource key "selector" (accepted: resourceName, resourcePrefix, deviceType, excludeTopology, selectors, additionalInfo); --lenient-config ignores unknown keys with a warning"#
+        );
+        assert!(parse(
+            r#"{"comment":"x","resourceList":[{"resourceName":"cx5","selectors":{}}]}"#,
+            "intel.com"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn an_empty_resource_list_is_an_error_even_when_lenient() {
+        for mode in [UnknownKeys::Reject, UnknownKeys::Warn] {
+            let e = parse_with(r#"{"resourceList":[]}"#, "intel.com", mode).unwrap_err();
+            assert!(matches!(e, ConfigError::EmptyResourceList), "{e:?}");
+        }
+        assert_eq!(
+            err(r#"{"resourceList":[]}"#),
+            r#"config key "resourceList" is empty: at least one resource is needed"#
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
 use kubelet_proto::v1beta1::registration_server::{Registration, RegistrationServer};
-use kubelet_proto::v1beta1::{Empty, ListAndWatchResponse, RegisterRequest};
+use kubelet_proto::v1beta1::{
+    AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse, Empty, ListAndWatchResponse,
+    RegisterRequest,
+};
 use simnode::{SimNode, SimNodeSpec};
 use sriov_device_plugin::daemon::{self, Settings};
 use sriov_device_plugin::transport::{connect, SocketServer};
@@ -143,6 +146,8 @@ impl Harness {
             device_info_dir: self.devinfo_dir(),
             plugin_registry_path: None,
             watch_uevents: false,
+            unknown_keys: sriovdp_config::UnknownKeys::Reject,
+            cdi_spec_dir: None,
         }
     }
 
@@ -197,6 +202,21 @@ impl Drop for Harness {
             task.abort();
         }
     }
+}
+
+/// Allocates `ids` for one container on our socket `socket`.
+pub async fn allocate_one(h: &Harness, socket: &str, ids: &[String]) -> ContainerAllocateResponse {
+    let mut client = h.client(socket).await;
+    let mut response = client
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: ids.to_vec(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    response.container_responses.remove(0)
 }
 
 /// Opens ListAndWatch.

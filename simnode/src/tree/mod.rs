@@ -8,7 +8,11 @@ use crate::addr::PciAddr;
 use crate::layout::{Decoy, Layout, PfLayout, VfLayout};
 use crate::spec::{EswitchMode, Model};
 
+mod bond;
+mod rdma;
 mod writer;
+
+pub use bond::write_bond;
 
 use writer::{Function, NetdevFiles, Tree};
 
@@ -157,6 +161,9 @@ pub fn write_tree(layout: &Layout) -> Result<(), TreeError> {
     }
     for decoy in &layout.decoys {
         write_decoy(&t, decoy)?;
+    }
+    if layout.vfs().any(|vf| vf.rdma.is_some()) {
+        rdma::write_class_files(&t)?;
     }
     Ok(())
 }
@@ -311,6 +318,9 @@ fn write_vf(t: &Tree, layout: &Layout, pf: &PfLayout, parent: &Path, vf: &VfLayo
             up: false,
         };
         t.netdev(&dir, &files)?;
+        if let Some((ibdev, number)) = &vf.rdma {
+            rdma::write_device(t, &dir, ibdev, *number, &netdev.name)?;
+        }
     }
     Ok(())
 }
