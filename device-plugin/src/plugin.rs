@@ -16,7 +16,7 @@ use tonic::transport::Server;
 use crate::device_info::DeviceInfoDir;
 use crate::plugin_watcher::PluginWatcherService;
 use crate::pool::Pool;
-use crate::registration::register_until_done;
+use crate::registration::{register_unless_watched, register_until_done, Registrar};
 use crate::server::DevicePluginService;
 use crate::transport::{SocketServer, TransportError};
 use sriovdp_config::ResourceConfig;
@@ -28,8 +28,8 @@ pub struct PluginPaths {
     pub device_plugin_dir: PathBuf,
     /// Device-info directory.
     pub device_info_dir: PathBuf,
-    /// Plugin-watcher directory, when registering through it.
-    pub registry_dir: Option<PathBuf>,
+    /// How to register with the kubelet.
+    pub registrar: Registrar,
 }
 
 /// A running resource.
@@ -70,7 +70,7 @@ impl Plugin {
     /// True when our `DevicePlugin` (and plugin-watcher) sockets are in place.
     pub fn sockets_present(&self) -> bool {
         self.server.as_ref().is_some_and(SocketServer::socket_present)
-            && (self.paths.registry_dir.is_none()
+            && (self.paths.registrar.registry_dir().is_none()
                 || self
                     .registry_server
                     .as_ref()
@@ -92,17 +92,26 @@ impl Plugin {
         let router = Server::builder().add_service(DevicePluginServer::new(service));
         self.server = Some(SocketServer::start(&socket, router, stop)?);
         tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");
-        match &self.paths.registry_dir {
-            Some(registry) => {
-                let path = registry.join(config.socket_name());
-                let service = PluginWatcherService::new(config.full_name(), socket.clone());
+        let kubelet = self.paths.device_plugin_dir.join(KUBELET_SOCKET);
+        match &self.paths.registrar {
+            Registrar::PluginWatcher { dir, grace } => {
+                let path = dir.join(config.socket_name());
+                let (service, queried) = PluginWatcherService::new(config.full_name(), socket.clone());
                 let router = Server::builder().add_service(RegistrationServer::new(service));
                 let (stop, _) = watch::channel(false);
                 self.registry_server = Some(SocketServer::start(&path, router, stop)?);
                 tracing::info!(resource = %config.full_name(), socket = %path.display(), "announced to the plugin watcher");
+                if let Some(grace) = grace {
+                    self.registrar = Some(tokio::spawn(register_unless_watched(
+                        queried,
+                        *grace,
+                        kubelet,
+                        config.full_name(),
+                        config.socket_name(),
+                    )));
+                }
             }
-            None => {
-                let kubelet = self.paths.device_plugin_dir.join(KUBELET_SOCKET);
+            Registrar::KubeletSocket => {
                 self.registrar = Some(tokio::spawn(register_until_done(
                     kubelet,
                     config.full_name(),
