@@ -9,6 +9,7 @@ use ovsdb_client::Endpoint;
 use serde::Deserialize;
 use serde_json::Value;
 use sriov_host::PciAddress;
+use sriov_logging::{Format, Level};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +53,8 @@ struct RawNetConf {
     log_file: Option<PathBuf>,
     #[serde(rename = "logLevel")]
     log_level: Option<String>,
+    #[serde(rename = "logFormat")]
+    log_format: Option<String>,
     #[serde(rename = "runtimeConfig")]
     runtime_config: Option<RawRuntimeConfig>,
     #[serde(rename = "prevResult")]
@@ -137,8 +140,10 @@ pub struct NetConf {
     pub state_dir: PathBuf,
     /// Log file.
     pub log_file: Option<PathBuf>,
-    /// Log level.
-    pub log_level: tracing::Level,
+    /// Log level (`logLevel`, names shared with the device plugin).
+    pub log_level: Level,
+    /// Log line format (`logFormat`: `text` or `json`).
+    pub log_format: Format,
     /// `prevResult`, when given.
     pub prev_result: Option<Value>,
     /// GC: attachments to keep (`cni.dev/valid-attachments` or `cni.dev/attachments`).
@@ -159,10 +164,23 @@ pub enum NetconfError {
         #[source]
         source: serde_json::Error,
     },
-    /// A field has the wrong type.
+    /// A field has the wrong type (found by [`field_type_error`]).
+    #[error("network configuration field {field:?} must be {expected}, not {found}")]
+    FieldType {
+        /// The top-level key.
+        field: String,
+        /// What it must be.
+        expected: String,
+        /// What it is.
+        found: String,
+        /// The parser's own words.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field has the wrong type and no single key explains it.
     #[error("network configuration has a field of the wrong type")]
     WrongType {
-        /// Parser error naming the field.
+        /// Parser error.
         #[source]
         source: serde_json::Error,
     },
@@ -228,15 +246,82 @@ pub fn valid_ifname(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
-fn parse_level(s: &str) -> Option<tracing::Level> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "panic" | "fatal" | "error" => tracing::Level::ERROR,
-        "warn" | "warning" => tracing::Level::WARN,
-        "info" => tracing::Level::INFO,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => return None,
-    })
+/// What each typed top-level key must be, in the words of the JSON a user writes; keys not
+/// listed are strings.
+const EXPECTED_TYPES: &[(&str, &str)] = &[
+    ("mtu", "a JSON number (an integer, e.g. 1400)"),
+    ("vlan", "a JSON number (an integer from 1 to 4094)"),
+    ("ovnInstalledTimeout", "a JSON number (whole seconds, e.g. 30)"),
+    ("ipam", "a JSON object"),
+    ("runtimeConfig", "a JSON object"),
+    ("prevResult", "a JSON object"),
+    (
+        "cni.dev/valid-attachments",
+        "a JSON list of {\"containerID\", \"ifname\"} objects",
+    ),
+    (
+        "cni.dev/attachments",
+        "a JSON list of {\"containerID\", \"ifname\"} objects",
+    ),
+];
+
+/// The JSON kind an [`EXPECTED_TYPES`] text names.
+fn kind_of_expected(expected: &str) -> &'static str {
+    ["number", "object", "list"]
+        .into_iter()
+        .find(|kind| expected.starts_with(&format!("a JSON {kind}")))
+        .unwrap_or("string")
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `value` as an error message shows it: `string "1400"`, `number 1400`.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
+/// Names the key behind a type error of the whole object: parses each key alone (every field
+/// is optional, so only a wrongly typed one fails) and says what it must be.
+fn field_type_error(object: &serde_json::Map<String, Value>, whole: serde_json::Error) -> NetconfError {
+    for (key, value) in object {
+        let single = Value::Object(serde_json::Map::from_iter([(key.clone(), value.clone())]));
+        if let Err(source) = serde_json::from_value::<RawNetConf>(single) {
+            let expected = EXPECTED_TYPES
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("a JSON string", |(_, expected)| expected);
+            let kind = kind_of(value);
+            let expected = if (kind == "object" || kind == "list") && kind_of_expected(expected) == kind {
+                // Right kind, wrong inside: the parser's words name the nested key best.
+                format!("well-formed ({source})")
+            } else {
+                expected.to_string()
+            };
+            return NetconfError::FieldType {
+                field: key.clone(),
+                expected,
+                found: describe(value),
+                source,
+            };
+        }
+    }
+    NetconfError::WrongType { source: whole }
 }
 
 impl NetConf {
@@ -247,8 +332,13 @@ impl NetConf {
         if !raw_value.is_object() {
             return Err(invalid("<root>", raw_value.to_string(), "must be a JSON object"));
         }
-        let raw: RawNetConf =
-            serde_json::from_value(raw_value.clone()).map_err(|source| NetconfError::WrongType { source })?;
+        let raw: RawNetConf = match serde_json::from_value(raw_value.clone()) {
+            Ok(raw) => raw,
+            Err(whole) => {
+                let object = raw_value.as_object().cloned().unwrap_or_default();
+                return Err(field_type_error(&object, whole));
+            }
+        };
         let cni_version = raw
             .cni_version
             .as_deref()
@@ -329,9 +419,20 @@ impl NetConf {
             None => None,
         };
         let log_level = match raw.log_level {
-            Some(l) => parse_level(&l)
-                .ok_or_else(|| invalid("logLevel", l, "want error, warning, info, debug or trace"))?,
-            None => tracing::Level::INFO,
+            Some(l) => l.parse().map_err(|_| {
+                invalid(
+                    "logLevel",
+                    l,
+                    "accepted are error, warn (or warning), info, debug, trace",
+                )
+            })?,
+            None => Level::Info,
+        };
+        let log_format = match raw.log_format {
+            Some(f) => f
+                .parse()
+                .map_err(|_| invalid("logFormat", f, "accepted are text, json"))?,
+            None => Format::Text,
         };
         let unknown_keys: Vec<String> = raw
             .other
@@ -359,6 +460,7 @@ impl NetConf {
             state_dir: raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             log_file: raw.log_file,
             log_level,
+            log_format,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments.or(raw.attachments),
             unknown_keys,
@@ -495,6 +597,67 @@ mod tests {
     }
 
     #[test]
+    fn wrong_type_names_the_field_the_expected_type_and_what_was_found() {
+        for (key, value, message) in [
+            (
+                "mtu",
+                json!("1400"),
+                r#"network configuration field "mtu" must be a JSON number (an integer, e.g. 1400), not string "1400""#,
+            ),
+            (
+                "vlan",
+                json!(true),
+                r#"network configuration field "vlan" must be a JSON number (an integer from 1 to 4094), not boolean true"#,
+            ),
+            (
+                "bridge",
+                json!(7),
+                r#"network configuration field "bridge" must be a JSON string, not number 7"#,
+            ),
+            (
+                "ovnInstalledTimeout",
+                json!(-1),
+                r#"network configuration field "ovnInstalledTimeout" must be a JSON number (whole seconds, e.g. 30), not number -1"#,
+            ),
+            (
+                "ipam",
+                json!("kube-ovn"),
+                r#"network configuration field "ipam" must be a JSON object, not string "kube-ovn""#,
+            ),
+        ] {
+            let mut v = base();
+            v[key] = value;
+            let error = parse(v).unwrap_err();
+            assert_eq!(error.to_string(), message);
+            assert_eq!(error.code(), 7);
+        }
+        let mut v = base();
+        v["runtimeConfig"] = json!({"ips": "10.0.0.2/24"});
+        let error = parse(v).unwrap_err().to_string();
+        assert!(
+            error.starts_with(r#"network configuration field "runtimeConfig" must be well-formed (invalid type: string "10.0.0.2/24", expected a sequence"#),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn log_level_and_format_take_the_names_the_device_plugin_takes() {
+        let mut v = base();
+        v["logLevel"] = json!("warning");
+        v["logFormat"] = json!("json");
+        let c = parse(v).unwrap();
+        assert_eq!((c.log_level, c.log_format), (Level::Warn, Format::Json));
+        let c = parse(base()).unwrap();
+        assert_eq!((c.log_level, c.log_format), (Level::Info, Format::Text));
+        let mut v = base();
+        v["logLevel"] = json!("verbose");
+        assert_eq!(
+            parse(v).unwrap_err().to_string(),
+            r#"network configuration field "logLevel" has invalid value "verbose": accepted are error, warn (or warning), info, debug, trace"#
+        );
+    }
+
+    #[test]
     fn gc_attachments_under_either_key() {
         let mut v = base();
         v["cni.dev/attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
@@ -537,6 +700,8 @@ mod tests {
             ("ovsdbSocket", json!("/run/openvswitch/db.sock")),
             ("bridge", json!("a/b")),
             ("logLevel", json!("loud")),
+            ("logLevel", json!("panic")),
+            ("logFormat", json!("logfmt")),
             ("ipam", json!({"subnet": "10.0.0.0/24"})),
             ("ifaceID", json!("")),
             ("ovnInstalledTimeout", json!(-1)),
