@@ -94,7 +94,7 @@ impl Plugin {
         tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");
         let kubelet = self.paths.device_plugin_dir.join(KUBELET_SOCKET);
         match &self.paths.registrar {
-            Registrar::PluginWatcher { dir, grace } => {
+            Registrar::PluginWatcher { dir, grace, ignored } => {
                 let path = dir.join(config.socket_name());
                 let (service, queried) = PluginWatcherService::new(config.full_name(), socket.clone());
                 let router = Server::builder().add_service(RegistrationServer::new(service));
@@ -105,6 +105,7 @@ impl Plugin {
                     self.registrar = Some(tokio::spawn(register_unless_watched(
                         queried,
                         *grace,
+                        Arc::clone(ignored),
                         kubelet,
                         config.full_name(),
                         config.socket_name(),

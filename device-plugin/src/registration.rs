@@ -2,6 +2,8 @@
 //! plugin watcher ([`crate::plugin_watcher`]), chosen like the Go plugin does.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kubelet_proto::v1beta1::registration_client::RegistrationClient;
@@ -42,7 +44,7 @@ pub fn default_registry_dir(device_plugin_dir: &Path) -> PathBuf {
 }
 
 /// How one daemon registers its resources, decided once at start.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Registrar {
     /// `Register` on `kubelet.sock`.
     KubeletSocket,
@@ -53,6 +55,10 @@ pub enum Registrar {
         dir: PathBuf,
         /// How long to wait for the plugin watcher.
         grace: Option<Duration>,
+        /// Set when the kubelet ignored the plugin watcher last time (shared by
+        /// every resource): later registrations, e.g. after a kubelet restart,
+        /// go to `kubelet.sock` without waiting `grace` again.
+        ignored: Arc<AtomicBool>,
     },
 }
 
@@ -66,10 +72,12 @@ impl Registrar {
             (RegistrationMode::PluginWatcher, true) => Registrar::PluginWatcher {
                 dir: dir.to_path_buf(),
                 grace: None,
+                ignored: Arc::default(),
             },
             (RegistrationMode::Auto, true) => Registrar::PluginWatcher {
                 dir: dir.to_path_buf(),
                 grace: Some(PLUGIN_WATCHER_GRACE),
+                ignored: Arc::default(),
             },
             (RegistrationMode::PluginWatcher, false) => {
                 tracing::warn!(path = %dir.display(), "plugin registry directory does not exist; registering with kubelet.sock");
@@ -81,7 +89,7 @@ impl Registrar {
             Registrar::KubeletSocket => {
                 tracing::info!(?mode, registry = %dir.display(), registry_exists = exists, "registering with kubelet.sock")
             }
-            Registrar::PluginWatcher { dir, grace } => {
+            Registrar::PluginWatcher { dir, grace, .. } => {
                 tracing::info!(?mode, registry = %dir.display(), fallback_after = ?grace, "registering through the kubelet plugin watcher")
             }
         }
@@ -150,18 +158,28 @@ pub async fn register(
     Ok(())
 }
 
-/// Waits `grace` for `queried` to turn true (the plugin watcher called
-/// `GetInfo`); if it does not, registers through `kubelet_socket` instead.
+/// Waits `grace` (none when `ignored` says the kubelet ignored the plugin
+/// watcher before) for `queried` to turn true (the plugin watcher called
+/// `GetInfo`); if it does not, registers through `kubelet_socket` instead and
+/// sets `ignored`.
 pub async fn register_unless_watched(
     mut queried: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
+    ignored: Arc<AtomicBool>,
     kubelet_socket: PathBuf,
     resource: String,
     endpoint: String,
 ) {
+    let grace = if ignored.load(Ordering::Relaxed) {
+        Duration::ZERO
+    } else {
+        grace
+    };
     if let Ok(Ok(_)) = tokio::time::timeout(grace, queried.wait_for(|q| *q)).await {
+        ignored.store(false, Ordering::Relaxed);
         return;
     }
+    ignored.store(true, Ordering::Relaxed);
     tracing::warn!(%resource, waited = ?grace, "the kubelet's plugin watcher did not query our socket; registering with kubelet.sock instead");
     register_until_done(kubelet_socket, resource, endpoint).await;
 }

@@ -54,7 +54,7 @@ async fn auto_mode_uses_the_plugin_watcher_when_plugins_registry_exists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_mode_falls_back_to_kubelet_sock_when_the_watcher_never_asks() {
+async fn auto_mode_falls_back_to_kubelet_sock_when_the_watcher_never_asks_and_stays_there() {
     let mut h = Harness::node(SimNodeSpec::new(prefix("rf"), 1, 1));
     std::fs::create_dir_all(kubelet_registry(&h)).unwrap();
     h.write_config(GUIDE_CONFIG);
@@ -72,6 +72,14 @@ async fn auto_mode_falls_back_to_kubelet_sock_when_the_watcher_never_asks() {
     );
     assert_eq!(registration.resource_name, "mellanox.com/cx5_sriov_switchdev");
     assert_eq!(registration.endpoint, GUIDE_SOCKET);
+    // Once ignored, a kubelet restart gets its registration at once, not after another wait.
+    h.kubelet.take().unwrap().stop().await;
+    let restarted = Instant::now();
+    h.kubelet = Some(TestKubelet::start(&h.dp_dir()));
+    let again = h.kubelet().next_registration().await;
+    let elapsed = restarted.elapsed();
+    assert!(elapsed < PLUGIN_WATCHER_GRACE, "{elapsed:?}");
+    assert_eq!(again.endpoint, GUIDE_SOCKET);
     h.shutdown().await;
 }
 
