@@ -15,6 +15,7 @@ pub mod del;
 pub mod error;
 #[cfg(test)]
 mod fake_ovs;
+pub mod field_type;
 pub mod gc;
 pub mod hooks;
 pub mod install;

@@ -2,6 +2,7 @@
 
 use crate::cni_args::CniArgs;
 use crate::error::{code, ErrorCode};
+use crate::field_type;
 use crate::ipnet::IpNet;
 use crate::mac::MacAddr;
 use crate::version::CniVersion;
@@ -164,7 +165,7 @@ pub enum NetconfError {
         #[source]
         source: serde_json::Error,
     },
-    /// A field has the wrong type (found by [`field_type_error`]).
+    /// A field has the wrong type (found by [`field_type::find`]).
     #[error("network configuration field {field:?} must be {expected}, not {found}")]
     FieldType {
         /// The top-level key.
@@ -246,84 +247,6 @@ pub fn valid_ifname(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
-/// What each typed top-level key must be, in the words of the JSON a user writes; keys not
-/// listed are strings.
-const EXPECTED_TYPES: &[(&str, &str)] = &[
-    ("mtu", "a JSON number (an integer, e.g. 1400)"),
-    ("vlan", "a JSON number (an integer from 1 to 4094)"),
-    ("ovnInstalledTimeout", "a JSON number (whole seconds, e.g. 30)"),
-    ("ipam", "a JSON object"),
-    ("runtimeConfig", "a JSON object"),
-    ("prevResult", "a JSON object"),
-    (
-        "cni.dev/valid-attachments",
-        "a JSON list of {\"containerID\", \"ifname\"} objects",
-    ),
-    (
-        "cni.dev/attachments",
-        "a JSON list of {\"containerID\", \"ifname\"} objects",
-    ),
-];
-
-/// The JSON kind an [`EXPECTED_TYPES`] text names.
-fn kind_of_expected(expected: &str) -> &'static str {
-    ["number", "object", "list"]
-        .into_iter()
-        .find(|kind| expected.starts_with(&format!("a JSON {kind}")))
-        .unwrap_or("string")
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "list",
-        Value::Object(_) => "object",
-    }
-}
-
-/// `value` as an error message shows it: `string "1400"`, `number 1400`.
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "an object".to_string(),
-    }
-}
-
-/// Names the key behind a type error of the whole object: parses each key alone (every field
-/// is optional, so only a wrongly typed one fails) and says what it must be.
-fn field_type_error(object: &serde_json::Map<String, Value>, whole: serde_json::Error) -> NetconfError {
-    for (key, value) in object {
-        let single = Value::Object(serde_json::Map::from_iter([(key.clone(), value.clone())]));
-        if let Err(source) = serde_json::from_value::<RawNetConf>(single) {
-            let expected = EXPECTED_TYPES
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or("a JSON string", |(_, expected)| expected);
-            let kind = kind_of(value);
-            let expected = if (kind == "object" || kind == "list") && kind_of_expected(expected) == kind {
-                // Right kind, wrong inside: the parser's words name the nested key best.
-                format!("well-formed ({source})")
-            } else {
-                expected.to_string()
-            };
-            return NetconfError::FieldType {
-                field: key.clone(),
-                expected,
-                found: describe(value),
-                source,
-            };
-        }
-    }
-    NetconfError::WrongType { source: whole }
-}
-
 impl NetConf {
     /// Parses and validates stdin.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, NetconfError> {
@@ -336,7 +259,15 @@ impl NetConf {
             Ok(raw) => raw,
             Err(whole) => {
                 let object = raw_value.as_object().cloned().unwrap_or_default();
-                return Err(field_type_error(&object, whole));
+                return Err(match field_type::find::<RawNetConf>(&object) {
+                    Some(f) => NetconfError::FieldType {
+                        field: f.field,
+                        expected: f.expected,
+                        found: f.found,
+                        source: f.source,
+                    },
+                    None => NetconfError::WrongType { source: whole },
+                });
             }
         };
         let cni_version = raw
@@ -635,7 +566,7 @@ mod tests {
         v["runtimeConfig"] = json!({"ips": "10.0.0.2/24"});
         let error = parse(v).unwrap_err().to_string();
         assert!(
-            error.starts_with(r#"network configuration field "runtimeConfig" must be well-formed (invalid type: string "10.0.0.2/24", expected a sequence"#),
+            error.starts_with(r#"network configuration field "runtimeConfig" must be a well-formed JSON object (invalid type: string "10.0.0.2/24", expected a sequence"#),
             "{error}"
         );
     }
