@@ -116,6 +116,8 @@ pub enum Invocation {
     Cni,
     /// `--help` / `-h` / `help`.
     Help,
+    /// `install --help`.
+    InstallHelp,
     /// `--version` / `-V`.
     Version,
     /// `install --dest DIR`.
@@ -149,6 +151,20 @@ Usage:
   sriov-ovs --help | --version
 ";
 
+/// Usage text printed by `install --help`.
+pub const INSTALL_USAGE: &str = "\
+Usage: sriov-ovs install --dest DIR
+
+Copies this executable to DIR/sriov-ovs atomically: a temporary file in DIR, fsync, mode 0755,
+then rename over the old binary, so a CNI call running at that moment executes the old or the
+new binary, never a half-written one. The installer DaemonSet runs it as
+`sriov-ovs install --dest /host/opt/cni/bin` with the host's /opt/cni/bin mounted there.
+
+Options:
+  --dest DIR   the CNI binary directory (required)
+  -h, --help   this text
+";
+
 /// Parses the arguments after the program name.
 pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -163,6 +179,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
             let mut rest = args[1..].iter();
             while let Some(arg) = rest.next() {
                 match arg.as_str() {
+                    "-h" | "--help" => return Ok(Invocation::InstallHelp),
                     "--dest" => dest = Some(rest.next().ok_or(UsageError::MissingDest)?.clone()),
                     other => match other.strip_prefix("--dest=") {
                         Some(value) => dest = Some(value.to_string()),
@@ -188,7 +205,11 @@ pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn 
     let code = match parse_args(args) {
         Ok(Invocation::Cni) => return None,
         Ok(Invocation::Help) => {
-            let _ = stdout.write_all(USAGE.as_bytes());
+            let _ = write!(stdout, "{USAGE}\n{}", crate::netconf_keys::help_text());
+            0
+        }
+        Ok(Invocation::InstallHelp) => {
+            let _ = stdout.write_all(INSTALL_USAGE.as_bytes());
             0
         }
         Ok(Invocation::Version) => {
@@ -423,6 +444,14 @@ mod tests {
         assert_eq!(parse_args(&args(&["install", "--dest=/host/opt/cni/bin"])), want);
         assert_eq!(parse_args(&args(&["install"])), Err(UsageError::MissingDest));
         assert_eq!(
+            parse_args(&args(&["install", "--help"])),
+            Ok(Invocation::InstallHelp)
+        );
+        assert_eq!(
+            parse_args(&args(&["install", "--dest", "/d", "-h"])),
+            Ok(Invocation::InstallHelp)
+        );
+        assert_eq!(
             parse_args(&args(&["install", "--dest"])),
             Err(UsageError::MissingDest)
         );
@@ -442,6 +471,15 @@ mod tests {
         assert_eq!(command_line(&[], &mut out, &mut err), None);
         assert_eq!(command_line(&args(&["--help"]), &mut out, &mut err), Some(0));
         assert!(String::from_utf8_lossy(&out).contains("install --dest DIR"));
+        assert!(
+            String::from_utf8_lossy(&out).contains("ovsdbSocket          [unix:/run/openvswitch/db.sock]")
+        );
+        out.clear();
+        assert_eq!(
+            command_line(&args(&["install", "--help"]), &mut out, &mut err),
+            Some(0)
+        );
+        assert!(String::from_utf8_lossy(&out).starts_with("Usage: sriov-ovs install --dest DIR"));
         assert_eq!(command_line(&args(&["bogus"]), &mut out, &mut err), Some(2));
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing");

@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod error;
 #[cfg(test)]
 mod fake_ovs;
+pub mod field_type;
 pub mod gc;
 pub mod hooks;
 pub mod install;
@@ -24,6 +25,7 @@ pub mod ipnet;
 pub mod logging;
 pub mod mac;
 pub mod netconf;
+pub mod netconf_keys;
 pub mod netlink;
 pub mod netns;
 pub mod ovs;
@@ -99,11 +101,11 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
         Ok(_) => match stdin.read_to_end(&mut input) {
             Ok(_) => {
                 // Log where the configuration says, even when it is otherwise invalid.
-                let (level, file) = match netconf::NetConf::parse(&input) {
-                    Ok(c) => (c.log_level, c.log_file),
-                    Err(_) => (tracing::Level::INFO, None),
+                let (level, format, file) = match netconf::NetConf::parse(&input) {
+                    Ok(c) => (c.log_level, c.log_format, c.log_file),
+                    Err(_) => (sriov_logging::Level::Info, sriov_logging::Format::Text, None),
                 };
-                _guard = Some(logging::init(level, file.as_deref()));
+                _guard = Some(logging::init(level, format, file.as_deref()));
                 dispatch(env, &input)
             }
             Err(source) => Err(PluginError::Skel(SkelError::Stdin { source })),
@@ -123,7 +125,7 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
             let cni = CniError::from_error(skel::error_version(&input), &err);
             let _stderr = _guard
                 .is_none()
-                .then(|| logging::init(tracing::Level::ERROR, None));
+                .then(|| logging::init(sriov_logging::Level::Error, Default::default(), None));
             tracing::error!(code = cni.code, msg = %cni.msg, details = %cni.details, "failed");
             let _ = writeln!(stdout, "{}", serde_json::to_string(&cni).unwrap_or_default());
             1
@@ -194,6 +196,14 @@ fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_
 mod tests {
     use super::*;
 
+    /// An ADD into a namespace that does not exist (every test fails before using it).
+    const ADD_ENV: [(&str, &str); 4] = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_NETNS", "/run/netns/none"),
+    ];
+
     fn call(env: &[(&str, &str)], stdin: &str) -> (i32, serde_json::Value) {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut out = Vec::new();
@@ -216,12 +226,7 @@ mod tests {
 
     #[test]
     fn errors_are_cni_json_on_stdout_with_exit_1() {
-        let add = [
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "c"),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_NETNS", "/run/netns/none"),
-        ];
+        let add = ADD_ENV;
         let (code, json) = call(&add, "{garbage");
         assert_eq!((code, json["code"].as_u64()), (1, Some(6)));
         assert_eq!(json["cniVersion"], "1.1.0");
@@ -238,16 +243,78 @@ mod tests {
 
     #[test]
     fn add_without_device_id_fails_before_touching_anything() {
-        let add = [
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "c"),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_NETNS", "/run/netns/none"),
-        ];
+        let add = ADD_ENV;
         let (code, json) = call(
             &add,
             r#"{"cniVersion":"1.0.0","name":"n","ovsdbSocket":"unix:/nonexistent/db.sock"}"#,
         );
         assert_eq!((code, json["code"].as_u64()), (1, Some(7)), "{json}");
+        let msg = json["msg"].as_str().unwrap();
+        for cause in [
+            "no deviceID",
+            "k8s.v1.cni.cncf.io/resourceName",
+            "does not request that resource",
+            "thin plugin",
+        ] {
+            assert!(msg.contains(cause), "{msg}");
+        }
+    }
+
+    #[test]
+    fn log_format_json_writes_json_lines_to_log_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("cni.log");
+        let add = ADD_ENV;
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "n", "logFile": log,
+            "logFormat": "json", "logLevel": "warning",
+        });
+        let (code, _) = call(&add, &conf.to_string());
+        assert_eq!(code, 1);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["level"] == "ERROR" && l["fields"]["code"] == 7),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn unreachable_ovsdb_names_the_endpoint_the_key_and_the_ovs_pod() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("db.sock");
+        let del = [
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c"),
+            ("CNI_IFNAME", "eth0"),
+        ];
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "n",
+            "deviceID": "0000:84:00.2",
+            "ovsdbSocket": format!("unix:{}", socket.display()),
+            "stateDir": dir.path().join("state"),
+        });
+        let (code, json) = call(&del, &conf.to_string());
+        assert_eq!((code, json["code"].as_u64()), (1, Some(102)), "{json}");
+        let text = format!(
+            "{} {}",
+            json["msg"].as_str().unwrap(),
+            json["details"].as_str().unwrap_or("")
+        );
+        for part in [
+            &format!("cannot connect to OVSDB at unix:{}", socket.display()),
+            r#""ovsdbSocket""#,
+            "ovs-ovn pod",
+            "kubectl -n kube-system get pods -l app=ovs",
+        ] {
+            assert!(text.contains(part), "{part} not in {text}");
+        }
     }
 }

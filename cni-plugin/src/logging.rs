@@ -1,27 +1,26 @@
-//! Logging with `tracing` to stderr or `logFile` at `logLevel`; never to stdout (it carries the result).
+//! Logging with `tracing` to stderr or `logFile`, at `logLevel`, in `logFormat`; never to
+//! stdout (it carries the result). Level and format names are the device plugin's.
 
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::sync::Mutex;
+
+use sriov_logging::{Format, Level, Sink};
 use tracing::subscriber::DefaultGuard;
 
 /// Installs a subscriber for the current thread until the guard is dropped.
-pub fn init(level: tracing::Level, log_file: Option<&Path>) -> DefaultGuard {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false)
-        .with_target(false);
-    if let Some(path) = log_file {
-        match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => {
-                return tracing::subscriber::set_default(builder.with_writer(Mutex::new(file)).finish())
-            }
-            Err(e) => {
-                let guard = tracing::subscriber::set_default(builder.with_writer(std::io::stderr).finish());
-                tracing::warn!(path = %path.display(), error = &e as &dyn std::error::Error, "cannot open logFile; logging to stderr");
-                return guard;
-            }
+pub fn init(level: Level, format: Format, log_file: Option<&Path>) -> DefaultGuard {
+    let Some(path) = log_file else {
+        return tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, Sink::Stderr));
+    };
+    match OpenOptions::new().create(true).append(true).open(path) {
+        Ok(file) => {
+            tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, Sink::File(file)))
+        }
+        Err(e) => {
+            let guard =
+                tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, Sink::Stderr));
+            tracing::warn!(path = %path.display(), error = &e as &dyn std::error::Error, "cannot open logFile; logging to stderr");
+            guard
         }
     }
-    tracing::subscriber::set_default(builder.with_writer(std::io::stderr).finish())
 }

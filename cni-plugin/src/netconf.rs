@@ -2,6 +2,7 @@
 
 use crate::cni_args::CniArgs;
 use crate::error::{code, ErrorCode};
+use crate::field_type;
 use crate::ipnet::IpNet;
 use crate::mac::MacAddr;
 use crate::version::CniVersion;
@@ -9,6 +10,7 @@ use ovsdb_client::Endpoint;
 use serde::Deserialize;
 use serde_json::Value;
 use sriov_host::PciAddress;
+use sriov_logging::{Format, Level};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +54,8 @@ struct RawNetConf {
     log_file: Option<PathBuf>,
     #[serde(rename = "logLevel")]
     log_level: Option<String>,
+    #[serde(rename = "logFormat")]
+    log_format: Option<String>,
     #[serde(rename = "runtimeConfig")]
     runtime_config: Option<RawRuntimeConfig>,
     #[serde(rename = "prevResult")]
@@ -137,8 +141,10 @@ pub struct NetConf {
     pub state_dir: PathBuf,
     /// Log file.
     pub log_file: Option<PathBuf>,
-    /// Log level.
-    pub log_level: tracing::Level,
+    /// Log level (`logLevel`, names shared with the device plugin).
+    pub log_level: Level,
+    /// Log line format (`logFormat`: `text` or `json`).
+    pub log_format: Format,
     /// `prevResult`, when given.
     pub prev_result: Option<Value>,
     /// GC: attachments to keep (`cni.dev/valid-attachments` or `cni.dev/attachments`).
@@ -159,10 +165,23 @@ pub enum NetconfError {
         #[source]
         source: serde_json::Error,
     },
-    /// A field has the wrong type.
+    /// A field has the wrong type (found by [`field_type::find`]).
+    #[error("network configuration field {field:?} must be {expected}, not {found}")]
+    FieldType {
+        /// The top-level key.
+        field: String,
+        /// What it must be.
+        expected: String,
+        /// What it is.
+        found: String,
+        /// The parser's own words.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field has the wrong type and no single key explains it.
     #[error("network configuration has a field of the wrong type")]
     WrongType {
-        /// Parser error naming the field.
+        /// Parser error.
         #[source]
         source: serde_json::Error,
     },
@@ -228,17 +247,6 @@ pub fn valid_ifname(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
-fn parse_level(s: &str) -> Option<tracing::Level> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "panic" | "fatal" | "error" => tracing::Level::ERROR,
-        "warn" | "warning" => tracing::Level::WARN,
-        "info" => tracing::Level::INFO,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => return None,
-    })
-}
-
 impl NetConf {
     /// Parses and validates stdin.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, NetconfError> {
@@ -247,8 +255,21 @@ impl NetConf {
         if !raw_value.is_object() {
             return Err(invalid("<root>", raw_value.to_string(), "must be a JSON object"));
         }
-        let raw: RawNetConf =
-            serde_json::from_value(raw_value.clone()).map_err(|source| NetconfError::WrongType { source })?;
+        let raw: RawNetConf = match serde_json::from_value(raw_value.clone()) {
+            Ok(raw) => raw,
+            Err(whole) => {
+                let object = raw_value.as_object().cloned().unwrap_or_default();
+                return Err(match field_type::find::<RawNetConf>(&object) {
+                    Some(f) => NetconfError::FieldType {
+                        field: f.field,
+                        expected: f.expected,
+                        found: f.found,
+                        source: f.source,
+                    },
+                    None => NetconfError::WrongType { source: whole },
+                });
+            }
+        };
         let cni_version = raw
             .cni_version
             .as_deref()
@@ -329,9 +350,20 @@ impl NetConf {
             None => None,
         };
         let log_level = match raw.log_level {
-            Some(l) => parse_level(&l)
-                .ok_or_else(|| invalid("logLevel", l, "want error, warning, info, debug or trace"))?,
-            None => tracing::Level::INFO,
+            Some(l) => l.parse().map_err(|_| {
+                invalid(
+                    "logLevel",
+                    l,
+                    "accepted are error, warn (or warning), info, debug, trace",
+                )
+            })?,
+            None => Level::Info,
+        };
+        let log_format = match raw.log_format {
+            Some(f) => f
+                .parse()
+                .map_err(|_| invalid("logFormat", f, "accepted are text, json"))?,
+            None => Format::Text,
         };
         let unknown_keys: Vec<String> = raw
             .other
@@ -359,6 +391,7 @@ impl NetConf {
             state_dir: raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             log_file: raw.log_file,
             log_level,
+            log_format,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments.or(raw.attachments),
             unknown_keys,
@@ -495,6 +528,67 @@ mod tests {
     }
 
     #[test]
+    fn wrong_type_names_the_field_the_expected_type_and_what_was_found() {
+        for (key, value, message) in [
+            (
+                "mtu",
+                json!("1400"),
+                r#"network configuration field "mtu" must be a JSON number (an integer, e.g. 1400), not string "1400""#,
+            ),
+            (
+                "vlan",
+                json!(true),
+                r#"network configuration field "vlan" must be a JSON number (an integer from 1 to 4094), not boolean true"#,
+            ),
+            (
+                "bridge",
+                json!(7),
+                r#"network configuration field "bridge" must be a JSON string, not number 7"#,
+            ),
+            (
+                "ovnInstalledTimeout",
+                json!(-1),
+                r#"network configuration field "ovnInstalledTimeout" must be a JSON number (whole seconds, e.g. 30), not number -1"#,
+            ),
+            (
+                "ipam",
+                json!("kube-ovn"),
+                r#"network configuration field "ipam" must be a JSON object, not string "kube-ovn""#,
+            ),
+        ] {
+            let mut v = base();
+            v[key] = value;
+            let error = parse(v).unwrap_err();
+            assert_eq!(error.to_string(), message);
+            assert_eq!(error.code(), 7);
+        }
+        let mut v = base();
+        v["runtimeConfig"] = json!({"ips": "10.0.0.2/24"});
+        let error = parse(v).unwrap_err().to_string();
+        assert!(
+            error.starts_with(r#"network configuration field "runtimeConfig" must be a well-formed JSON object (invalid type: string "10.0.0.2/24", expected a sequence"#),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn log_level_and_format_take_the_names_the_device_plugin_takes() {
+        let mut v = base();
+        v["logLevel"] = json!("warning");
+        v["logFormat"] = json!("json");
+        let c = parse(v).unwrap();
+        assert_eq!((c.log_level, c.log_format), (Level::Warn, Format::Json));
+        let c = parse(base()).unwrap();
+        assert_eq!((c.log_level, c.log_format), (Level::Info, Format::Text));
+        let mut v = base();
+        v["logLevel"] = json!("verbose");
+        assert_eq!(
+            parse(v).unwrap_err().to_string(),
+            r#"network configuration field "logLevel" has invalid value "verbose": accepted are error, warn (or warning), info, debug, trace"#
+        );
+    }
+
+    #[test]
     fn gc_attachments_under_either_key() {
         let mut v = base();
         v["cni.dev/attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
@@ -537,6 +631,8 @@ mod tests {
             ("ovsdbSocket", json!("/run/openvswitch/db.sock")),
             ("bridge", json!("a/b")),
             ("logLevel", json!("loud")),
+            ("logLevel", json!("panic")),
+            ("logFormat", json!("logfmt")),
             ("ipam", json!({"subnet": "10.0.0.0/24"})),
             ("ifaceID", json!("")),
             ("ovnInstalledTimeout", json!(-1)),

@@ -36,7 +36,12 @@ pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum OvsError {
     /// Connecting to the socket failed.
-    #[error("cannot connect to OVSDB at {endpoint}")]
+    #[error(
+        "cannot connect to OVSDB at {endpoint} (network configuration key \"ovsdbSocket\"): \
+         is ovsdb-server running on this node? With Kube-OVN, check this node's ovs-ovn pod \
+         (kubectl -n kube-system get pods -l app=ovs -o wide) and that ovsdbSocket names the \
+         socket it serves"
+    )]
     Connect {
         /// The endpoint, e.g. `unix:/run/openvswitch/db.sock`.
         endpoint: String,

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::daemon::Settings;
+use crate::go_flags::{parse_log_level, GoFlags};
+use crate::registration::RegistrationMode;
+use sriov_logging::{Format, Level};
 use sriovdp_config::UnknownKeys;
 
 /// Kubelet device plugin for switchdev SR-IOV VFs (Mellanox ConnectX /
@@ -36,16 +39,31 @@ pub struct Args {
     #[arg(long, default_value = "/var/run/k8s.cni.cncf.io/devinfo/dp")]
     pub device_info_dir: PathBuf,
 
-    /// Kubelet plugin-watcher directory (e.g. /var/lib/kubelet/plugins_registry).
-    /// When it names an existing directory, the plugin registers through the
-    /// plugin watcher instead of calling kubelet.sock.
+    /// Kubelet plugin-watcher directory [default: plugins_registry next to
+    /// --device-plugin-path, i.e. /var/lib/kubelet/plugins_registry]. Given
+    /// explicitly, it forces plugin-watcher registration (when it exists).
     #[arg(long)]
     pub plugin_registry_path: Option<PathBuf>,
 
-    /// Log filter: error, warn, info, debug, trace, or a tracing filter
-    /// such as "sriov_device_plugin=debug".
-    #[arg(long, default_value = "info")]
-    pub log_level: String,
+    /// How to register with the kubelet: "auto" uses the plugin watcher when
+    /// the plugins_registry directory exists (like the Go plugin) and falls
+    /// back to kubelet.sock if the kubelet does not query it within 5 s.
+    #[arg(long, value_enum, default_value_t = RegistrationMode::Auto)]
+    pub registration_mode: RegistrationMode,
+
+    /// Log level: error, warn (or warning), info, debug, trace, or a glog
+    /// verbosity number as the Go plugin's DaemonSets pass (0-3 info,
+    /// 4 debug, 5+ trace).
+    #[arg(long, value_parser = parse_log_level, default_value = "info")]
+    pub log_level: Level,
+
+    /// Log line format: text, or json (one object per line) for log pipelines.
+    #[arg(long, default_value = "text")]
+    pub log_format: Format,
+
+    /// The Go plugin's glog flags.
+    #[command(flatten)]
+    pub go: GoFlags,
 
     /// Write a CDI spec per resource and answer Allocate with CDI device
     /// names (cdi_devices and the cdi.k8s.io annotation) instead of device
@@ -79,6 +97,7 @@ impl Args {
             sysfs_root: self.sysfs_root.clone(),
             device_info_dir: self.device_info_dir.clone(),
             plugin_registry_path: self.plugin_registry_path.clone(),
+            registration: self.registration(),
             watch_uevents: true,
             unknown_keys: self.unknown_keys(),
             cdi_spec_dir: self.use_cdi.then(|| self.cdi_spec_dir.clone()),
@@ -91,6 +110,17 @@ impl Args {
             UnknownKeys::Warn
         } else {
             UnknownKeys::Reject
+        }
+    }
+}
+
+impl Args {
+    /// The registration mode: an explicit `--plugin-registry-path` forces the
+    /// plugin watcher unless `--registration-mode` says otherwise.
+    pub fn registration(&self) -> RegistrationMode {
+        match (self.registration_mode, &self.plugin_registry_path) {
+            (RegistrationMode::Auto, Some(_)) => RegistrationMode::PluginWatcher,
+            (mode, _) => mode,
         }
     }
 }
@@ -113,7 +143,9 @@ mod tests {
             PathBuf::from("/var/run/k8s.cni.cncf.io/devinfo/dp")
         );
         assert_eq!(args.plugin_registry_path, None);
-        assert_eq!(args.log_level, "info");
+        assert_eq!(args.log_level, Level::Info);
+        assert_eq!(args.log_format, Format::Text);
+        assert_eq!(args.registration(), RegistrationMode::Auto);
     }
 
     #[test]
@@ -135,6 +167,8 @@ mod tests {
         assert_eq!(s.plugin_registry_path, Some(PathBuf::from("/r")));
         assert_eq!(s.cdi_spec_dir, None);
         assert_eq!(s.unknown_keys, UnknownKeys::Reject);
+        assert_eq!(s.registration, RegistrationMode::PluginWatcher);
+        assert_eq!(args.log_level, Level::Debug);
     }
 
     #[test]
@@ -148,5 +182,53 @@ mod tests {
             .unwrap()
             .settings();
         assert_eq!(s.cdi_spec_dir, Some(PathBuf::from("/t/cdi")));
+    }
+
+    #[test]
+    fn registration_mode_flag_overrides_an_explicit_registry_path() {
+        let args = Args::try_parse_from([
+            "x",
+            "--plugin-registry-path=/r",
+            "--registration-mode=kubelet-socket",
+        ])
+        .unwrap();
+        assert_eq!(args.registration(), RegistrationMode::KubeletSocket);
+    }
+
+    #[test]
+    fn go_daemonset_and_entrypoint_command_lines_parse() {
+        for argv in [
+            &["x", "--log-dir=sriovdp", "--log-level=10"][..],
+            &["x", "--log-level=10", "--logtostderr"],
+            &[
+                "x",
+                "--alsologtostderr",
+                "--resource-prefix=mellanox.com",
+                "--config-file=/c.json",
+            ],
+            &[
+                "x",
+                "--logtostderr=false",
+                "--log-format=json",
+                "--log-level=warning",
+            ],
+        ] {
+            Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn unknown_log_level_or_format_is_a_usage_error_naming_the_accepted_ones() {
+        for (flag, accepted) in [
+            (
+                "--log-level=verbose",
+                "error, warn (or warning), info, debug, trace",
+            ),
+            ("--log-format=logfmt", "text, json"),
+        ] {
+            let error = Args::try_parse_from(["x", flag]).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(error.to_string().contains(accepted), "{error}");
+        }
     }
 }

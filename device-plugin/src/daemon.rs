@@ -34,6 +34,7 @@ use crate::health::{HealthError, LinkMonitor};
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
 use crate::rdma::RdmaMemory;
+use crate::registration::{default_registry_dir, Registrar, RegistrationMode};
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
@@ -55,8 +56,11 @@ pub struct Settings {
     pub sysfs_root: PathBuf,
     /// Device-info directory.
     pub device_info_dir: PathBuf,
-    /// Plugin-watcher directory; used when it exists.
+    /// Plugin-watcher directory; default `<kubelet root>/plugins_registry`
+    /// (the parent of `device_plugin_path`).
     pub plugin_registry_path: Option<PathBuf>,
+    /// How to register with the kubelet.
+    pub registration: RegistrationMode,
     /// Listen to kernel uevents.
     pub watch_uevents: bool,
     /// Unknown resource/selector keys: error or warning (`--lenient-config`).
@@ -127,6 +131,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
 
 struct Daemon {
     settings: Settings,
+    registrar: Registrar,
     sysfs: Sysfs,
     config: Config,
     links: LinkMonitor,
@@ -152,14 +157,13 @@ impl Daemon {
             (settings.device_plugin_path.clone(), dir_changes()),
             (config_dir(&settings.config_file), dir_changes()),
         ];
-        let registry = settings.plugin_registry_path.clone().filter(|p| p.is_dir());
-        if let Some(path) = &settings.plugin_registry_path {
-            if registry.is_none() {
-                tracing::warn!(path = %path.display(), "plugin registry directory does not exist; registering with kubelet.sock");
-            }
-        }
-        if let Some(registry) = &registry {
-            dirs.push((registry.clone(), dir_changes()));
+        let registry_dir = settings
+            .plugin_registry_path
+            .clone()
+            .unwrap_or_else(|| default_registry_dir(&settings.device_plugin_path));
+        let registrar = Registrar::choose(settings.registration, &registry_dir);
+        if let Some(registry) = registrar.registry_dir() {
+            dirs.push((registry.to_path_buf(), dir_changes()));
         }
         let static_watcher = DirWatcher::start(&dirs, fs_sender.clone()).map_err(DaemonError::Watch)?;
         let (uevent_sender, uevents) = mpsc::unbounded_channel();
@@ -176,10 +180,8 @@ impl Daemon {
         };
         let mut daemon = Daemon {
             sysfs: Sysfs::new(&settings.sysfs_root),
-            settings: Settings {
-                plugin_registry_path: registry,
-                ..settings
-            },
+            settings,
+            registrar,
             config,
             links,
             excluded_netdevs: HashSet::new(),
@@ -210,6 +212,7 @@ impl Daemon {
             device_info_dir: self.settings.device_info_dir.clone(),
             registry_dir: self.settings.plugin_registry_path.clone(),
             cdi_spec_dir: self.settings.cdi_spec_dir.clone(),
+            registrar: self.registrar.clone(),
         }
     }
 
@@ -346,7 +349,7 @@ impl Daemon {
                 return Trigger::SocketRemoved;
             }
         }
-        if settings.plugin_registry_path.as_deref() == Some(event.dir.as_path())
+        if self.registrar.registry_dir() == Some(event.dir.as_path())
             && event.removed()
             && self.plugins.values().any(|p| event.is(&p.socket_name()))
         {

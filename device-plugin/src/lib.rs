@@ -10,6 +10,7 @@ pub mod cli;
 pub mod daemon;
 pub mod device_info;
 pub mod discovery;
+pub mod go_flags;
 pub mod health;
 pub mod links;
 pub mod plugin;

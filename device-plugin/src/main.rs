@@ -12,12 +12,11 @@ const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let logging = sriov_logging::dispatch(args.log_level, args.log_format, sriov_logging::Sink::Stderr);
+    if tracing::dispatcher::set_global_default(logging).is_err() {
+        eprintln!("sriov-device-plugin: a logger is already installed");
+    }
+    args.go.warn_ignored();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

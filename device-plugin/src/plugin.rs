@@ -17,7 +17,7 @@ use crate::cdi::CdiSpecDir;
 use crate::device_info::DeviceInfoDir;
 use crate::plugin_watcher::PluginWatcherService;
 use crate::pool::Pool;
-use crate::registration::register_until_done;
+use crate::registration::{register_unless_watched, register_until_done, Registrar};
 use crate::server::DevicePluginService;
 use crate::transport::{SocketServer, TransportError};
 use sriovdp_config::ResourceConfig;
@@ -33,6 +33,8 @@ pub struct PluginPaths {
     pub registry_dir: Option<PathBuf>,
     /// CDI spec directory, with `--use-cdi`.
     pub cdi_spec_dir: Option<PathBuf>,
+    /// How to register with the kubelet.
+    pub registrar: Registrar,
 }
 
 /// A running resource.
@@ -73,7 +75,7 @@ impl Plugin {
     /// True when our `DevicePlugin` (and plugin-watcher) sockets are in place.
     pub fn sockets_present(&self) -> bool {
         self.server.as_ref().is_some_and(SocketServer::socket_present)
-            && (self.paths.registry_dir.is_none()
+            && (self.paths.registrar.registry_dir().is_none()
                 || self
                     .registry_server
                     .as_ref()
@@ -96,17 +98,27 @@ impl Plugin {
         let router = Server::builder().add_service(DevicePluginServer::new(service));
         self.server = Some(SocketServer::start(&socket, router, stop)?);
         tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");
-        match &self.paths.registry_dir {
-            Some(registry) => {
-                let path = registry.join(config.socket_name());
-                let service = PluginWatcherService::new(config.full_name(), socket.clone());
+        let kubelet = self.paths.device_plugin_dir.join(KUBELET_SOCKET);
+        match &self.paths.registrar {
+            Registrar::PluginWatcher { dir, grace, ignored } => {
+                let path = dir.join(config.socket_name());
+                let (service, queried) = PluginWatcherService::new(config.full_name(), socket.clone());
                 let router = Server::builder().add_service(RegistrationServer::new(service));
                 let (stop, _) = watch::channel(false);
                 self.registry_server = Some(SocketServer::start(&path, router, stop)?);
                 tracing::info!(resource = %config.full_name(), socket = %path.display(), "announced to the plugin watcher");
+                if let Some(grace) = grace {
+                    self.registrar = Some(tokio::spawn(register_unless_watched(
+                        queried,
+                        *grace,
+                        Arc::clone(ignored),
+                        kubelet,
+                        config.full_name(),
+                        config.socket_name(),
+                    )));
+                }
             }
-            None => {
-                let kubelet = self.paths.device_plugin_dir.join(KUBELET_SOCKET);
+            Registrar::KubeletSocket => {
                 self.registrar = Some(tokio::spawn(register_until_done(
                     kubelet,
                     config.full_name(),

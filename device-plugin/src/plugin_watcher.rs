@@ -3,12 +3,14 @@
 //! the kubelet finds by itself (no call to `kubelet.sock`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kubelet_proto::pluginregistration::registration_server::Registration;
 use kubelet_proto::pluginregistration::{
     InfoRequest, PluginInfo, RegistrationStatus, RegistrationStatusResponse, DEVICE_PLUGIN_TYPE,
 };
 use kubelet_proto::v1beta1::VERSION;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 /// Answers the kubelet's plugin watcher for one resource.
@@ -16,19 +18,28 @@ use tonic::{Request, Response, Status};
 pub struct PluginWatcherService {
     resource: String,
     endpoint: PathBuf,
+    /// Set on the first `GetInfo`: the kubelet watches this directory.
+    queried: Arc<watch::Sender<bool>>,
 }
 
 impl PluginWatcherService {
     /// Announces `resource`, served by the device plugin socket `endpoint`
-    /// (absolute path).
-    pub fn new(resource: String, endpoint: PathBuf) -> PluginWatcherService {
-        PluginWatcherService { resource, endpoint }
+    /// (absolute path). The receiver turns true once the kubelet asks.
+    pub fn new(resource: String, endpoint: PathBuf) -> (PluginWatcherService, watch::Receiver<bool>) {
+        let (queried, seen) = watch::channel(false);
+        let service = PluginWatcherService {
+            resource,
+            endpoint,
+            queried: Arc::new(queried),
+        };
+        (service, seen)
     }
 }
 
 #[tonic::async_trait]
 impl Registration for PluginWatcherService {
     async fn get_info(&self, _: Request<InfoRequest>) -> Result<Response<PluginInfo>, Status> {
+        self.queried.send_replace(true);
         Ok(Response::new(PluginInfo {
             r#type: DEVICE_PLUGIN_TYPE.to_string(),
             name: self.resource.clone(),

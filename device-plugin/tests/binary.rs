@@ -126,6 +126,11 @@ fn help_explains_every_flag() {
         "--device-info-dir",
         "--log-level",
         "--plugin-registry-path",
+        "--registration-mode",
+        "--log-format",
+        "--log-dir",
+        "--logtostderr",
+        "--alsologtostderr",
         "SRIOV_SYSFS_ROOT",
         "/etc/pcidp/config.json",
         "intel.com",
@@ -134,6 +139,43 @@ fn help_explains_every_flag() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
+}
+
+#[test]
+fn unknown_log_level_is_a_start_up_error_naming_the_accepted_ones() {
+    for level in ["verbose", "warnings", "sriov_device_plugin=debug"] {
+        let output = Command::new(BIN)
+            .arg(format!("--log-level={level}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{level}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "unknown log level {level:?}: accepted are error, warn (or warning), info, debug, trace"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["--log-format=json", "--log-dir=sriovdp", "--log-level=warning"])
+        .arg("--config-file")
+        .arg(tmp.path().join("missing.json"))
+        .arg("--device-plugin-path")
+        .arg(tmp.path().join("dp"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().next().unwrap();
+    let json: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(json["level"], "WARN");
+    assert_eq!(json["fields"]["flag"], "--log-dir");
+    assert!(!stderr.contains('\u{1b}'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -372,7 +372,7 @@ async fn legacy_eswitch_vfs_are_unhealthy_and_vfio_vfs_get_device_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_watcher_mode_answers_get_info() {
     use kubelet_proto::pluginregistration::registration_client::RegistrationClient;
-    use kubelet_proto::pluginregistration::{InfoRequest, RegistrationStatus};
+    use kubelet_proto::pluginregistration::InfoRequest;
 
     let mut h = Harness::node(SimNodeSpec::new(prefix("pw"), 1, 1));
     std::fs::create_dir_all(h.registry_dir()).unwrap();
@@ -383,12 +383,7 @@ async fn plugin_watcher_mode_answers_get_info() {
     };
     h.start_with(settings);
     let reg_socket = h.registry_dir().join(GUIDE_SOCKET);
-    wait_for("registry socket", || reg_socket.exists()).await;
-    let channel = sriov_device_plugin::transport::connect(&reg_socket, WAIT)
-        .await
-        .unwrap();
-    let mut watcher = RegistrationClient::new(channel);
-    let info = watcher.get_info(InfoRequest {}).await.unwrap().into_inner();
+    let info = plugin_watcher_registers(&reg_socket).await;
     assert_eq!(info.r#type, "DevicePlugin");
     assert_eq!(info.name, "mellanox.com/cx5_sriov_switchdev");
     assert_eq!(info.supported_versions, ["v1beta1"]);
@@ -396,13 +391,6 @@ async fn plugin_watcher_mode_answers_get_info() {
         std::path::Path::new(&info.endpoint),
         h.dp_dir().join(GUIDE_SOCKET)
     );
-    watcher
-        .notify_registration_status(RegistrationStatus {
-            plugin_registered: true,
-            error: String::new(),
-        })
-        .await
-        .unwrap();
     // The device plugin socket at the endpoint serves the resource.
     let mut client = h.client(GUIDE_SOCKET).await;
     assert_eq!(

@@ -175,7 +175,7 @@ pub fn start_device_plugin(netns: &str, paths: &DevicePluginPaths) -> Result<Chi
 
 /// The `config.json` of the `sriovdp-config` ConfigMap in `manifests/`.
 pub fn device_plugin_config() -> Result<String, String> {
-    let path = manifests_dir().join("sriovdp-config.yaml");
+    let path = manifests_dir().join("optional/sriovdp-config.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cm: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -194,7 +194,7 @@ mod tests {
     fn finds_profile_dir_and_shipped_device_plugin_config() {
         let p = profile_dir().unwrap();
         assert!(p.join("deps").is_dir(), "{}", p.display());
-        if manifests_dir().join("sriovdp-config.yaml").exists() {
+        if manifests_dir().join("optional/sriovdp-config.yaml").exists() {
             let cfg = device_plugin_config().unwrap();
             assert!(cfg.contains("cx5_sriov_switchdev"));
         }

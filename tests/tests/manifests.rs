@@ -39,6 +39,10 @@ impl Doc {
     fn namespace(&self) -> &str {
         self.value["metadata"]["namespace"].as_str().unwrap_or("default")
     }
+    /// kustomize input only (`config.kubernetes.io/local-config`), never sent to the cluster.
+    fn local_config(&self) -> bool {
+        self.value["metadata"]["annotations"]["config.kubernetes.io/local-config"].as_str() == Some("true")
+    }
 }
 
 fn manifests() -> PathBuf {
@@ -106,7 +110,7 @@ fn config_json(cm: &Doc) -> String {
 
 /// The shipped device plugin config, loaded the way the binary loads it (from a file).
 fn shipped_config() -> Config {
-    let cm = doc("sriovdp-config.yaml", "ConfigMap", "sriovdp-config");
+    let cm = doc("optional/sriovdp-config.yaml", "ConfigMap", "sriovdp-config");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.json");
     std::fs::write(&file, config_json(&cm)).unwrap();
@@ -139,7 +143,8 @@ fn argv(c: &Yaml) -> Vec<String> {
 }
 
 /// Mounts of a container resolved against the pod's volumes: mountPath -> (volume, readOnly).
-fn mounts<'a>(ds: &'a Doc, c: &Yaml) -> BTreeMap<String, (&'a Yaml, bool)> {
+/// A `subPath` mount gets a copy of its volume whose `hostPath.path` names the subdirectory.
+fn mounts(ds: &Doc, c: &Yaml) -> BTreeMap<String, (Yaml, bool)> {
     let volumes = ds.value["spec"]["template"]["spec"]["volumes"]
         .as_sequence()
         .unwrap();
@@ -151,16 +156,20 @@ fn mounts<'a>(ds: &'a Doc, c: &Yaml) -> BTreeMap<String, (&'a Yaml, bool)> {
             .find(|v| v["name"].as_str() == Some(name))
             .unwrap_or_else(|| panic!("{}: volume {name} is not defined", ds.file.display()));
         let ro = m["readOnly"].as_bool().unwrap_or(false);
+        let mut volume = volume.clone();
+        if let (Some(sub), Some(host)) = (m["subPath"].as_str(), volume["hostPath"]["path"].as_str()) {
+            volume["hostPath"]["path"] = Yaml::from(format!("{host}/{sub}"));
+        }
         out.insert(m["mountPath"].as_str().unwrap().to_string(), (volume, ro));
     }
     out
 }
 
 /// The mount whose mountPath holds `path`, longest match first.
-fn mount_holding<'m, 'a>(
-    mounts: &'m BTreeMap<String, (&'a Yaml, bool)>,
+fn mount_holding<'m>(
+    mounts: &'m BTreeMap<String, (Yaml, bool)>,
     path: &str,
-) -> Option<(&'m String, &'m (&'a Yaml, bool))> {
+) -> Option<(&'m String, &'m (Yaml, bool))> {
     mounts
         .iter()
         .filter(|(mp, _)| Path::new(path).starts_with(mp.as_str()))
@@ -244,11 +253,14 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
                 d.name().to_string(),
             );
             assert!(seen.insert(id.clone()), "{id:?} defined twice");
-            kinds.insert(format!("{}/{}/{}", d.kind(), d.namespace(), d.name()));
+            if !d.local_config() {
+                kinds.insert(format!("{}/{}/{}", d.kind(), d.namespace(), d.name()));
+            }
         }
     }
+    // An existing sriovdp-config (the Go plugin's) is never overwritten by `kubectl apply -k`.
+    assert!(!kinds.iter().any(|k| k.starts_with("ConfigMap/")), "{kinds:?}");
     for want in [
-        "ConfigMap/kube-system/sriovdp-config",
         "DaemonSet/kube-system/sriov-device-plugin",
         "DaemonSet/kube-system/sriov-ovs-cni-installer",
         "NetworkAttachmentDefinition/default/sriov",
@@ -575,8 +587,8 @@ fn device_plugin_daemonset_flags_are_accepted_by_the_binary() {
     let (ok, help) = run(&bin, &["--help"]);
     assert!(ok, "{help}");
     assert_flags_in_help(&argv, &help, "container args");
-    // Log level must be a filter the binary understands.
-    assert!(["error", "warn", "info", "debug", "trace"].contains(&args.log_level.as_str()));
+    // The log level is one of the names both binaries share.
+    assert!(["error", "warn", "info", "debug", "trace"].contains(&args.log_level.to_string().as_str()));
 }
 
 #[test]
@@ -631,14 +643,17 @@ fn device_plugin_container_paths_match_the_binary_defaults_and_mounts() {
         assert_eq!(host, mount_path, "{path}: host and container paths differ");
         assert_eq!(*ro, read_only, "{path}: readOnly");
     }
-    if let Some(registry) = &args.plugin_registry_path {
-        assert!(mount_holding(&mounts, registry.to_str().unwrap()).is_some());
-    }
+    // Auto registration looks for plugins_registry next to the device plugin directory.
+    assert!(args.plugin_registry_path.is_none());
+    assert_eq!(
+        args.registration(),
+        sriov_device_plugin::registration::RegistrationMode::Auto
+    );
     // The ConfigMap's config.json lands at --config-file, as a directory mount (not subPath) so
     // that edits reach the running plugin.
     let dir = args.config_file.parent().unwrap().to_str().unwrap();
-    let (volume, ro) = mounts[dir];
-    assert!(ro);
+    let (volume, ro) = &mounts[dir];
+    assert!(*ro);
     assert_eq!(volume["configMap"]["name"].as_str(), Some("sriovdp-config"));
     let items = volume["configMap"]["items"].as_sequence();
     if let Some(items) = items {
@@ -663,7 +678,7 @@ fn cni_installer_runs_our_install_command_on_the_hosts_cni_bin_dir() {
         ]
     );
     let mounts = mounts(&ds, c);
-    let (volume, ro) = mounts["/host/opt/cni/bin"];
+    let (volume, ro) = &mounts["/host/opt/cni/bin"];
     assert!(!ro);
     assert_eq!(volume["hostPath"]["path"].as_str(), Some("/opt/cni/bin"));
 }
@@ -773,4 +788,134 @@ fn daemonsets_run_with_least_privilege_on_sriov_nodes() {
         ds.value["spec"]["template"]["spec"]["hostNetwork"].as_bool(),
         Some(true)
     );
+}
+
+// ----------------------------------------------------------------------------------------------
+// Portability and migration.
+
+/// The kustomization's `replacements` entry whose source is the kubelet root ConfigMap.
+fn kubelet_root_replacement() -> Yaml {
+    let k = doc("kustomization.yaml", "Kustomization", "");
+    k.value["replacements"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"]["name"].as_str() == Some("sriov-ovs-kubelet-root"))
+        .expect("no replacement from sriov-ovs-kubelet-root")
+        .clone()
+}
+
+/// The device plugin DaemonSet as kustomize builds it with kubelet root `root`: the
+/// replacement's `volumes.[name=X].hostPath.path` target applied by hand.
+fn device_plugin_ds_with_kubelet_root(root: &str) -> Doc {
+    let replacement = kubelet_root_replacement();
+    assert_eq!(replacement["source"]["fieldPath"].as_str(), Some("data.path"));
+    let target = &replacement["targets"][0];
+    assert_eq!(target["select"]["kind"].as_str(), Some("DaemonSet"));
+    assert_eq!(target["select"]["name"].as_str(), Some("sriov-device-plugin"));
+    let field = str_list(&target["fieldPaths"]);
+    assert_eq!(field.len(), 1);
+    let volume = field[0]
+        .strip_prefix("spec.template.spec.volumes.[name=")
+        .and_then(|rest| rest.strip_suffix("].hostPath.path"))
+        .unwrap_or_else(|| panic!("unexpected fieldPath {}", field[0]));
+    let mut ds = device_plugin_ds();
+    let volumes = ds.value["spec"]["template"]["spec"]["volumes"]
+        .as_sequence_mut()
+        .unwrap();
+    let v = volumes
+        .iter_mut()
+        .find(|v| v["name"].as_str() == Some(volume))
+        .unwrap_or_else(|| panic!("no volume {volume}"));
+    v["hostPath"]["path"] = Yaml::from(root);
+    ds
+}
+
+#[test]
+fn kubelet_root_is_one_value_that_kustomize_puts_into_the_hostpath() {
+    let source = doc("kubelet-root.yaml", "ConfigMap", "sriov-ovs-kubelet-root");
+    assert!(
+        source.local_config(),
+        "the kubelet root holder must never reach the cluster"
+    );
+    assert_eq!(source.value["data"]["path"].as_str(), Some("/var/lib/kubelet"));
+    let k = doc("kustomization.yaml", "Kustomization", "");
+    assert!(str_list(&k.value["resources"]).contains(&"kubelet-root.yaml".to_string()));
+    // The shipped value is what the hostPath says, so the file reads right without kustomize.
+    let shipped = device_plugin_ds_with_kubelet_root("/var/lib/kubelet");
+    assert_eq!(shipped.value, device_plugin_ds().value);
+    // No other host path of any DaemonSet is under the kubelet root, except device-plugins,
+    // which the kubelet keeps at /var/lib/kubelet whatever its root-dir.
+    for d in all_docs().iter().filter(|d| d.kind() == "DaemonSet") {
+        for v in d.value["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+        {
+            let host = v["hostPath"]["path"].as_str().unwrap_or("");
+            if host.starts_with("/var/lib/kubelet") {
+                assert!(
+                    ["kubelet-root", "device-plugins"].contains(&v["name"].as_str().unwrap()),
+                    "{}: {host}",
+                    d.file.display()
+                );
+            }
+        }
+    }
+    // With k0s's root, plugins_registry comes from there; device-plugins stays where the
+    // kubelet has it; container paths do not change.
+    let ds = device_plugin_ds_with_kubelet_root("/var/lib/k0s/kubelet");
+    let c = container(&ds, "sriov-device-plugin");
+    let mounts = mounts(&ds, c);
+    for (inside, host) in [
+        (
+            "/var/lib/kubelet/device-plugins",
+            "/var/lib/kubelet/device-plugins",
+        ),
+        (
+            "/var/lib/kubelet/plugins_registry",
+            "/var/lib/k0s/kubelet/plugins_registry",
+        ),
+    ] {
+        let (volume, ro) = &mounts[inside];
+        assert_eq!(volume["hostPath"]["path"].as_str(), Some(host));
+        assert!(!ro);
+    }
+}
+
+#[test]
+fn daemonsets_tolerate_every_taint_like_multus() {
+    for ds in [device_plugin_ds(), installer_ds()] {
+        let tolerations = ds.value["spec"]["template"]["spec"]["tolerations"]
+            .as_sequence()
+            .unwrap();
+        assert!(
+            tolerations
+                .iter()
+                .any(|t| t["operator"].as_str() == Some("Exists")
+                    && t["key"].is_null()
+                    && t["effect"].is_null()),
+            "{}: {tolerations:?}",
+            ds.file.display()
+        );
+    }
+}
+
+#[test]
+fn sriovdp_config_ships_as_an_optional_manifest_outside_the_kustomization() {
+    let k = doc("kustomization.yaml", "Kustomization", "");
+    let resources = str_list(&k.value["resources"]);
+    let cm = doc("optional/sriovdp-config.yaml", "ConfigMap", "sriovdp-config");
+    assert_eq!(cm.namespace(), "kube-system");
+    assert!(
+        !resources.iter().any(|r| r.starts_with("optional/")),
+        "{resources:?}"
+    );
+    // The DaemonSet mounts it by the Go plugin's name, so an existing one is used as it is.
+    let ds = device_plugin_ds();
+    let volumes = ds.value["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap();
+    assert!(volumes
+        .iter()
+        .any(|v| v["configMap"]["name"].as_str() == Some("sriovdp-config")));
 }

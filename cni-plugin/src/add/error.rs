@@ -14,7 +14,14 @@ use crate::vf::VfError;
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
     /// Neither `deviceID`, `pciBusID` nor `runtimeConfig.deviceID` is set.
-    #[error("no VF given: set deviceID (or pciBusID, runtimeConfig.deviceID)")]
+    #[error(
+        "no VF given: the network configuration has no deviceID (nor pciBusID, \
+         runtimeConfig.deviceID). Usual causes: (1) the NetworkAttachmentDefinition lacks the \
+         annotation k8s.v1.cni.cncf.io/resourceName naming the device plugin resource; (2) the \
+         pod does not request that resource in resources.requests/limits; (3) Multus runs as \
+         the thin plugin, which does not pass deviceID: use the thick plugin \
+         (multus-daemonset-thick.yml)"
+    )]
     NoDeviceId,
     /// The configuration cannot be honoured.
     #[error("invalid network configuration")]

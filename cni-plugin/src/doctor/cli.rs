@@ -112,7 +112,7 @@ pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn 
             return 2;
         }
     };
-    let _log = crate::logging::init(tracing::Level::ERROR, None);
+    let _log = crate::logging::init(sriov_logging::Level::Error, sriov_logging::Format::Text, None);
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

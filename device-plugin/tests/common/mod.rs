@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kubelet_proto::pluginregistration::registration_client::RegistrationClient;
+use kubelet_proto::pluginregistration::{InfoRequest, PluginInfo, RegistrationStatus};
 use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
 use kubelet_proto::v1beta1::registration_server::{Registration, RegistrationServer};
 use kubelet_proto::v1beta1::{
@@ -145,6 +147,7 @@ impl Harness {
             sysfs_root: self.node.sysfs_root().to_path_buf(),
             device_info_dir: self.devinfo_dir(),
             plugin_registry_path: None,
+            registration: sriov_device_plugin::registration::RegistrationMode::Auto,
             watch_uevents: false,
             unknown_keys: sriovdp_config::UnknownKeys::Reject,
             cdi_spec_dir: None,
@@ -270,4 +273,37 @@ pub async fn wait_for(what: &str, cond: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A channel to the server on `socket`, retrying while the file exists but
+/// nobody listens yet (between the server's `bind` and `listen`).
+pub async fn connect_when_listening(socket: &Path) -> Channel {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match connect(socket, WAIT).await {
+            Ok(channel) => return channel,
+            Err(error) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: {error:?}",
+                socket.display()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What the kubelet's plugin watcher does with a new socket in
+/// `plugins_registry`: `GetInfo`, then `NotifyRegistrationStatus`.
+pub async fn plugin_watcher_registers(socket: &Path) -> PluginInfo {
+    wait_for("plugin-watcher socket", || socket.exists()).await;
+    let mut watcher = RegistrationClient::new(connect_when_listening(socket).await);
+    let info = watcher.get_info(InfoRequest {}).await.unwrap().into_inner();
+    watcher
+        .notify_registration_status(RegistrationStatus {
+            plugin_registered: true,
+            error: String::new(),
+        })
+        .await
+        .unwrap();
+    info
 }

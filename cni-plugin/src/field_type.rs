@@ -1,0 +1,149 @@
+//! Naming the key behind a serde type error of a JSON object, with the JSON type it needs:
+//! `"mtu":"1400"` reads `field "mtu" must be a JSON number (an integer, e.g. 1400)` rather
+//! than serde's `invalid type: string "1400", expected u32`.
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+
+/// More than the JSON type, for keys where it helps.
+const DETAILS: &[(&str, &str)] = &[
+    ("mtu", "an integer, e.g. 1400"),
+    ("vlan", "an integer from 1 to 4094"),
+    ("ovnInstalledTimeout", "whole seconds, e.g. 30"),
+    (
+        "cni.dev/valid-attachments",
+        "of {\"containerID\", \"ifname\"} objects",
+    ),
+    ("cni.dev/attachments", "of {\"containerID\", \"ifname\"} objects"),
+];
+
+/// A key of the wrong type.
+#[derive(Debug)]
+pub struct FieldType {
+    /// The top-level key.
+    pub field: String,
+    /// What it must be: `a JSON number (an integer, e.g. 1400)`.
+    pub expected: String,
+    /// What it is: `string "1400"`.
+    pub found: String,
+    /// The parser's own words for that key alone.
+    pub source: serde_json::Error,
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `value` as an error message shows it: `string "1400"`, `number 1400`.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
+/// `T` parsed from an object holding only `key: value`.
+fn parse_alone<T: DeserializeOwned>(key: &str, value: Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(Value::Object(Map::from_iter([(key.to_string(), value)])))
+}
+
+/// The JSON kinds `T` takes for `key`, found by trying one value of each; so keys added to
+/// `T` later are described right without a table.
+fn accepted_kinds<T: DeserializeOwned>(key: &str) -> Vec<&'static str> {
+    [json!(""), json!(0), json!(false), json!({}), json!([])]
+        .into_iter()
+        .filter_map(|probe| {
+            let kind = kind_of(&probe);
+            parse_alone::<T>(key, probe).is_ok().then_some(kind)
+        })
+        .collect()
+}
+
+/// For an `object` that `T` (every field optional) refused: the first key that `T` refuses
+/// alone, with what it must be. `None` when no single key explains the error.
+pub fn find<T: DeserializeOwned>(object: &Map<String, Value>) -> Option<FieldType> {
+    object.iter().find_map(|(key, value)| {
+        let source = parse_alone::<T>(key, value.clone()).err()?;
+        let kinds = accepted_kinds::<T>(key);
+        let found_kind = kind_of(value);
+        let expected = if kinds.contains(&found_kind) {
+            // Right kind, wrong inside (a nested key, a number out of range): the parser's
+            // words name it best.
+            let detail = DETAILS.iter().find(|(k, _)| k == key).map(|(_, d)| *d);
+            match detail {
+                Some(detail) => format!("a JSON {found_kind} ({detail})"),
+                None => format!("a well-formed JSON {found_kind} ({source})"),
+            }
+        } else {
+            let names: Vec<String> = kinds
+                .iter()
+                .map(|kind| match DETAILS.iter().find(|(k, _)| k == key) {
+                    Some((_, detail)) => format!("a JSON {kind} ({detail})"),
+                    None => format!("a JSON {kind}"),
+                })
+                .collect();
+            names.join(" or ")
+        };
+        Some(FieldType {
+            field: key.clone(),
+            expected,
+            found: describe(value),
+            source,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration with a key no table knows, as a new netconf key would be.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Raw {
+        #[serde(rename = "applyTimeout")]
+        apply_timeout: Option<u64>,
+        name: Option<String>,
+    }
+
+    fn error_for(v: Value) -> FieldType {
+        find::<Raw>(v.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn expected_type_of_a_key_comes_from_its_rust_type() {
+        let f = error_for(json!({"name": "ok", "applyTimeout": "5"}));
+        assert_eq!(
+            (f.field.as_str(), f.expected.as_str(), f.found.as_str()),
+            ("applyTimeout", "a JSON number", r#"string "5""#)
+        );
+        let f = error_for(json!({"applyTimeout": -1}));
+        assert!(
+            f.expected
+                .starts_with("a well-formed JSON number (invalid value: integer `-1`"),
+            "{}",
+            f.expected
+        );
+        let f = error_for(json!({"name": ["a"]}));
+        assert_eq!(
+            (f.expected.as_str(), f.found.as_str()),
+            ("a JSON string", "a list")
+        );
+    }
+
+    #[test]
+    fn well_typed_objects_name_no_field() {
+        assert!(find::<Raw>(json!({"name": "x", "applyTimeout": 3}).as_object().unwrap()).is_none());
+    }
+}
