@@ -104,11 +104,9 @@ pub fn representor(
         return Check::fail(
             CHECK,
             subject,
-            format!("no representor netdev for VF {index} on the PF's eswitch"),
+            format!("no representor netdev for VF {index} on the PF's eswitch (recreating the VFs in switchdev mode creates them)"),
         )
-        .fix(format!(
-            "echo 0 > {path} && echo {n} > {path} (recreate the VFs in switchdev mode)"
-        ));
+        .fix(format!("echo 0 > {path} && echo {n} > {path}"));
     };
     let Some(link) = links.find(sysfs, &rep.netdev) else {
         return Check::warn(
