@@ -96,8 +96,11 @@ pub async fn read(client: &Client, bridge: &str) -> Result<OvsFacts, OvsReadErro
 /// `other_config:hw-offload=true`.
 pub fn hw_offload(facts: &OvsFacts) -> Check {
     const CHECK: &str = "ovs-hw-offload";
+    // ovs-vswitchd reads it with smap_get_bool: "true" in any case.
     match facts.other_config.get("hw-offload").map(String::as_str) {
-        Some("true") => Check::ok(CHECK, "Open_vSwitch", "other_config:hw-offload=true"),
+        Some(v) if v.eq_ignore_ascii_case("true") => {
+            Check::ok(CHECK, "Open_vSwitch", format!("other_config:hw-offload={v}"))
+        }
         other => Check::fail(
             CHECK,
             "Open_vSwitch",
