@@ -352,3 +352,28 @@ fn unreachable_ovsdb_fails_one_check_and_skips_the_ovs_ones() {
     assert_eq!(statuses(&report, "vf-representor"), ["OK"]);
     assert_eq!(code, 1);
 }
+
+#[test]
+fn vf_with_an_unreadable_sysfs_entry_is_reported_not_dropped() {
+    let n = node(2, |s| s);
+    let root = n.sim.sysfs_root();
+    // A garbled attribute makes the PCI listing skip VF 1.
+    std::fs::write(
+        root.join("bus/pci/devices").join(n.vf_pci(1)).join("vendor"),
+        "garbage\n",
+    )
+    .unwrap();
+    let (_, report) = doctor(&n, &[]);
+    let drivers = results(&report, "vf-driver");
+    assert_eq!(drivers.len(), 2, "{report}");
+    let bad = drivers
+        .iter()
+        .find(|c| c["subject"].as_str().unwrap().starts_with(&n.vf_pci(1)))
+        .unwrap();
+    assert_eq!(bad["status"], "WARN", "{bad}");
+    let found = bad["found"].as_str().unwrap();
+    assert!(
+        found.starts_with("unreadable sysfs entry, not checked: ") && found.contains("garbage"),
+        "{bad}"
+    );
+}

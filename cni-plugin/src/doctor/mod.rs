@@ -169,6 +169,9 @@ pub async fn run(opts: &Options) -> Report {
                     },
                     false => None,
                 };
+                for address in &pf.unreadable {
+                    report.push(vf::unreadable(&sysfs, pf, address));
+                }
                 for target in &pf.vfs {
                     report.push(vf::driver(pf, target));
                     if let Some(reps) = &reps {

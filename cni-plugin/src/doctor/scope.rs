@@ -33,6 +33,9 @@ pub struct PfTarget {
     pub netdev: Option<String>,
     /// VFs to check (all of them without a config; the pooled ones with one).
     pub vfs: Vec<VfTarget>,
+    /// VFs its `virtfn` links name whose own sysfs entry could not be read (skipped by the
+    /// PCI listing): reported, never silently dropped.
+    pub unreadable: Vec<PciAddress>,
 }
 
 impl PfTarget {
@@ -77,6 +80,12 @@ pub fn targets(sysfs: &Sysfs, config: Option<&Config>) -> Result<Vec<PfTarget>, 
                     function: f.clone(),
                     netdev,
                     vfs: Vec::new(),
+                    unreadable: f
+                        .vfs
+                        .iter()
+                        .filter(|vf| !functions.iter().any(|g| g.address == **vf))
+                        .copied()
+                        .collect(),
                 },
             )
         })
