@@ -26,6 +26,10 @@ fn doctor(c: &Cluster, json: bool) -> (i32, String) {
         .arg(node.dir())
         .arg("--device-plugin-path")
         .arg(node.dir().join("device-plugins"))
+        // The node's own (empty) NetworkManager state: a NetworkManager on the test host keeps
+        // files keyed by host ifindexes, which may equal the node's representors'.
+        .arg("--networkmanager-run-dir")
+        .arg(node.dir().join("NetworkManager"))
         .env("SRIOV_SYSFS_ROOT", node.sysfs_root().unwrap());
     if json {
         cmd.arg("--json");

@@ -104,6 +104,12 @@ pub fn verdict(rep: &str, c: FlowCount, tc: Option<ethtool::Feature>) -> Check {
         Check::warn(CHECK, rep, format!("{found}: no recent traffic to verify with"))
     } else if c.offloaded == c.flows {
         Check::ok(CHECK, rep, found)
+    } else if tc.is_none() {
+        Check::warn(
+            CHECK,
+            rep,
+            format!("{found}: cannot read hw-tc-offload of {rep} here (run the doctor in the host network namespace)"),
+        )
     } else if !capable {
         Check::warn(
             CHECK,
@@ -224,7 +230,12 @@ flow-dump from the main thread:
             active: false,
         };
         assert_eq!(verdict("v", none, Some(fixed_off)).status, Status::Warn);
-        assert_eq!(verdict("v", none, None).status, Status::Warn);
+        let unknown = verdict("v", none, None);
+        assert_eq!(unknown.status, Status::Warn);
+        assert!(
+            unknown.found.contains("cannot read hw-tc-offload of v"),
+            "{unknown:?}"
+        );
         let some = FlowCount {
             flows: 4,
             offloaded: 3,
