@@ -128,6 +128,9 @@ fn text_output_is_one_line_per_check_and_exit_code_follows_failures() {
         .args(["netns", "exec", n.ns(), BIN, "doctor"])
         .arg("--ovsdb")
         .arg(n.ovs.endpoint())
+        // Not the host's /run/ovn: an ovn-controller running there must not answer.
+        .arg("--ovn-rundir")
+        .arg(n.dir.path())
         .arg("--device-plugin-path")
         .arg(n.dir.path().join("device-plugins"))
         .env("SRIOV_SYSFS_ROOT", n.sim.sysfs_root())
@@ -162,8 +165,84 @@ fn legacy_eswitch_fails_pf_eswitch_mode() {
     let (code, report) = doctor(&n, &[]);
     let c = results(&report, "pf-eswitch-mode")[0];
     assert_eq!(c["status"], "FAIL", "{c}");
-    assert!(c["fix"].as_str().unwrap().contains("mode switchdev"), "{c}");
+    // The guide's sequence, runnable as printed: unbind the bound VFs, switch, bind them back.
+    let vfs = format!("{} {}", n.vf_pci(0), n.vf_pci(1));
+    assert_eq!(
+        c["fix"],
+        format!(
+            "for vf in {vfs}; do echo $vf > /sys/bus/pci/drivers/mlx5_core/unbind; done && \
+             devlink dev eswitch set pci/{} mode switchdev && \
+             for vf in {vfs}; do echo $vf > /sys/bus/pci/drivers/mlx5_core/bind; done",
+            n.sim.pf(0).pci
+        ),
+        "{c}"
+    );
     assert_eq!(code, 1);
+}
+
+#[test]
+fn legacy_eswitch_without_bound_vfs_fix_is_the_bare_devlink_command() {
+    let n = node(1, |s| {
+        s.with_eswitch(EswitchMode::Legacy)
+            .with_vf_driver(VfDriver::Unbound)
+    });
+    let (_, report) = doctor(&n, &[]);
+    let c = results(&report, "pf-eswitch-mode")[0];
+    assert_eq!(c["status"], "FAIL", "{c}");
+    assert_eq!(
+        c["fix"],
+        format!("devlink dev eswitch set pci/{} mode switchdev", n.sim.pf(0).pci)
+    );
+}
+
+#[test]
+fn pf_without_vfs_that_the_config_would_pool_fails_pf_sriov_numvfs() {
+    // After a reboot sriov_numvfs is 0: no VF exists for a selector to match, yet the PF is the
+    // one the guide's pool (vendor 15b3, VF device 1018) is about.
+    let n = node(0, |s| s);
+    let (code, report) = doctor(&n, &[]);
+    let c = results(&report, "pf-sriov-numvfs");
+    assert_eq!(c.len(), 1, "{report}");
+    assert_eq!(c[0]["status"], "FAIL", "{}", c[0]);
+    assert_eq!(c[0]["found"], "0 of 127 VFs");
+    let pf = n.sim.pf(0).uplink.name.clone();
+    assert_eq!(
+        c[0]["fix"],
+        format!("echo 127 > /sys/class/net/{pf}/device/sriov_numvfs")
+    );
+    assert_eq!(code, 1);
+    // A pool for another VF device ID does not drag the PF in.
+    let other = CONFIG.replace("\"1018\"", "\"101e\"");
+    std::fs::write(n.dir.path().join("sriovdp.json"), other).unwrap();
+    let (_, report) = doctor(&n, &[]);
+    assert!(results(&report, "pf-sriov-numvfs").is_empty(), "{report}");
+    assert_eq!(statuses(&report, "pf"), ["WARN"]);
+}
+
+#[test]
+fn unreadable_representor_listing_warns_once_instead_of_failing_every_vf() {
+    let n = node(2, |s| s);
+    let root = n.sim.sysfs_root();
+    // A read error (EISDIR here; EIO on a sick device) on one representor's phys_switch_id.
+    let attr = std::fs::canonicalize(root.join("class/net").join(n.rep_name(0)))
+        .unwrap()
+        .join("phys_switch_id");
+    std::fs::remove_file(&attr).unwrap();
+    std::fs::create_dir(&attr).unwrap();
+    let (_, report) = doctor(&n, &[]);
+    let reps = results(&report, "vf-representor");
+    assert_eq!(reps.len(), 1, "{report}");
+    assert_eq!(reps[0]["status"], "WARN", "{}", reps[0]);
+    assert!(
+        reps[0]["found"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot list the PF's representors: "),
+        "{}",
+        reps[0]
+    );
+    // The VFs themselves are still checked.
+    assert_eq!(statuses(&report, "vf-driver"), ["OK", "OK"]);
 }
 
 #[test]
@@ -186,10 +265,7 @@ fn pf_in_a_plain_bond_fails_pf_bond_and_a_vf_lag_bond_passes() {
     let c = results(&report, "pf-bond")[0];
     assert_eq!(c["status"], "FAIL", "{c}");
     assert!(c["found"].as_str().unwrap().contains("balance-rr"), "{c}");
-    assert_eq!(
-        c["fix"],
-        format!("ip link set {pf} nomaster (or recreate {bond} with mode=802.3ad)")
-    );
+    assert_eq!(c["fix"], format!("ip link set {pf} nomaster"));
     assert_eq!(code, 1);
     std::fs::write(bond_dir.join("bonding/mode"), "802.3ad 4\n").unwrap();
     let (_, report) = doctor(&n, &[]);
@@ -275,4 +351,29 @@ fn unreachable_ovsdb_fails_one_check_and_skips_the_ovs_ones() {
     // The host checks still ran.
     assert_eq!(statuses(&report, "vf-representor"), ["OK"]);
     assert_eq!(code, 1);
+}
+
+#[test]
+fn vf_with_an_unreadable_sysfs_entry_is_reported_not_dropped() {
+    let n = node(2, |s| s);
+    let root = n.sim.sysfs_root();
+    // A garbled attribute makes the PCI listing skip VF 1.
+    std::fs::write(
+        root.join("bus/pci/devices").join(n.vf_pci(1)).join("vendor"),
+        "garbage\n",
+    )
+    .unwrap();
+    let (_, report) = doctor(&n, &[]);
+    let drivers = results(&report, "vf-driver");
+    assert_eq!(drivers.len(), 2, "{report}");
+    let bad = drivers
+        .iter()
+        .find(|c| c["subject"].as_str().unwrap().starts_with(&n.vf_pci(1)))
+        .unwrap();
+    assert_eq!(bad["status"], "WARN", "{bad}");
+    let found = bad["found"].as_str().unwrap();
+    assert!(
+        found.starts_with("unreadable sysfs entry, not checked: ") && found.contains("garbage"),
+        "{bad}"
+    );
 }

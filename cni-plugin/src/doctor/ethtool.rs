@@ -13,6 +13,17 @@ const ETHTOOL_GSSET_INFO: u32 = 0x37;
 const ETHTOOL_GFEATURES: u32 = 0x3a;
 const ETH_SS_FEATURES: u32 = 4;
 const ETH_GSTRING_LEN: usize = 32;
+/// Far above the kernel's feature count (NETDEV_FEATURE_COUNT, 64 bits at most today).
+const MAX_FEATURES: usize = 1024;
+
+/// `struct ethtool_sset_info` asking for one string set: the kernel writes one `data` word.
+#[repr(C)]
+struct SsetInfo {
+    cmd: u32,
+    reserved: u32,
+    sset_mask: u64,
+    data: [u32; 1],
+}
 
 /// One feature's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,12 +78,21 @@ pub fn feature(iface: &str, name: &str) -> Result<Option<Feature>, EthtoolError>
     )
     .map_err(EthtoolError::Socket)?;
     let count = feature_count(&fd, iface)?;
+    // GSTRINGS writes as many names as the kernel has, whatever `len` says: never ask with a
+    // buffer sized for none (the kernel would overrun it), nor trust an absurd count.
+    if count == 0 || count > MAX_FEATURES {
+        return Ok(None);
+    }
     // ethtool_gstrings: cmd, string_set, len, then len * 32 bytes; u32 words keep it aligned.
     let mut strings = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
     strings[0] = ETHTOOL_GSTRINGS;
     strings[1] = ETH_SS_FEATURES;
     strings[2] = count as u32;
     ioctl(&fd, iface, "ETHTOOL_GSTRINGS", strings.as_mut_ptr().cast())?;
+    if strings[2] as usize != count {
+        // The set changed size between the two requests: the names do not line up with bits.
+        return Ok(None);
+    }
     let bytes: Vec<u8> = strings[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
     let Some(index) = bytes.chunks(ETH_GSTRING_LEN).position(|s| {
         let end = s.iter().position(|b| *b == 0).unwrap_or(s.len());
@@ -97,15 +117,23 @@ pub fn feature(iface: &str, name: &str) -> Result<Option<Feature>, EthtoolError>
 
 /// How many names `ETH_SS_FEATURES` has (`ETHTOOL_GSSET_INFO`).
 fn feature_count(fd: &OwnedFd, iface: &str) -> Result<usize, EthtoolError> {
-    // ethtool_sset_info: cmd, reserved, sset_mask (u64), then one u32 per set in the mask.
-    let mut info = [0u64; 3];
-    info[0] = u64::from(ETHTOOL_GSSET_INFO);
-    info[1] = 1 << ETH_SS_FEATURES;
-    ioctl(fd, iface, "ETHTOOL_GSSET_INFO", info.as_mut_ptr().cast())?;
-    if info[1] & (1 << ETH_SS_FEATURES) == 0 {
+    // One set in the mask, so the kernel writes at most one u32 after the header.
+    let mut info = SsetInfo {
+        cmd: ETHTOOL_GSSET_INFO,
+        reserved: 0,
+        sset_mask: 1 << ETH_SS_FEATURES,
+        data: [0],
+    };
+    ioctl(
+        fd,
+        iface,
+        "ETHTOOL_GSSET_INFO",
+        (&mut info as *mut SsetInfo).cast(),
+    )?;
+    if info.sset_mask & (1 << ETH_SS_FEATURES) == 0 {
         return Ok(0);
     }
-    Ok((info[2] & 0xffff_ffff) as usize)
+    Ok(info.data[0] as usize)
 }
 
 fn ioctl(
@@ -126,9 +154,11 @@ fn ioctl(
         });
     }
     req.name[..name.len()].copy_from_slice(name);
-    // SAFETY: `req` is a valid `struct ifreq` whose `ifr_data` points at a live buffer sized for
-    // the request in its first word (each caller sizes it from the counts the kernel reported);
-    // the kernel writes only within that size.
+    // SAFETY: `req` is a valid `struct ifreq` whose `ifr_data` points at a live, exclusively
+    // borrowed buffer. What the kernel writes there: GSSET_INFO, one u32 per set asked for (one);
+    // GFEATURES, at most the `size` blocks the caller put in the header; GSTRINGS, the set's own
+    // count of names, ignoring `len` — for ETH_SS_FEATURES that count is a constant of the
+    // running kernel, the very number GSSET_INFO returned and the buffer was sized from.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut req as *mut IfReq) };
     if rc < 0 {
         return Err(EthtoolError::Ioctl {
@@ -156,5 +186,15 @@ mod tests {
             feature("nosuchdev0", "hw-tc-offload"),
             Err(EthtoolError::Ioctl { .. })
         ));
+    }
+
+    #[test]
+    fn request_structs_have_the_kernels_layout() {
+        // struct ethtool_sset_info: cmd at 0, sset_mask at 8, data[] at 16.
+        assert_eq!(std::mem::offset_of!(SsetInfo, sset_mask), 8);
+        assert_eq!(std::mem::offset_of!(SsetInfo, data), 16);
+        // struct ifreq: the name, then the union (ifr_data first) padded to the largest member.
+        assert_eq!(std::mem::offset_of!(IfReq, data), libc::IFNAMSIZ);
+        assert!(std::mem::size_of::<IfReq>() >= std::mem::size_of::<libc::ifreq>());
     }
 }

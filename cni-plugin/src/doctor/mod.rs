@@ -153,20 +153,34 @@ pub async fn run(opts: &Options) -> Report {
             for pf in &pfs {
                 let (checks, switchdev) = pf::checks(&sysfs, pf);
                 report.extend(checks);
+                // An unreadable eswitch says nothing about single VFs: one WARN, not a FAIL
+                // per VF whose fix would recreate every VF.
                 let reps = match switchdev {
-                    true => sysfs
-                        .pf_representors(&pf.function.address, RepresentorView::Host)
-                        .unwrap_or_default(),
-                    false => Default::default(),
+                    true => match sysfs.pf_representors(&pf.function.address, RepresentorView::Host) {
+                        Ok(reps) => Some(reps),
+                        Err(e) => {
+                            report.push(Check::warn(
+                                "vf-representor",
+                                pf.label(),
+                                format!("cannot list the PF's representors: {}", crate::error::chain(&e)),
+                            ));
+                            None
+                        }
+                    },
+                    false => None,
                 };
+                for address in &pf.unreadable {
+                    report.push(vf::unreadable(&sysfs, pf, address));
+                }
                 for target in &pf.vfs {
                     report.push(vf::driver(pf, target));
-                    if switchdev {
-                        report.push(vf::representor(&sysfs, pf, target, &reps, &links, &on_bridge));
+                    if let Some(reps) = &reps {
+                        report.push(vf::representor(&sysfs, pf, target, reps, &links, &on_bridge));
                     }
                 }
                 representors.extend(
-                    reps.values()
+                    reps.iter()
+                        .flat_map(|r| r.values())
                         .filter_map(|r| links.find(&sysfs, &r.netdev))
                         .map(|l| (l.name.clone(), l.index)),
                 );

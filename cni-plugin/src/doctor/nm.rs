@@ -59,10 +59,15 @@ pub fn check(proc_root: &Path, run_dir: &Path, representors: &[(String, u32)]) -
         );
     }
     let devices = managed.join(" ");
-    Check::fail(CHECK, "NetworkManager", format!("running and managing representors {devices}"))
-        .fix(format!(
-            "for d in {devices}; do nmcli device set $d managed no; done, and add unmanaged-devices for them under [keyfile] in /etc/NetworkManager/conf.d/ (or: systemctl disable --now NetworkManager)"
-        ))
+    // The fix is the command; how to keep it across restarts goes with what was found.
+    Check::fail(
+        CHECK,
+        "NetworkManager",
+        format!(
+            "running and managing representors {devices} (to keep it so, list them under unmanaged-devices in /etc/NetworkManager/conf.d/, or stop NetworkManager as the guide does)"
+        ),
+    )
+    .fix(format!("for d in {devices}; do nmcli device set $d managed no; done"))
 }
 
 #[cfg(test)]
@@ -94,8 +99,14 @@ mod tests {
         std::fs::write(proc_root.path().join("812/comm"), "NetworkManager\n").unwrap();
         let c = check(proc_root.path(), run.path(), &reps);
         assert_eq!(c.status, super::super::report::Status::Fail);
-        assert!(c.found.ends_with("representors r0"), "{c:?}");
-        assert!(c.fix.unwrap().contains("nmcli device set $d managed no"));
+        assert!(
+            c.found.starts_with("running and managing representors r0 ("),
+            "{c:?}"
+        );
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("for d in r0; do nmcli device set $d managed no; done")
+        );
         assert_eq!(managed(run.path(), 9), None);
     }
 }

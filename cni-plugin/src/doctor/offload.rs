@@ -88,23 +88,48 @@ pub fn checks(
     representors
         .iter()
         .map(|rep| {
-            let c = flows.get(rep).copied().unwrap_or_default();
-            let found = format!("{} datapath flows, {} offloaded:yes", c.flows, c.offloaded);
-            let capable = ethtool::feature(rep, "hw-tc-offload").ok().flatten().is_some_and(|f| f.available);
-            if c.flows == 0 {
-                Check::warn(CHECK, rep.as_str(), format!("{found}: no recent traffic to verify with"))
-            } else if c.offloaded == c.flows {
-                Check::ok(CHECK, rep.as_str(), found)
-            } else if !capable {
-                Check::warn(CHECK, rep.as_str(), format!("{found}: {rep} cannot offload TC flows (a veth: no NIC eswitch)"))
-            } else if c.offloaded == 0 {
-                Check::fail(CHECK, rep.as_str(), format!("{found}: nothing is offloaded"))
-                    .fix(format!("check the checks above, then `tc -s filter show dev {rep} ingress` and ovs-vswitchd.log for offload errors"))
-            } else {
-                Check::warn(CHECK, rep.as_str(), format!("{found}: some flows stay in software (e.g. actions the NIC cannot run)"))
-            }
+            let count = flows.get(rep).copied().unwrap_or_default();
+            verdict(rep, count, ethtool::feature(rep, "hw-tc-offload").ok().flatten())
         })
         .collect()
+}
+
+/// The verdict on representor `rep` with flows `c`; `tc` is its `hw-tc-offload` feature
+/// (`None`: unreadable here). A device that can offload is one whose feature is on or may be
+/// turned on: `[fixed]` on counts as capable, only fixed off (a veth) does not.
+pub fn verdict(rep: &str, c: FlowCount, tc: Option<ethtool::Feature>) -> Check {
+    let found = format!("{} datapath flows, {} offloaded:yes", c.flows, c.offloaded);
+    let capable = tc.is_some_and(|f| f.available || f.active);
+    if c.flows == 0 {
+        Check::warn(CHECK, rep, format!("{found}: no recent traffic to verify with"))
+    } else if c.offloaded == c.flows {
+        Check::ok(CHECK, rep, found)
+    } else if tc.is_none() {
+        Check::warn(
+            CHECK,
+            rep,
+            format!("{found}: cannot read hw-tc-offload of {rep} here (run the doctor in the host network namespace)"),
+        )
+    } else if !capable {
+        Check::warn(
+            CHECK,
+            rep,
+            format!("{found}: {rep} cannot offload TC flows (a veth: no NIC eswitch)"),
+        )
+    } else if tc.is_some_and(|f| !f.active) {
+        Check::fail(CHECK, rep, format!("{found}: hw-tc-offload is off on {rep}"))
+            .fix(format!("ethtool -K {rep} hw-tc-offload on"))
+    } else if c.offloaded == 0 {
+        Check::fail(CHECK, rep, format!("{found}: nothing is offloaded")).fix(format!(
+            "check the checks above, then `tc -s filter show dev {rep} ingress` and ovs-vswitchd.log for offload errors"
+        ))
+    } else {
+        Check::warn(
+            CHECK,
+            rep,
+            format!("{found}: some flows stay in software (e.g. actions the NIC cannot run)"),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +193,53 @@ flow-dump from the main thread:
         );
         assert_eq!(checks(&reps, &Ok(flows))[0].status, Status::Ok);
         assert_eq!(checks(&[], &Ok(BTreeMap::new()))[0].subject, "bridge");
+    }
+
+    #[test]
+    fn a_fixed_on_tc_offload_device_that_offloads_nothing_fails() {
+        use super::super::report::Status;
+        use ethtool::Feature;
+        let none = FlowCount {
+            flows: 4,
+            offloaded: 0,
+        };
+        // `hw-tc-offload: on [fixed]`: it can offload, so nothing offloaded is a real failure.
+        let fixed_on = Feature {
+            available: false,
+            active: true,
+        };
+        let c = verdict("pf0vf1", none, Some(fixed_on));
+        assert_eq!(
+            (c.status, c.found.as_str()),
+            (
+                Status::Fail,
+                "4 datapath flows, 0 offloaded:yes: nothing is offloaded"
+            )
+        );
+        // Switched off on the representor: the fix is the ethtool command.
+        let off = Feature {
+            available: true,
+            active: false,
+        };
+        let c = verdict("pf0vf1", none, Some(off));
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.fix.as_deref(), Some("ethtool -K pf0vf1 hw-tc-offload on"));
+        // Fixed off (a veth) or unreadable: a warning only.
+        let fixed_off = Feature {
+            available: false,
+            active: false,
+        };
+        assert_eq!(verdict("v", none, Some(fixed_off)).status, Status::Warn);
+        let unknown = verdict("v", none, None);
+        assert_eq!(unknown.status, Status::Warn);
+        assert!(
+            unknown.found.contains("cannot read hw-tc-offload of v"),
+            "{unknown:?}"
+        );
+        let some = FlowCount {
+            flows: 4,
+            offloaded: 3,
+        };
+        assert_eq!(verdict("pf0vf1", some, Some(fixed_on)).status, Status::Warn);
     }
 }

@@ -96,8 +96,11 @@ pub async fn read(client: &Client, bridge: &str) -> Result<OvsFacts, OvsReadErro
 /// `other_config:hw-offload=true`.
 pub fn hw_offload(facts: &OvsFacts) -> Check {
     const CHECK: &str = "ovs-hw-offload";
+    // ovs-vswitchd reads it with smap_get_bool: "true" in any case.
     match facts.other_config.get("hw-offload").map(String::as_str) {
-        Some("true") => Check::ok(CHECK, "Open_vSwitch", "other_config:hw-offload=true"),
+        Some(v) if v.eq_ignore_ascii_case("true") => {
+            Check::ok(CHECK, "Open_vSwitch", format!("other_config:hw-offload={v}"))
+        }
         other => Check::fail(
             CHECK,
             "Open_vSwitch",
@@ -183,5 +186,35 @@ fn placeholder(key: &str) -> &'static str {
         "ovn-remote" => "tcp:OVN_SB_IP:6642",
         "ovn-encap-type" => "geneve",
         _ => "node IP",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::Status;
+    use super::*;
+
+    fn with_hw_offload(value: Option<&str>) -> Check {
+        let mut facts = OvsFacts::default();
+        if let Some(v) = value {
+            facts.other_config.insert("hw-offload".into(), v.into());
+        }
+        hw_offload(&facts)
+    }
+
+    #[test]
+    fn hw_offload_is_true_in_any_case_as_vswitchd_reads_it() {
+        assert_eq!(with_hw_offload(Some("true")).status, Status::Ok);
+        assert_eq!(with_hw_offload(Some("True")).status, Status::Ok);
+        let off = with_hw_offload(Some("false"));
+        assert_eq!(
+            (off.status, off.found.as_str()),
+            (Status::Fail, "other_config:hw-offload is \"false\"")
+        );
+        let unset = with_hw_offload(None);
+        assert_eq!(unset.found, "other_config:hw-offload is unset");
+        assert!(unset.fix.unwrap().starts_with(
+            "ovs-vsctl set Open_vSwitch . other_config:hw-offload=true, then restart ovs-vswitchd"
+        ));
     }
 }

@@ -1,5 +1,7 @@
 //! Per-PF checks: eswitch mode, `hw-tc-offload`, VF count, bond membership.
 
+use std::collections::BTreeMap;
+
 use sriov_host::{EswitchError, EswitchMode, Sysfs};
 
 use super::ethtool;
@@ -13,8 +15,14 @@ pub const VF_LAG_MODES: [&str; 3] = ["active-backup", "balance-xor", "802.3ad"];
 pub fn checks(sysfs: &Sysfs, pf: &PfTarget) -> (Vec<Check>, bool) {
     let (eswitch, switchdev) = eswitch(sysfs, pf);
     let mut out = vec![eswitch];
-    if let Some(netdev) = &pf.netdev {
-        out.push(tc_offload(&pf.label(), netdev));
+    match &pf.netdev {
+        Some(netdev) => out.push(tc_offload(&pf.label(), netdev)),
+        // Without a netdev neither TC offload nor bond membership can be read: say so.
+        None => out.push(Check::warn(
+            "pf-netdev",
+            pf.label(),
+            "no netdev under the PF in sysfs (driver unbound, or moved to another namespace): hw-tc-offload and bond not checked",
+        )),
     }
     out.push(numvfs(pf));
     if let Some(netdev) = &pf.netdev {
@@ -26,7 +34,7 @@ pub fn checks(sysfs: &Sysfs, pf: &PfTarget) -> (Vec<Check>, bool) {
 fn eswitch(sysfs: &Sysfs, pf: &PfTarget) -> (Check, bool) {
     const CHECK: &str = "pf-eswitch-mode";
     let address = pf.function.address;
-    let fix = format!("devlink dev eswitch set pci/{address} mode switchdev (unbind its VFs first)");
+    let fix = switchdev_fix(sysfs, pf);
     match sysfs.eswitch_mode(&address) {
         Ok(EswitchMode::Switchdev) => (Check::ok(CHECK, pf.label(), "switchdev"), true),
         Ok(EswitchMode::Legacy) => (Check::fail(CHECK, pf.label(), "legacy: VFs have no representors").fix(fix), false),
@@ -45,6 +53,41 @@ fn eswitch(sysfs: &Sysfs, pf: &PfTarget) -> (Check, bool) {
     }
 }
 
+/// The guide's sequence as one shell command: unbind the PF's bound VFs (mlx5 refuses the mode
+/// change while they are bound), switch the eswitch, bind them back to the same drivers.
+pub fn switchdev_fix(sysfs: &Sysfs, pf: &PfTarget) -> String {
+    let set = format!(
+        "devlink dev eswitch set pci/{} mode switchdev",
+        pf.function.address
+    );
+    let mut bound: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for vf in &pf.function.vfs {
+        let link = sysfs.pci_device_dir(vf).join("driver");
+        if let Some(driver) = std::fs::read_link(link)
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+        {
+            bound.entry(driver).or_default().push(vf.to_string());
+        }
+    }
+    if bound.is_empty() {
+        return set;
+    }
+    let each = |action: &str| {
+        bound
+            .iter()
+            .map(|(driver, vfs)| {
+                format!(
+                    "for vf in {}; do echo $vf > /sys/bus/pci/drivers/{driver}/{action}; done",
+                    vfs.join(" ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" && ")
+    };
+    format!("{} && {set} && {}", each("unbind"), each("bind"))
+}
+
 /// `hw-tc-offload` on the PF (uplink) netdev, as `ethtool -k` shows it.
 pub fn tc_offload(subject: &str, netdev: &str) -> Check {
     const CHECK: &str = "pf-hw-tc-offload";
@@ -52,11 +95,12 @@ pub fn tc_offload(subject: &str, netdev: &str) -> Check {
         Ok(Some(f)) if f.active => Check::ok(CHECK, subject, format!("hw-tc-offload on {netdev}")),
         Ok(Some(f)) if f.available => Check::fail(CHECK, subject, format!("hw-tc-offload off on {netdev}"))
             .fix(format!("ethtool -K {netdev} hw-tc-offload on")),
-        Ok(_) => Check::warn(
+        Ok(Some(_)) => Check::warn(
             CHECK,
             subject,
             format!("{netdev} cannot offload TC flows (hw-tc-offload fixed off: a veth or a NIC without TC offload)"),
         ),
+        Ok(None) => Check::warn(CHECK, subject, format!("the kernel names no hw-tc-offload feature for {netdev}")),
         Err(e) => Check::warn(
             CHECK,
             subject,
@@ -120,11 +164,9 @@ fn bond(sysfs: &Sysfs, subject: &str, netdev: &str) -> Check {
             CHECK,
             subject,
             format!(
-                "in bond {master}, mode {name}: VF LAG offloads only active-backup, balance-xor, 802.3ad"
+                "in bond {master}, mode {name}: VF LAG offloads only active-backup, balance-xor, 802.3ad (or recreate {master} in one of them)"
             ),
         )
-        .fix(format!(
-            "ip link set {netdev} nomaster (or recreate {master} with mode=802.3ad)"
-        ))
+        .fix(format!("ip link set {netdev} nomaster"))
     }
 }

@@ -51,7 +51,7 @@ pub fn checks(dir: &Path, config: Option<&Config>) -> Vec<Check> {
         .map(|resource| {
             let name = resource.full_name();
             let path = dir.join(resource.socket_name());
-            let fix = "kubectl -n kube-system rollout restart daemonset/sriov-device-plugin, then its logs";
+            let fix = "kubectl -n kube-system rollout restart daemonset/sriov-device-plugin";
             if !path.exists() {
                 return Check::fail(CHECK, name, format!("no socket {}", path.display())).fix(fix);
             }

@@ -33,6 +33,9 @@ pub struct PfTarget {
     pub netdev: Option<String>,
     /// VFs to check (all of them without a config; the pooled ones with one).
     pub vfs: Vec<VfTarget>,
+    /// VFs its `virtfn` links name whose own sysfs entry could not be read (skipped by the
+    /// PCI listing): reported, never silently dropped.
+    pub unreadable: Vec<PciAddress>,
 }
 
 impl PfTarget {
@@ -77,6 +80,12 @@ pub fn targets(sysfs: &Sysfs, config: Option<&Config>) -> Result<Vec<PfTarget>, 
                     function: f.clone(),
                     netdev,
                     vfs: Vec::new(),
+                    unreadable: f
+                        .vfs
+                        .iter()
+                        .filter(|vf| !functions.iter().any(|g| g.address == **vf))
+                        .copied()
+                        .collect(),
                 },
             )
         })
@@ -101,9 +110,73 @@ pub fn targets(sysfs: &Sysfs, config: Option<&Config>) -> Result<Vec<PfTarget>, 
         .into_values()
         .filter(|pf| match config {
             None => true,
-            Some(config) => !pf.vfs.is_empty() || names_pf(config, pf),
+            Some(config) => !pf.vfs.is_empty() || names_pf(config, pf) || would_pool(sysfs, config, pf),
         })
         .collect())
+}
+
+/// A PF with no VFs at all (`sriov_numvfs` 0, the usual state after a reboot) whose VFs a
+/// selector would pool once created: matched on what a VF would inherit from it (vendor, the
+/// VF device ID of `sriov_vf_device`, link type), so the doctor reports the missing VFs
+/// instead of skipping the PF.
+fn would_pool(sysfs: &Sysfs, config: &Config, pf: &PfTarget) -> bool {
+    if !pf.function.vfs.is_empty() {
+        return false;
+    }
+    let address = pf.function.address;
+    let vf_device = sysfs
+        .pci_attr(&address, "sriov_vf_device")
+        .ok()
+        .flatten()
+        .and_then(|d| u16::from_str_radix(d.trim_start_matches("0x"), 16).ok());
+    let candidate = Candidate {
+        address,
+        vendor: pf.function.vendor,
+        device: vf_device.unwrap_or(pf.function.device),
+        driver: None,
+        acpi_index: None,
+        pf_address: address,
+        pf_name: pf.netdev.clone(),
+        vf_index: None,
+        link_type: link_type(sysfs, pf),
+        is_rdma: false,
+    };
+    config
+        .resources
+        .iter()
+        .flat_map(|r| &r.selectors)
+        .any(|selector| {
+            // Keys only an existing VF has (its address, driver, ACPI index, RDMA device) cannot
+            // rule it out; nor can `devices` when the kernel does not say the VF device ID.
+            let hypothetical = Selector {
+                drivers: Vec::new(),
+                pci_addresses: Vec::new(),
+                acpi_indexes: Vec::new(),
+                pf_names: Vec::new(),
+                root_devices: Vec::new(),
+                is_rdma: false,
+                devices: match vf_device {
+                    Some(_) => selector.devices.clone(),
+                    None => Vec::new(),
+                },
+                ..selector.clone()
+            };
+            selector.pf_names.is_empty()
+                && selector.root_devices.is_empty()
+                && hypothetical.matches(&candidate)
+        })
+}
+
+/// The PF netdev's link type as selectors spell it (`ether`, `infiniband`).
+fn link_type(sysfs: &Sysfs, pf: &PfTarget) -> Option<String> {
+    pf.netdev
+        .as_deref()
+        .and_then(|n| sysfs.netdev_attr(n, "type").ok().flatten())
+        .map(|t| match t.as_str() {
+            "1" => "ether".to_string(),
+            "32" => "infiniband".to_string(),
+            _ => t,
+        })
 }
 
 /// The first resource whose selector matches `vf` on every key but `drivers` (the driver is
@@ -118,15 +191,7 @@ fn pool_of(sysfs: &Sysfs, config: &Config, vf: &PciFunction, pf: &PfTarget) -> O
         pf_address: pf.function.address,
         pf_name: pf.netdev.clone(),
         vf_index: vf.vf_index,
-        link_type: pf
-            .netdev
-            .as_deref()
-            .and_then(|n| sysfs.netdev_attr(n, "type").ok().flatten())
-            .map(|t| match t.as_str() {
-                "1" => "ether".to_string(),
-                "32" => "infiniband".to_string(),
-                _ => t,
-            }),
+        link_type: link_type(sysfs, pf),
         is_rdma: sysfs.rdma_devices(&vf.address).is_ok_and(|d| !d.is_empty()),
     };
     config.resources.iter().find_map(|resource| {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sriov_host::{Representor, Sysfs};
+use sriov_host::{PciAddress, Representor, Sysfs};
 
 use super::report::Check;
 use super::scope::{PfTarget, VfTarget};
@@ -75,6 +75,19 @@ pub fn driver(pf: &PfTarget, vf: &VfTarget) -> Check {
     }
 }
 
+/// A VF whose sysfs entry cannot be read: its driver and representor are not checked.
+pub fn unreadable(sysfs: &Sysfs, pf: &PfTarget, address: &PciAddress) -> Check {
+    let why = match sysfs.pci_function(address) {
+        Err(e) => crate::error::chain(&e),
+        Ok(_) => "it vanished while listed".to_string(),
+    };
+    Check::warn(
+        "vf-driver",
+        format!("{address} (VF of {})", pf.function.address),
+        format!("unreadable sysfs entry, not checked: {why}"),
+    )
+}
+
 /// The representor check of one VF; `reps` are the PF's representors by VF index, `on_bridge`
 /// the names of the OVS bridge's ports.
 pub fn representor(
@@ -104,11 +117,9 @@ pub fn representor(
         return Check::fail(
             CHECK,
             subject,
-            format!("no representor netdev for VF {index} on the PF's eswitch"),
+            format!("no representor netdev for VF {index} on the PF's eswitch (recreating the VFs in switchdev mode creates them)"),
         )
-        .fix(format!(
-            "echo 0 > {path} && echo {n} > {path} (recreate the VFs in switchdev mode)"
-        ));
+        .fix(format!("echo 0 > {path} && echo {n} > {path}"));
     };
     let Some(link) = links.find(sysfs, &rep.netdev) else {
         return Check::warn(
