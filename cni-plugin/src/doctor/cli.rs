@@ -18,6 +18,8 @@ Flags:
   --config-file FILE          sriovdp config (the device plugin's); only the PFs and VFs its
                               resources select are checked (default: every SR-IOV PF)
   --resource-prefix PREFIX    prefix of resources without resourcePrefix (default intel.com)
+  --lenient-config            unknown config keys warn instead of failing, as the device
+                              plugin's --lenient-config
   --sysfs-root DIR            sysfs root (default $SRIOV_SYSFS_ROOT or /sys)
   --ovsdb ENDPOINT            OVSDB (default unix:/run/openvswitch/db.sock)
   --ovs-rundir DIR            ovs-vswitchd's control socket directory (default: the OVSDB
@@ -73,6 +75,10 @@ pub fn parse(args: &[OsString], env: &HashMap<String, String>) -> Result<Parsed,
             "--help" | "-h" => return Ok(Parsed::Help),
             "--json" => {
                 opts.json = true;
+                continue;
+            }
+            "--lenient-config" => {
+                opts.lenient_config = true;
                 continue;
             }
             _ => {}
@@ -153,6 +159,7 @@ mod tests {
         assert_eq!(o.sysfs_root, PathBuf::from("/sim"));
         assert_eq!(o.config_file, Some(PathBuf::from("/c.json")));
         assert!(o.json);
+        assert!(!o.lenient_config);
         assert_eq!(o.vswitchd_rundir(), PathBuf::from("/x"));
         let Parsed::Run(o) = parse(&args(&["--sysfs-root", "/flag"]), &env).unwrap() else {
             panic!("not a run");

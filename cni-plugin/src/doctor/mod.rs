@@ -48,6 +48,8 @@ pub struct Options {
     pub proc_root: PathBuf,
     /// NetworkManager's run directory (`--networkmanager-run-dir`).
     pub nm_run_dir: PathBuf,
+    /// Read the config as the device plugin's `--lenient-config` does: unknown keys warn.
+    pub lenient_config: bool,
     /// Print JSON (`--json`).
     pub json: bool,
 }
@@ -65,6 +67,7 @@ impl Default for Options {
             device_plugin_path: PathBuf::from("/var/lib/kubelet/device-plugins"),
             proc_root: PathBuf::from("/proc"),
             nm_run_dir: PathBuf::from("/run/NetworkManager"),
+            lenient_config: false,
             json: false,
         }
     }
@@ -84,6 +87,20 @@ impl Options {
     }
 }
 
+/// Reads the sriovdp config as the device plugin does with the same flags: strict, or
+/// lenient about unknown keys with `--lenient-config`.
+fn load_config(
+    path: &std::path::Path,
+    opts: &Options,
+) -> Result<sriovdp_config::Config, sriovdp_config::ConfigError> {
+    let unknown = if opts.lenient_config {
+        sriovdp_config::UnknownKeys::Warn
+    } else {
+        sriovdp_config::UnknownKeys::Reject
+    };
+    sriovdp_config::load_with(path, &opts.resource_prefix, unknown)
+}
+
 /// Runs every check. Never changes the host.
 pub async fn run(opts: &Options) -> Report {
     let mut report = Report::default();
@@ -94,7 +111,7 @@ pub async fn run(opts: &Options) -> Report {
 
     let config = match &opts.config_file {
         None => None,
-        Some(path) => match sriovdp_config::load(path, &opts.resource_prefix) {
+        Some(path) => match load_config(path, opts) {
             Ok(c) => {
                 report.push(Check::ok(
                     "sriovdp-config",
@@ -237,4 +254,25 @@ async fn ovs_facts(opts: &Options) -> Result<ovs::OvsFacts, String> {
     ovs::read(&client, &opts.bridge)
         .await
         .map_err(|e| crate::error::chain(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_with_an_unknown_key_is_refused_unless_lenient_like_the_device_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let text = r#"{"resourceList":[{"resourceName":"cx5","selectors":{"vendor":["15b3"]}}]}"#;
+        std::fs::write(&path, text).unwrap();
+        let mut opts = Options::default();
+        let error = load_config(&path, &opts).unwrap_err();
+        assert!(
+            error.to_string().contains("vendor") || format!("{error:?}").contains("vendor"),
+            "{error}"
+        );
+        opts.lenient_config = true;
+        assert_eq!(load_config(&path, &opts).unwrap().resources.len(), 1);
+    }
 }
