@@ -16,6 +16,7 @@ pub mod error;
 #[cfg(test)]
 mod fake_ovs;
 pub mod gc;
+#[cfg(feature = "test-hooks")]
 pub mod hooks;
 pub mod install;
 pub mod ipam;
