@@ -7,6 +7,7 @@
 # Environment:
 #   CARGO_TARGET_DIR   where cargo builds (default <repo>/target)
 #   SKIP_CARGO_BUILD=1 reuse binaries already built by this script
+#   BINARIES_ONLY=1    stop after building and checking the binaries (no podman)
 # Run scripts/setup-podman.sh first on a fresh machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +39,11 @@ for b in "${binaries[@]}"; do
         exit 1
     fi
 done
+
+if [ "${BINARIES_ONLY:-0}" = 1 ]; then
+    echo "build-image: binaries in $bin_dir"
+    exit 0
+fi
 
 # The build context holds only the Dockerfile, .dockerignore and the two
 # binaries at the paths the Dockerfile names, wherever CARGO_TARGET_DIR is.

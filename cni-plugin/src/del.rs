@@ -115,9 +115,17 @@ pub async fn del<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<DelOut
     let host = Netns::host().map_err(DelError::Netns)?;
     let pod = release::open_pod_ns(req.netns.as_deref());
     let vf_pending = pod.is_none() && vf_exists && !vf_returned(&host, &rec, &names).await?;
-    release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true)
-        .await
-        .map_err(DelError::Release)?;
+    release::release_all(
+        ovs,
+        &host,
+        pod.as_ref(),
+        &rec,
+        &names,
+        true,
+        conf.ovs_apply_timeout,
+    )
+    .await
+    .map_err(DelError::Release)?;
     if vf_pending {
         tracing::warn!(pci = %pci, timeout = ?VF_RETURN_TIMEOUT, "the VF has not come back from the pod's namespace; its record is kept so the next ADD or GC of this VF restores it");
         return Ok(DelOutcome::VfPending);

@@ -85,8 +85,8 @@ impl Ovs for FakeOvs {
         self.record(format!("wait_ofport {name}"))?;
         Ok(1)
     }
-    async fn wait_applied(&self, _timeout: Duration) -> Result<(), OvsError> {
-        self.record("wait_applied".into())
+    async fn wait_applied(&self, timeout: Duration) -> Result<(), OvsError> {
+        self.record(format!("wait_applied {timeout:?}"))
     }
     async fn wait_ovn_installed(&self, name: &str, _timeout: Duration) -> Result<(), OvsError> {
         self.record(format!("wait_ovn_installed {name}"))

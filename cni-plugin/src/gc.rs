@@ -84,7 +84,17 @@ pub async fn gc<O: Ovs>(ovs: &O, sysfs: &Sysfs, req: &Request) -> Result<Vec<(St
                 .map(|i| i.netdevs)
                 .unwrap_or_default();
             let pod = release::open_pod_ns(Some(std::path::Path::new(&rec.netns)));
-            if let Err(e) = release::release_all(ovs, &host, pod.as_ref(), &rec, &names, true).await {
+            if let Err(e) = release::release_all(
+                ovs,
+                &host,
+                pod.as_ref(),
+                &rec,
+                &names,
+                true,
+                conf.ovs_apply_timeout,
+            )
+            .await
+            {
                 tracing::warn!(error = &e as &dyn std::error::Error, container = %rec.container_id, "GC could not release everything; kept for the next GC");
                 continue;
             }

@@ -1,10 +1,11 @@
-//! Test hooks: pause ADD at a named step while a file exists (`SRIOV_OVS_PAUSE_AT`, `SRIOV_OVS_PAUSE_FILE`).
+//! Test hooks, only in builds with the `test-hooks` feature (the tests enable it; release
+//! builds have none of this): pause ADD at a named step while a file exists
+//! (`SRIOV_OVS_PAUSE_AT`, `SRIOV_OVS_PAUSE_FILE`).
 //!
 //! Lets tests kill the plugin or stop OVSDB at a known point of ADD. Inert unless both
 //! variables are set in the plugin's environment.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Env var naming the step to pause at.
@@ -15,15 +16,15 @@ pub const PAUSE_FILE: &str = "SRIOV_OVS_PAUSE_FILE";
 /// Steps of ADD one can pause at.
 pub const STEPS: &[&str] = &["after-vf-move", "before-attach", "after-attach"];
 
-/// Pauses while the pause file exists, if `step` is the configured one.
-pub async fn pause_point(env: &HashMap<String, String>, step: &str) {
-    let (Some(at), Some(file)) = (env.get(PAUSE_AT), env.get(PAUSE_FILE)) else {
+/// Pauses while the pause file exists, if `step` is the one the process environment names.
+pub async fn pause_point(step: &str) {
+    let (Some(at), Some(file)) = (std::env::var_os(PAUSE_AT), std::env::var_os(PAUSE_FILE)) else {
         return;
     };
     if at != step {
         return;
     }
-    let file = Path::new(file);
+    let file = PathBuf::from(file);
     let reached = file.with_extension("reached");
     if let Err(e) = std::fs::write(&reached, step) {
         tracing::warn!(path = %reached.display(), error = &e as &dyn std::error::Error, "cannot write pause marker");

@@ -18,6 +18,7 @@ pub mod error;
 mod fake_ovs;
 pub mod field_type;
 pub mod gc;
+#[cfg(feature = "test-hooks")]
 pub mod hooks;
 pub mod install;
 pub mod ipam;
@@ -157,7 +158,13 @@ fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_
         .build()
         .map_err(PluginError::Runtime)?;
     rt.block_on(async {
-        let connect = ovs::OvsdbOvs::connect(&conf.ovsdb);
+        // DEL and GC must not fail on an ovsdb-server that is restarting: they wait for it (and
+        // reconnect to it) as long as they wait for OVS to apply a port removal.
+        let reconnect_for = match &cmd {
+            Command::Del(_) | Command::Gc(_) => conf.ovs_apply_timeout,
+            _ => std::time::Duration::ZERO,
+        };
+        let connect = ovs::OvsdbOvs::connect(&conf.ovsdb, reconnect_for);
         if let Command::Add(req) = &cmd {
             tracing::info!(container = %req.container_id, ifname = %req.ifname, "ADD");
             let result = add::add(connect, &sysfs, req).await?;

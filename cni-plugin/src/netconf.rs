@@ -23,6 +23,9 @@ pub const DEFAULT_OVSDB_SOCKET: &str = "unix:/run/openvswitch/db.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/sriov-ovs";
 /// Default `ovnInstalledTimeout` in seconds.
 pub const DEFAULT_OVN_INSTALLED_TIMEOUT: u64 = 30;
+/// Default `ovsApplyTimeout` in seconds: covers ovs-vswitchd's reconnect back-off (up to 8 s)
+/// after an `ovsdb-server` restart, plus the restart itself.
+pub const DEFAULT_OVS_APPLY_TIMEOUT: u64 = 20;
 
 /// The wire shape of the configuration; every field optional so validation can say what is wrong.
 #[derive(Debug, Deserialize)]
@@ -44,6 +47,8 @@ struct RawNetConf {
     iface_id: Option<String>,
     #[serde(rename = "ovnInstalledTimeout")]
     ovn_installed_timeout: Option<u64>,
+    #[serde(rename = "ovsApplyTimeout")]
+    ovs_apply_timeout: Option<u64>,
     mtu: Option<u32>,
     mac: Option<String>,
     vlan: Option<u16>,
@@ -125,6 +130,9 @@ pub struct NetConf {
     pub iface_id: Option<String>,
     /// How long to wait for `ovn-installed`; zero means don't.
     pub ovn_installed_timeout: Duration,
+    /// How long DEL waits for OVS to confirm a port removal: `ovsdb-server` reachable again
+    /// and ovs-vswitchd caught up (never zero).
+    pub ovs_apply_timeout: Duration,
     /// Pod interface MTU.
     pub mtu: Option<u32>,
     /// `mac` key (lowest precedence).
@@ -365,6 +373,16 @@ impl NetConf {
                 .map_err(|_| invalid("logFormat", f, "accepted are text, json"))?,
             None => Format::Text,
         };
+        let ovs_apply_timeout = match raw.ovs_apply_timeout {
+            Some(0) => {
+                return Err(invalid(
+                    "ovsApplyTimeout",
+                    "0",
+                    "want at least 1 second: DEL must see ovs-vswitchd release a port before renaming its representor",
+                ))
+            }
+            t => Duration::from_secs(t.unwrap_or(DEFAULT_OVS_APPLY_TIMEOUT)),
+        };
         let unknown_keys: Vec<String> = raw
             .other
             .keys()
@@ -382,6 +400,7 @@ impl NetConf {
             ovn_installed_timeout: Duration::from_secs(
                 raw.ovn_installed_timeout.unwrap_or(DEFAULT_OVN_INSTALLED_TIMEOUT),
             ),
+            ovs_apply_timeout,
             mtu: raw.mtu,
             mac,
             runtime_mac,
@@ -450,8 +469,16 @@ mod tests {
         assert_eq!(c.ovsdb, Endpoint::Unix(PathBuf::from("/run/openvswitch/db.sock")));
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/cni/sriov-ovs"));
         assert_eq!(c.ovn_installed_timeout, Duration::from_secs(30));
+        assert_eq!(c.ovs_apply_timeout, Duration::from_secs(20));
         assert_eq!(c.device_id.unwrap().to_string(), "0000:84:00.2");
         assert!(c.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn ovs_apply_timeout_is_read_in_seconds() {
+        let mut v = base();
+        v["ovsApplyTimeout"] = json!(3);
+        assert_eq!(parse(v).unwrap().ovs_apply_timeout, Duration::from_secs(3));
     }
 
     #[test]
@@ -636,6 +663,8 @@ mod tests {
             ("ipam", json!({"subnet": "10.0.0.0/24"})),
             ("ifaceID", json!("")),
             ("ovnInstalledTimeout", json!(-1)),
+            ("ovsApplyTimeout", json!(0)),
+            ("ovsApplyTimeout", json!(-1)),
             ("name", json!("")),
         ] {
             let mut v = base();

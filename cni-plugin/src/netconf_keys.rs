@@ -2,7 +2,8 @@
 //! a NetworkAttachmentDefinition author reads, checked against the parser by its tests.
 
 use crate::netconf::{
-    DEFAULT_BRIDGE, DEFAULT_OVN_INSTALLED_TIMEOUT, DEFAULT_OVSDB_SOCKET, DEFAULT_STATE_DIR,
+    DEFAULT_BRIDGE, DEFAULT_OVN_INSTALLED_TIMEOUT, DEFAULT_OVSDB_SOCKET, DEFAULT_OVS_APPLY_TIMEOUT,
+    DEFAULT_STATE_DIR,
 };
 
 /// One documented key.
@@ -28,6 +29,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "provider", default: "none", meaning: "Kube-OVN provider; OVN port <pod>.<namespace>.<provider>" },
     Key { name: "ifaceID", default: "from provider", meaning: "explicit OVN logical port name (external_ids:iface-id)" },
     Key { name: "ovnInstalledTimeout", default: "", meaning: "seconds to wait for ovn-installed on the port; 0 = do not wait" },
+    Key { name: "ovsApplyTimeout", default: "", meaning: "seconds DEL/GC wait for ovs-vswitchd to apply a port removal (and for a restarting ovsdb-server); >= 1" },
     Key { name: "mtu", default: "unchanged", meaning: "pod interface MTU (68-65535)" },
     Key { name: "mac", default: "unchanged", meaning: "pod interface MAC (runtimeConfig.mac and CNI_ARGS MAC= win)" },
     Key { name: "vlan", default: "untagged", meaning: "OVS access tag (1-4094)" },
@@ -41,10 +43,12 @@ pub const KEYS: &[Key] = &[
 /// The "Network configuration keys" section of `--help`.
 pub fn help_text() -> String {
     let timeout = DEFAULT_OVN_INSTALLED_TIMEOUT.to_string();
+    let apply = DEFAULT_OVS_APPLY_TIMEOUT.to_string();
     let mut text = String::from("Network configuration keys (stdin JSON; default in brackets):\n");
     for key in KEYS {
         let default = match key.name {
             "ovnInstalledTimeout" => timeout.as_str(),
+            "ovsApplyTimeout" => apply.as_str(),
             _ => key.default,
         };
         text.push_str(&format!("  {:<20} [{default}] {}\n", key.name, key.meaning));
@@ -65,6 +69,7 @@ mod tests {
             "deviceID" => json!("0000:84:00.2"),
             "ovsdbSocket" => json!("unix:/run/openvswitch/db.sock"),
             "ovnInstalledTimeout" | "mtu" => json!(1400),
+            "ovsApplyTimeout" => json!(20),
             "mac" => json!("02:00:00:00:00:01"),
             "vlan" => json!(100),
             "ipam" => json!({"type": "host-local"}),
@@ -96,6 +101,7 @@ mod tests {
                 "ovnInstalledTimeout  [{}]",
                 defaults.ovn_installed_timeout.as_secs()
             ),
+            format!("ovsApplyTimeout      [{}]", defaults.ovs_apply_timeout.as_secs()),
             format!("logLevel             [{}]", defaults.log_level),
             format!("logFormat            [{}]", defaults.log_format),
         ] {

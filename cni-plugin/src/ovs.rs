@@ -1,85 +1,119 @@
-//! The real [`Ovs`]: the native `ovsdb-client` over the unix socket.
+//! The real [`Ovs`]: the native `ovsdb-client` over the unix socket, reconnecting to an
+//! `ovsdb-server` that restarts under it.
 
 use crate::port_ids;
 use crate::traits::{Cause, Ovs, OvsError, PortSpec, PortState};
-use ovsdb_client::vswitch::DB;
 use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
-use ovsdb_client::{
-    Atom, Client, Endpoint, MonitorRequest, Mutation, Mutator, Operation, OperationResult, Row, RowChange,
-    Value,
-};
-use std::collections::BTreeMap;
-use std::time::Duration;
+use ovsdb_client::{Client, Endpoint};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// How long one OVSDB request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An OVSDB session.
+/// Pause between attempts to reach an `ovsdb-server` that is not listening (yet).
+const REDIAL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// An OVSDB session. Clones share it; when the server closes it (a restart), the next
+/// operation reconnects, as long as the allowance given at connect time lasts.
 #[derive(Debug, Clone)]
 pub struct OvsdbOvs {
-    vs: Vswitch,
+    endpoint: String,
+    /// The current session and how many times it was replaced.
+    session: Arc<Mutex<(u64, Vswitch)>>,
+    /// How long an operation keeps trying to reach a restarting server (zero: fail at once).
+    reconnect_for: Duration,
 }
 
 fn cause<E: std::error::Error + Send + Sync + 'static>(e: E) -> Cause {
     Box::new(e)
 }
 
+/// Connects to `endpoint`, retrying while the server is unreachable until `deadline`.
+async fn dial(endpoint: &str, deadline: Instant) -> Result<Vswitch, ovsdb_client::Error> {
+    loop {
+        match Client::connect(endpoint).await {
+            Ok(c) => return Ok(c.with_request_timeout(Some(REQUEST_TIMEOUT)).vswitch()),
+            Err(e) if e.is_unreachable() && Instant::now() + REDIAL_INTERVAL < deadline => {
+                tracing::debug!(
+                    error = &e as &dyn std::error::Error,
+                    "OVSDB not reachable yet; retrying"
+                );
+                tokio::time::sleep(REDIAL_INTERVAL).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl OvsdbOvs {
-    /// Connects to the OVSDB server at `endpoint`. Must run inside a tokio runtime.
-    pub async fn connect(endpoint: &Endpoint) -> Result<OvsdbOvs, OvsError> {
+    /// Connects to the OVSDB server at `endpoint`, waiting up to `reconnect_for` for a server
+    /// that is restarting (zero: fail at once). Later idempotent operations that find the
+    /// session closed reconnect (within the same allowance, counted from their start) and
+    /// retry. Must run inside a tokio runtime.
+    pub async fn connect(endpoint: &Endpoint, reconnect_for: Duration) -> Result<OvsdbOvs, OvsError> {
         let endpoint = endpoint.to_string();
-        let client = Client::connect(&endpoint).await.map_err(|e| OvsError::Connect {
-            endpoint: endpoint.clone(),
-            source: cause(e),
-        })?;
-        let client = client.with_request_timeout(Some(REQUEST_TIMEOUT));
-        Ok(OvsdbOvs { vs: client.vswitch() })
+        let vs = dial(&endpoint, Instant::now() + reconnect_for)
+            .await
+            .map_err(|e| OvsError::Connect {
+                endpoint: endpoint.clone(),
+                source: cause(e),
+            })?;
+        Ok(OvsdbOvs {
+            endpoint,
+            session: Arc::new(Mutex::new((0, vs))),
+            reconnect_for,
+        })
     }
-}
 
-fn int_of(res: Option<&OperationResult>, col: &str) -> Option<i64> {
-    let rows = res?.rows.as_ref()?;
-    match rows.first()?.get(col)? {
-        Value::Atom(Atom::Integer(n)) => Some(*n),
-        _ => None,
+    fn current(&self) -> (u64, Vswitch) {
+        self.session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
-}
 
-/// Waits until `cur_cfg` is at least `want`: told by a `monitor_cond` on the column, or by
-/// polling when the server has no `monitor_cond`.
-async fn cur_cfg_reaches(client: &Client, want: i64) -> Result<(), ovsdb_client::Error> {
-    let reached = |row: &Row| match row.get("cur_cfg") {
-        Some(Value::Atom(Atom::Integer(cur))) => *cur >= want,
-        _ => false,
-    };
-    let request = MonitorRequest {
-        columns: Some(vec!["cur_cfg".into()]),
-        conditions: None,
-    };
-    match client
-        .monitor_cond(DB, BTreeMap::from([("Open_vSwitch".to_string(), request)]))
-        .await
+    /// Replaces session `generation` with a new one (unless a clone already did).
+    async fn reconnect(&self, generation: u64, deadline: Instant) -> Result<(), ovsdb_client::Error> {
+        if self.current().0 != generation {
+            return Ok(());
+        }
+        let vs = dial(&self.endpoint, deadline).await?;
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        if session.0 == generation {
+            *session = (generation + 1, vs);
+        }
+        Ok(())
+    }
+
+    /// Runs the idempotent `op`, reconnecting and running it again while it fails because the
+    /// server went away, until `deadline`.
+    async fn retrying<T, Fut>(&self, deadline: Instant, op: impl Fn(Vswitch) -> Fut) -> Result<T, VsError>
+    where
+        Fut: Future<Output = Result<T, VsError>>,
     {
-        Ok((mut updates, mut monitor)) => loop {
-            let done = updates.iter().any(|u| match &u.change {
-                RowChange::Initial(row) | RowChange::Insert(row) | RowChange::Modify(row) => reached(row),
-                RowChange::Delete => false,
-            });
-            if done {
-                return Ok(());
+        loop {
+            let (generation, vs) = self.current();
+            match op(vs).await {
+                Err(e) if e.is_unreachable() && Instant::now() < deadline => {
+                    tracing::info!(endpoint = %self.endpoint, error = &e as &dyn std::error::Error, "OVSDB session lost; reconnecting");
+                    if let Err(dial_err) = self.reconnect(generation, deadline).await {
+                        tracing::warn!(endpoint = %self.endpoint, error = &dial_err as &dyn std::error::Error, "cannot reconnect to OVSDB");
+                        return Err(e);
+                    }
+                }
+                done => return done,
             }
-            updates = monitor.next().await?;
-        },
-        Err(ovsdb_client::Error::Rpc { .. }) => loop {
-            let res = client
-                .transact(DB, vec![Operation::select("Open_vSwitch", vec![], &["cur_cfg"])])
-                .await?;
-            if int_of(res.first(), "cur_cfg").is_some_and(|cur| cur >= want) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        },
-        Err(e) => Err(e),
+        }
+    }
+
+    /// [`OvsdbOvs::retrying`] within the connect-time allowance.
+    async fn idempotent<T, Fut>(&self, op: impl Fn(Vswitch) -> Fut) -> Result<T, VsError>
+    where
+        Fut: Future<Output = Result<T, VsError>>,
+    {
+        self.retrying(Instant::now() + self.reconnect_for, op).await
     }
 }
 
@@ -93,8 +127,7 @@ fn state(i: InterfaceInfo) -> PortState {
 
 impl Ovs for OvsdbOvs {
     async fn bridge_exists(&self, bridge: &str) -> Result<bool, OvsError> {
-        self.vs
-            .bridge_exists(bridge)
+        self.idempotent(|vs| async move { vs.bridge_exists(bridge).await })
             .await
             .map_err(|e| OvsError::BridgeLookup {
                 bridge: bridge.to_string(),
@@ -103,8 +136,10 @@ impl Ovs for OvsdbOvs {
     }
 
     async fn add_port(&self, spec: &PortSpec) -> Result<(), OvsError> {
+        // Not retried: the session is whatever connect (or the last retried operation) left.
         let added = self
-            .vs
+            .current()
+            .1
             .add_port(&spec.bridge, &spec.name)
             .external_ids(spec.external_ids.clone())
             .tag(spec.vlan)
@@ -122,10 +157,8 @@ impl Ovs for OvsdbOvs {
     }
 
     async fn del_port(&self, bridge: &str, port: &str) -> Result<(), OvsError> {
-        self.vs
-            .del_port(bridge, port)
-            .any_bridge()
-            .execute()
+        // Idempotent: the port is resolved to its row first, absent is success.
+        self.idempotent(|vs| async move { vs.del_port(bridge, port).any_bridge().execute().await })
             .await
             .map(drop)
             .map_err(|e| OvsError::DelPort {
@@ -136,17 +169,19 @@ impl Ovs for OvsdbOvs {
     }
 
     async fn port(&self, name: &str) -> Result<Option<PortState>, OvsError> {
-        let found = self.vs.interface(name).await.map_err(|e| OvsError::ReadPort {
-            port: name.to_string(),
-            source: cause(e),
-        })?;
+        let found = self
+            .idempotent(|vs| async move { vs.interface(name).await })
+            .await
+            .map_err(|e| OvsError::ReadPort {
+                port: name.to_string(),
+                source: cause(e),
+            })?;
         Ok(found.map(state))
     }
 
     async fn find_ports(&self, key: &str, value: &str) -> Result<Vec<PortState>, OvsError> {
         let found = self
-            .vs
-            .find_interfaces_by_external_id(key, value)
+            .idempotent(|vs| async move { vs.find_interfaces_by_external_id(key, value).await })
             .await
             .map_err(|e| OvsError::ReadPort {
                 port: format!("{key}={value}"),
@@ -156,7 +191,7 @@ impl Ovs for OvsdbOvs {
     }
 
     async fn wait_ofport(&self, name: &str, timeout: Duration) -> Result<i64, OvsError> {
-        match self.vs.wait_for_ofport(name, timeout).await {
+        match self.current().1.wait_for_ofport(name, timeout).await {
             Ok(p) => Ok(i64::from(p)),
             Err(e @ VsError::OfportTimeout { .. }) => Err(OvsError::OfportTimeout {
                 port: name.to_string(),
@@ -171,37 +206,32 @@ impl Ovs for OvsdbOvs {
     }
 
     async fn wait_applied(&self, timeout: Duration) -> Result<(), OvsError> {
-        let client = self.vs.client();
-        let fail = |e: Option<Cause>| OvsError::ApplyTimeout { timeout, source: e };
-        let bump = vec![
-            Operation::Mutate {
-                table: "Open_vSwitch".into(),
-                conditions: vec![],
-                mutations: vec![Mutation {
-                    column: "next_cfg".into(),
-                    mutator: Mutator::Add,
-                    value: Value::Atom(Atom::Integer(1)),
-                }],
-            },
-            Operation::select("Open_vSwitch", vec![], &["next_cfg"]),
-        ];
-        let res = client
-            .transact(DB, bump)
-            .await
-            .map_err(|e| fail(Some(cause(e))))?;
-        let Some(want) = int_of(res.get(1), "next_cfg") else {
-            return Ok(());
-        };
-        match tokio::time::timeout(timeout, cur_cfg_reaches(client, want)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(fail(Some(cause(e)))),
-            Err(_) => Err(fail(None)),
+        // The whole allowance covers reaching a restarting server as well as ovs-vswitchd
+        // reconnecting to it (with a back-off of up to 8 s) and applying the change.
+        let deadline = Instant::now() + timeout;
+        let applied = self
+            .retrying(deadline, |vs| async move {
+                vs.wait_applied(deadline.saturating_duration_since(Instant::now()))
+                    .await
+            })
+            .await;
+        match applied {
+            Ok(cfg) => {
+                tracing::debug!(cfg, "ovs-vswitchd applied the configuration");
+                Ok(())
+            }
+            Err(e @ VsError::ApplyTimeout { .. }) => Err(OvsError::ApplyTimeout {
+                timeout,
+                source: Some(cause(e)),
+            }),
+            Err(e) => Err(OvsError::Apply { source: cause(e) }),
         }
     }
 
     async fn wait_ovn_installed(&self, name: &str, timeout: Duration) -> Result<(), OvsError> {
         match self
-            .vs
+            .current()
+            .1
             .wait_for_external_id(name, port_ids::OVN_INSTALLED, "true", timeout)
             .await
         {

@@ -9,9 +9,7 @@ use crate::state::AttachmentRecord;
 use crate::traits::{Ovs, OvsError};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-
-/// How long to wait for ovs-vswitchd to let go of a deleted port.
-pub const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+use std::time::Duration;
 
 /// A release step failed.
 #[derive(Debug, thiserror::Error)]
@@ -244,8 +242,12 @@ pub async fn restore_representor(host: &Netns, rec: &AttachmentRecord) -> Result
 }
 
 /// Removes our OVS port, unless a newer attachment (another container ID) has it. Returns
-/// whether it deleted the port (and saw ovs-vswitchd apply that).
-pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<bool, ReleaseError> {
+/// whether it deleted the port (and saw ovs-vswitchd apply that within `apply_timeout`).
+pub async fn remove_port<O: Ovs>(
+    ovs: &O,
+    rec: &AttachmentRecord,
+    apply_timeout: Duration,
+) -> Result<bool, ReleaseError> {
     let port = &rec.representor.new_name;
     let err = |source| ReleaseError::Port {
         port: port.clone(),
@@ -265,7 +267,7 @@ pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<bool
                 ovs.del_port(&rec.bridge, port).await.map_err(err)?;
                 tracing::debug!(port = %port, "port deleted");
                 // ovs-vswitchd must close the netdev (and drop promiscuous mode) before it is renamed.
-                ovs.wait_applied(APPLY_TIMEOUT).await.map_err(err)?;
+                ovs.wait_applied(apply_timeout).await.map_err(err)?;
                 tracing::debug!("ovs-vswitchd applied the deletion");
                 deleted = true;
             }
@@ -285,7 +287,12 @@ pub async fn remove_port<O: Ovs>(ovs: &O, rec: &AttachmentRecord) -> Result<bool
 
 /// When the representor still has the name ADD gave it, waits until ovs-vswitchd has applied
 /// every pending change (so it has closed the netdev of a port deleted earlier).
-async fn confirm_closed<O: Ovs>(ovs: &O, host: &Netns, rec: &AttachmentRecord) -> Result<(), ReleaseError> {
+async fn confirm_closed<O: Ovs>(
+    ovs: &O,
+    host: &Netns,
+    rec: &AttachmentRecord,
+    apply_timeout: Duration,
+) -> Result<(), ReleaseError> {
     let r = &rec.representor;
     let renamed = link::by_name(&host.handle, &host.label, &r.new_name)
         .await
@@ -295,7 +302,7 @@ async fn confirm_closed<O: Ovs>(ovs: &O, host: &Netns, rec: &AttachmentRecord) -
         })?
         .is_some_and(|l| l.index == r.ifindex);
     if renamed {
-        ovs.wait_applied(APPLY_TIMEOUT)
+        ovs.wait_applied(apply_timeout)
             .await
             .map_err(|source| ReleaseError::Port {
                 port: r.new_name.clone(),
@@ -329,6 +336,7 @@ pub fn ipam_del(rec: &AttachmentRecord, netns: &str) -> Result<(), ReleaseError>
 }
 
 /// Every host-side release step, in order, continuing past failures; returns the first failure.
+/// `apply_timeout` bounds the wait for OVS to confirm the port removal.
 pub async fn release_all<O: Ovs>(
     ovs: &O,
     host: &Netns,
@@ -336,6 +344,7 @@ pub async fn release_all<O: Ovs>(
     rec: &AttachmentRecord,
     sysfs_names: &[String],
     ipam: bool,
+    apply_timeout: Duration,
 ) -> Result<(), ReleaseError> {
     let mut first: Option<ReleaseError> = None;
     let mut note = |r: Result<(), ReleaseError>| {
@@ -352,11 +361,11 @@ pub async fn release_all<O: Ovs>(
     let representor = async {
         // Renaming a representor that may still be a port (or still open in ovs-vswitchd) would
         // strand the port or race vswitchd's flag restore: leave it to the retried DEL.
-        let port = match remove_port(ovs, rec).await {
+        let port = match remove_port(ovs, rec, apply_timeout).await {
             Ok(true) => Ok(()),
             // No port row: a DEL retried after vswitchd was too slow may find the representor
             // still renamed and open in vswitchd; confirm vswitchd caught up before renaming.
-            Ok(false) => confirm_closed(ovs, host, rec).await,
+            Ok(false) => confirm_closed(ovs, host, rec, apply_timeout).await,
             Err(e) => Err(e),
         };
         let rep = match port {
@@ -386,6 +395,8 @@ mod tests {
     use crate::fake_ovs::{block, FakeOvs};
     use crate::state::{Phase, SavedRepresentor};
 
+    const T: Duration = Duration::from_secs(1);
+
     fn rec(cid: &str) -> AttachmentRecord {
         AttachmentRecord {
             container_id: cid.into(),
@@ -413,16 +424,16 @@ mod tests {
     }
 
     #[test]
-    fn remove_port_deletes_ours_and_waits_for_vswitchd() {
+    fn remove_port_deletes_ours_and_waits_for_vswitchd_as_long_as_configured() {
         let ovs = FakeOvs::default().with_port(
             "abc_h",
             &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")],
         );
-        assert!(block(remove_port(&ovs, &rec("c1"))).unwrap());
+        assert!(block(remove_port(&ovs, &rec("c1"), T)).unwrap());
         assert!(ovs.ports.borrow().is_empty());
         let calls = ovs.calls.borrow();
         let del = calls.iter().position(|c| c == "del_port br-int abc_h").unwrap();
-        assert_eq!(calls[del + 1], "wait_applied", "{calls:?}");
+        assert_eq!(calls[del + 1], "wait_applied 1s", "{calls:?}");
     }
 
     #[test]
@@ -431,7 +442,7 @@ mod tests {
             "abc_h",
             &[(port_ids::CONTAINER_ID, "newer"), (port_ids::IFNAME, "eth0")],
         );
-        assert!(!block(remove_port(&ovs, &rec("c1"))).unwrap());
+        assert!(!block(remove_port(&ovs, &rec("c1"), T)).unwrap());
         assert!(ovs.ports.borrow().contains_key("abc_h"));
         assert!(!ovs.calls.borrow().iter().any(|c| c.starts_with("del_port")));
     }
@@ -442,7 +453,7 @@ mod tests {
             "old_h",
             &[(port_ids::CONTAINER_ID, "c1"), (port_ids::IFNAME, "eth0")],
         );
-        block(remove_port(&ovs, &rec("c1"))).unwrap();
+        block(remove_port(&ovs, &rec("c1"), T)).unwrap();
         assert!(ovs.ports.borrow().is_empty());
     }
 
@@ -453,7 +464,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            block(remove_port(&ovs, &rec("c1"))).unwrap_err().code(),
+            block(remove_port(&ovs, &rec("c1"), T)).unwrap_err().code(),
             crate::error::code::OVSDB
         );
     }

@@ -30,6 +30,8 @@ pub struct Rollback {
 pub struct UndoCtx<'a, O: Ovs> {
     /// OVSDB.
     pub ovs: &'a O,
+    /// How long to wait for OVS to confirm the port removal.
+    pub apply_timeout: std::time::Duration,
     /// Host namespace.
     pub host: &'a Netns,
     /// Pod namespace.
@@ -62,7 +64,9 @@ impl Rollback {
     pub async fn unwind<O: Ovs>(self, ctx: &UndoCtx<'_, O>) {
         for step in self.steps.into_iter().rev() {
             let r = match step {
-                Undo::DelPort => release::remove_port(ctx.ovs, ctx.rec).await.map(drop),
+                Undo::DelPort => release::remove_port(ctx.ovs, ctx.rec, ctx.apply_timeout)
+                    .await
+                    .map(drop),
                 Undo::RestoreRepresentor => release::restore_representor(ctx.host, ctx.rec).await,
                 Undo::IpamDel => release::ipam_del(ctx.rec, &ctx.rec.netns),
                 Undo::RestoreVf => release::restore_vf(ctx.host, ctx.pod, ctx.rec, ctx.sysfs_names).await,

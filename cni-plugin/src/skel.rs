@@ -68,8 +68,6 @@ pub struct Request {
     pub path: String,
     /// The configuration.
     pub conf: NetConf,
-    /// The whole environment (sysfs root, test hooks).
-    pub env: HashMap<String, String>,
 }
 
 /// A parsed invocation.
@@ -239,7 +237,6 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
         args,
         path: get("CNI_PATH").to_string(),
         conf,
-        env: env.clone(),
     };
     Ok(match verb {
         Verb::Add => Command::Add(req),

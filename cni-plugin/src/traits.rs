@@ -109,6 +109,13 @@ pub enum OvsError {
         #[source]
         source: Option<Cause>,
     },
+    /// Asking ovs-vswitchd to confirm the configuration failed (OVSDB unreachable, say).
+    #[error("cannot have ovs-vswitchd confirm the configuration")]
+    Apply {
+        /// Cause.
+        #[source]
+        source: Cause,
+    },
     /// `ovn-installed` did not appear in time.
     #[error("OVS interface {port} not marked ovn-installed within {timeout:?}")]
     OvnInstalledTimeout {

@@ -3,7 +3,8 @@
 //! Shaped like `rtnetlink`: [`connect`] returns a [`Connection`] future to drive and a
 //! cheap-to-clone [`Client`] handle. Operations are typed ([`Operation`]), values use
 //! OVSDB's notation ([`Value`], [`Atom`]), and [`vswitch`] adds typed requests for the
-//! `Open_vSwitch` database (add/delete a port, read an interface, wait for `ofport`).
+//! `Open_vSwitch` database (add/delete a port, read an interface, wait for `ofport`, wait
+//! for ovs-vswitchd to apply the configuration).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

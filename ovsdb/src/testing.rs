@@ -154,19 +154,7 @@ impl OvsInstance {
             .arg(&db)
             .arg("/usr/share/openvswitch/vswitch.ovsschema");
         run(create)?;
-        let mut server = ovs.command("ovsdb-server");
-        server
-            .arg(format!("--remote=punix:{}", ovs.socket_path().display()))
-            // As ovs-ctl does: also listen where Manager rows say.
-            .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
-            .arg(format!(
-                "--pidfile={}",
-                ovs.pidfile(Daemon::OvsdbServer).display()
-            ))
-            .arg(format!("--log-file={}", d.join("ovsdb-server.log").display()))
-            .arg("--detach")
-            .arg(&db);
-        run(server)?;
+        ovs.start_ovsdb_server()?;
         ovs.vsctl(&["--no-wait", "init"])?;
         let mut switchd = ovs.command("ovs-vswitchd");
         switchd
@@ -176,6 +164,32 @@ impl OvsInstance {
             .arg("--detach");
         run(switchd)?;
         Ok(ovs)
+    }
+
+    /// Starts `ovsdb-server` on the instance's database (at start-up, or again after
+    /// [`OvsInstance::stop`]); it is listening when this returns.
+    pub fn start_ovsdb_server(&self) -> Result<(), TestingError> {
+        let d = self.dir.path();
+        let mut server = self.command("ovsdb-server");
+        server
+            .arg(format!("--remote=punix:{}", self.socket_path().display()))
+            // As ovs-ctl does: also listen where Manager rows say.
+            .arg("--remote=db:Open_vSwitch,Open_vSwitch,manager_options")
+            .arg(format!(
+                "--pidfile={}",
+                self.pidfile(Daemon::OvsdbServer).display()
+            ))
+            .arg(format!("--log-file={}", d.join("ovsdb-server.log").display()))
+            .arg("--detach")
+            .arg(d.join("conf.db"));
+        run(server).map(drop)
+    }
+
+    /// Restarts `ovsdb-server` as an upgrade of the ovs-ovn pod does: stopped with SIGTERM,
+    /// started again on the same database. ovs-vswitchd reconnects by itself, with its back-off.
+    pub fn restart_ovsdb_server(&self) -> Result<(), TestingError> {
+        self.stop(Daemon::OvsdbServer, Signal::SIGTERM)?;
+        self.start_ovsdb_server()
     }
 
     /// The private directory (database, sockets, logs, pidfiles).

@@ -563,3 +563,54 @@ async fn unixctl_runs_vswitchd_commands_like_ovs_appctl() {
     let err = ctl.run("no-such/command", &[]).await.unwrap_err();
     assert!(format!("{:?}", err).contains("is not a valid command"), "{err:?}");
 }
+
+#[tokio::test]
+async fn wait_applied_returns_once_vswitchd_caught_up_and_times_out_while_it_is_stopped() {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let (ovs, br) = ovs_with_bridge();
+    let client = Client::connect(&ovs.endpoint()).await.unwrap();
+    let vs = client.vswitch();
+    let first = vs.wait_applied(LONG).await.unwrap();
+    let port = unique_name("p");
+    vs.add_port(&br, &port)
+        .interface_type("internal")
+        .execute()
+        .await
+        .unwrap();
+    let second = vs.wait_applied(LONG).await.unwrap();
+    assert!(second > first, "{first} then {second}");
+    // Applied means ovs-vswitchd has acted on the port added before the call.
+    let cur: i64 = vsctl_get(&ovs, &["get", "Open_vSwitch", ".", "cur_cfg"])
+        .parse()
+        .unwrap();
+    assert!(cur >= second);
+    assert!(vsctl_get(&ovs, &["get", "Interface", &port, "ofport"]) != "[]");
+
+    let vswitchd = Pid::from_raw(ovs.pid(Daemon::Vswitchd).unwrap());
+    kill(vswitchd, Signal::SIGSTOP).unwrap();
+    let stalled = vs.wait_applied(Duration::from_millis(300)).await;
+    kill(vswitchd, Signal::SIGCONT).unwrap();
+    match stalled.unwrap_err() {
+        vswitch::Error::ApplyTimeout {
+            next_cfg, cur_cfg, ..
+        } => {
+            assert_eq!(next_cfg, second + 1);
+            assert_eq!(cur_cfg, Some(second));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Running again, it catches up with every request made meanwhile.
+    assert!(vs.wait_applied(LONG).await.unwrap() > second + 1);
+}
+
+#[tokio::test]
+async fn wait_applied_waits_for_vswitchd_to_reconnect_after_an_ovsdb_server_restart() {
+    let (ovs, _br) = ovs_with_bridge();
+    ovs.restart_ovsdb_server().unwrap();
+    let client = Client::connect(&ovs.endpoint()).await.unwrap();
+    let vs = client.vswitch();
+    let start = std::time::Instant::now();
+    vs.wait_applied(LONG).await.unwrap();
+    println!("ovs-vswitchd applied {:?} after the restart", start.elapsed());
+}

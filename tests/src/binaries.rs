@@ -68,9 +68,19 @@ fn package_of(name: &str) -> &str {
     }
 }
 
+/// Cargo features the tests build `name` with: the CNI plugin's test hooks, as its own tests
+/// build it (both write the same `target/<profile>/sriov-ovs`, so they must agree).
+fn features_of(name: &str) -> &'static [&'static str] {
+    match name {
+        CNI_PLUGIN => &["--features", "test-hooks"],
+        _ => &[],
+    }
+}
+
 /// Path of binary `name`: `$E2E_BIN_DIR/<name>` when set, else `<profile dir>/<name>` after a
-/// `cargo build -p <package> --bin <name>` of the same profile and target dir (a no-op when up to
-/// date; skipped when `E2E_NO_BUILD` is set). Built at most once per process.
+/// `cargo build -p <package> --bin <name>` (with the features the tests need) of the same
+/// profile and target dir (a no-op when up to date; skipped when `E2E_NO_BUILD` is set).
+/// Built at most once per process.
 pub fn binary(name: &str) -> Result<PathBuf, BinaryError> {
     static CACHE: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
@@ -110,6 +120,7 @@ fn locate(name: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "-p", package_of(name), "--bin", name])
+        .args(features_of(name))
         .arg("--manifest-path")
         .arg(workspace_root().join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir)

@@ -1,7 +1,6 @@
 //! The host-changing steps of ADD: VF into the pod, addresses, representor onto OVS, announce.
 
 use super::AddError;
-use crate::hooks::pause_point;
 use crate::ipam::{self, IpamEnv};
 use crate::netlink::addr;
 use crate::netlink::errno;
@@ -112,7 +111,8 @@ pub(super) async fn attach<O: Ovs>(
         rb.push(Undo::RestoreVf);
         move_vf_into_pod(host, pod, &l, &rec.alias, &pci).await?;
         tracing::debug!("VF moved into the pod");
-        pause_point(&req.env, "after-vf-move").await;
+        #[cfg(feature = "test-hooks")]
+        crate::hooks::pause_point("after-vf-move").await;
         let ph = &pod.handle;
         let moved = link::by_alias(ph, &pod.label, &rec.alias)
             .await
@@ -185,7 +185,8 @@ pub(super) async fn attach<O: Ovs>(
     // Representor: rename Kube-OVN style, MTU and up, then attach. Up comes before the port
     // exists: ovs-vswitchd turns promiscuous mode on with a read-modify-write of the link flags
     // when it opens the netdev, which would clear an "up" set concurrently.
-    pause_point(&req.env, "before-attach").await;
+    #[cfg(feature = "test-hooks")]
+    crate::hooks::pause_point("before-attach").await;
     let hh = &host.handle;
     rb.push(Undo::RestoreRepresentor);
     if rep_link.up {
@@ -222,7 +223,8 @@ pub(super) async fn attach<O: Ovs>(
     tracing::debug!("pod configured, representor renamed and up");
     ovs.add_port(&spec).await.map_err(AddError::Ovs)?;
     tracing::debug!("port added");
-    pause_point(&req.env, "after-attach").await;
+    #[cfg(feature = "test-hooks")]
+    crate::hooks::pause_point("after-attach").await;
     let ofport = ovs
         .wait_ofport(&rep.name, OFPORT_TIMEOUT)
         .await

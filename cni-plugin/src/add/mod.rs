@@ -161,44 +161,25 @@ pub async fn add<O: Ovs, F: Future<Output = Result<O, OvsError>>>(
         }
         Err(e) => Err(AddError::State(e)),
     };
-    match outcome {
-        Ok(result) => {
-            rec.phase = Phase::Added;
-            rec.result = Some(result.to_value(conf.cni_version));
-            match state.save(&rec) {
-                Ok(()) => Ok(result),
-                Err(e) => {
-                    unwind(rb, ovs, &host, &pod, &state, &rec, &vf).await;
-                    Err(AddError::State(e))
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = &e as &dyn std::error::Error, "ADD failed; rolling back");
-            unwind(rb, ovs, &host, &pod, &state, &rec, &vf).await;
-            Err(e)
-        }
+    let outcome = outcome.and_then(|result| {
+        rec.phase = Phase::Added;
+        rec.result = Some(result.to_value(conf.cni_version));
+        state.save(&rec).map(|()| result).map_err(AddError::State)
+    });
+    if let Err(e) = &outcome {
+        tracing::warn!(error = e as &dyn std::error::Error, "ADD failed; rolling back");
+        let ctx = UndoCtx {
+            ovs,
+            apply_timeout: conf.ovs_apply_timeout,
+            host: &host,
+            pod: Some(&pod),
+            state: &state,
+            rec: &rec,
+            sysfs_names: &vf.netdevs,
+        };
+        rb.unwind(&ctx).await;
     }
-}
-
-async fn unwind<O: Ovs>(
-    rb: Rollback,
-    ovs: &O,
-    host: &Netns,
-    pod: &Netns,
-    state: &StateDir,
-    rec: &AttachmentRecord,
-    vf: &VfInfo,
-) {
-    let ctx = UndoCtx {
-        ovs,
-        host,
-        pod: Some(pod),
-        state,
-        rec,
-        sysfs_names: &vf.netdevs,
-    };
-    rb.unwind(&ctx).await;
+    outcome
 }
 
 /// Finds the VF's netdev (`Some(None)`: bound to vfio-pci, it has none) and its representor on
@@ -257,7 +238,17 @@ async fn take_over_stale<O: Ovs>(
     if let Some(old) = old {
         tracing::info!(pci = %pci, previous = %owner.container_id, "releasing a stale attachment of this VF");
         let pod = release::open_pod_ns(Some(Path::new(&old.netns)));
-        if let Err(e) = release::release_all(ovs, host, pod.as_ref(), &old, &vf.netdevs, ours).await {
+        if let Err(e) = release::release_all(
+            ovs,
+            host,
+            pod.as_ref(),
+            &old,
+            &vf.netdevs,
+            ours,
+            req.conf.ovs_apply_timeout,
+        )
+        .await
+        {
             tracing::warn!(
                 error = &e as &dyn std::error::Error,
                 "stale attachment only partly released"

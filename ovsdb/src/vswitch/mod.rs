@@ -96,6 +96,17 @@ pub enum Error {
         /// The value seen last (`None`: key absent or no such interface).
         last: Option<String>,
     },
+    /// ovs-vswitchd did not apply the configuration in time (`cur_cfg` stayed below
+    /// `next_cfg`): it is stopped, busy, or not (yet) reconnected to the server.
+    #[error("ovs-vswitchd did not apply the configuration within {timeout:?} (cur_cfg {}, waiting for {next_cfg})", cur_cfg.map_or_else(|| "unknown".to_string(), |c| c.to_string()))]
+    ApplyTimeout {
+        /// How long we waited.
+        timeout: Duration,
+        /// The configuration number waited for.
+        next_cfg: i64,
+        /// The last `cur_cfg` seen (`None`: not read).
+        cur_cfg: Option<i64>,
+    },
     /// The OVSDB request failed (connection, transaction error, malformed reply).
     #[error("OVSDB request to {step} failed")]
     Ovsdb {
