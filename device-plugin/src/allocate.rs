@@ -126,7 +126,7 @@ fn info_entry(record: &DeviceRecord, config: &ResourceConfig) -> serde_json::Val
         rdma.insert("rdma_dev".into(), json!(first.ibdev));
         entry.insert("rdma".into(), serde_json::Value::Object(rdma));
     }
-    if !config.additional_info.is_empty() {
+    if config.additional_info.configured {
         entry.insert(
             "extra".into(),
             json!(config.additional_info.for_device(&record.address)),
@@ -285,6 +285,13 @@ mod tests {
         assert_eq!(info["0000:84:00.2"]["generic"]["deviceID"], "0000:84:00.2");
         assert!(info["0000:84:00.2"].get("extra").is_none());
         assert!(r.devices.is_empty());
+    }
+
+    #[test]
+    fn an_empty_additional_info_gives_an_empty_extra_as_in_go() {
+        let devices = [device("0000:84:00.2", "mlx5_core", None, false)];
+        let info = info(&container_response(&config("{}"), &devices, false));
+        assert_eq!(info["0000:84:00.2"]["extra"], serde_json::json!({}));
     }
 
     #[test]
