@@ -200,7 +200,11 @@ impl Daemon {
             .await
             .map_err(DaemonError::DefaultRoute)?;
         let found = daemon.discover_devices().map_err(DaemonError::Discovery)?;
-        daemon.apply(found).await.map_err(DaemonError::Serve)?;
+        if let Err(error) = daemon.apply(found).await {
+            // The resources already served leave nothing behind either.
+            daemon.stop().await;
+            return Err(DaemonError::Serve(error));
+        }
         Ok(daemon)
     }
 
@@ -269,7 +273,11 @@ impl Daemon {
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
             plugin.write_cdi_spec();
-            plugin.restart().await?;
+            if let Err(error) = plugin.restart().await {
+                // Not served: its CDI spec (and any socket made) goes.
+                plugin.stop().await;
+                return Err(error);
+            }
             self.plugins.insert(name, plugin);
         }
         Ok(())

@@ -135,6 +135,31 @@ async fn use_cdi_writes_a_spec_per_resource_and_allocates_by_cdi_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_that_cannot_serve_a_resource_leaves_no_cdi_spec_or_socket() {
+    let h = Harness::node(SimNodeSpec::new(prefix("cf"), 1, 2));
+    let cdi_dir = h.tmp.path().join("cdi");
+    h.write_config(
+        r#"{"resourceList": [
+            {"resourcePrefix": "mellanox.com", "resourceName": "a", "selectors": {"devices": ["1018"]}},
+            {"resourcePrefix": "mellanox.com", "resourceName": "b", "selectors": {"drivers": ["vfio-pci"]}}]}"#,
+    );
+    // A directory where resource b's socket goes: serving b fails.
+    std::fs::create_dir_all(h.dp_dir().join("mellanox.com_b.sock")).unwrap();
+    let settings = Settings {
+        cdi_spec_dir: Some(cdi_dir.clone()),
+        ..h.settings()
+    };
+    let error = daemon::run(settings, std::future::ready(())).await.unwrap_err();
+    assert!(matches!(error, DaemonError::Serve(_)), "{error:?}");
+    let left: Vec<_> = std::fs::read_dir(&cdi_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "CDI specs left: {left:?}");
+    assert!(!h.dp_dir().join("mellanox.com_a.sock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typo_in_a_selector_key_stops_start_up_unless_lenient() {
     let h = Harness::node(SimNodeSpec::new(prefix("st"), 1, 1));
     h.write_config(r#"{"resourceList": [{"resourceName": "cx5", "selectors": {"vendor": ["15b3"]}}]}"#);
