@@ -34,6 +34,7 @@ use crate::health::{HealthError, LinkMonitor};
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
 use crate::rdma::RdmaMemory;
+use crate::topology::UplinkMasters;
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
@@ -135,6 +136,8 @@ struct Daemon {
     excluded_netdevs: HashSet<String>,
     /// RDMA devices of VFs as last seen on the host.
     rdma: RdmaMemory,
+    /// Netlink masters of the served VFs' uplinks at the last discovery.
+    uplink_masters: UplinkMasters,
     plugins: BTreeMap<String, Plugin>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
@@ -184,6 +187,7 @@ impl Daemon {
             links,
             excluded_netdevs: HashSet::new(),
             rdma: RdmaMemory::default(),
+            uplink_masters: UplinkMasters::default(),
             plugins: BTreeMap::new(),
             fs_events,
             fs_sender,
@@ -249,6 +253,12 @@ impl Daemon {
     async fn apply(&mut self, found: Discovered) -> Result<(), TransportError> {
         // A copy: the table must not stay locked across the awaits below.
         let links = self.links.snapshot();
+        let uplinks = found
+            .resources
+            .iter()
+            .flatten()
+            .filter_map(|r| r.uplink.as_deref());
+        self.uplink_masters.reset(uplinks, &links);
         let wanted: HashSet<String> = self.config.resources.iter().map(|r| r.full_name()).collect();
         let gone: Vec<String> = self
             .plugins
@@ -303,11 +313,17 @@ impl Daemon {
                         continue;
                     }
                     let plugins = &self.plugins;
-                    self.links.with_table(|links| {
+                    let masters = &mut self.uplink_masters;
+                    let enslaved_or_released = self.links.with_table(|links| {
                         for plugin in plugins.values() {
                             plugin.pool().refresh_health(links);
                         }
+                        masters.changed(links)
                     });
+                    if enslaved_or_released {
+                        // A VF LAG bond's mode is read from sysfs.
+                        rediscover_at = rediscover_at.or(Some(Instant::now() + DEBOUNCE));
+                    }
                 }
                 Some(event) = self.fs_events.recv() => {
                     match self.classify(&event) {

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use kubelet_proto::v1beta1::{HEALTHY, UNHEALTHY};
+use kubelet_proto::v1beta1::{ListAndWatchResponse, HEALTHY, UNHEALTHY};
 use simnode::{EswitchMode, Model, SimNodeSpec};
 use sriov_device_plugin::cdi::Spec;
 use sriov_device_plugin::daemon::{self, DaemonError, Settings};
@@ -208,14 +208,9 @@ impl Drop for Bridge {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
-    let mut h = Harness::node(SimNodeSpec::new(prefix("lb"), 2, 2));
-    let (up0, up1) = (h.node.pf(0).uplink.name.clone(), h.node.pf(1).uplink.name.clone());
-    let bond = Bridge::new(&format!("{}bd", h.node.prefix()), &[&up0, &up1]);
-    h.node
-        .mirror_bond(&bond.0, "802.3ad 4", bond.ifindex(), &[0, 1])
-        .unwrap();
+/// Starts the guide's config on `h` (2 PFs x 2 VFs) and returns its
+/// `ListAndWatch` stream once every VF is listed healthy.
+async fn start_guide_all_healthy(h: &mut Harness) -> tonic::Streaming<ListAndWatchResponse> {
     h.start(GUIDE_CONFIG);
     h.kubelet().next_registration().await;
     let mut client = h.client(GUIDE_SOCKET).await;
@@ -224,6 +219,18 @@ async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
         l.devices.len() == 4 && l.devices.iter().all(|d| d.health == HEALTHY)
     })
     .await;
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("lb"), 2, 2));
+    let (up0, up1) = (h.node.pf(0).uplink.name.clone(), h.node.pf(1).uplink.name.clone());
+    let bond = Bridge::new(&format!("{}bd", h.node.prefix()), &[&up0, &up1]);
+    h.node
+        .mirror_bond(&bond.0, "802.3ad 4", bond.ifindex(), &[0, 1])
+        .unwrap();
+    let mut stream = start_guide_all_healthy(&mut h).await;
     let pf0_vf = h.node.vf(0, 0).pci.to_string();
     let pf1_vf0 = h.node.vf(1, 0).pci.to_string();
     let pf1_vf1 = h.node.vf(1, 1).pci.to_string();
@@ -249,6 +256,51 @@ async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
     wait_list(&mut stream, |l| health(l, &pf0_vf) == Some(UNHEALTHY)).await;
     ip(&["link", "set", &h.node.pf(0).wire.name, "up"]);
     wait_list(&mut stream, |l| health(l, &pf0_vf) == Some(HEALTHY)).await;
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pf_enslaved_to_a_vf_lag_bond_after_start_up_follows_the_bond() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("le"), 2, 2));
+    // The bond exists before the plugin starts, without slaves yet: its
+    // `master` links are taken off the uplinks until they are enslaved.
+    let (up0, up1) = (h.node.pf(0).uplink.name.clone(), h.node.pf(1).uplink.name.clone());
+    let bond = Bridge::new(&format!("{}bd", h.node.prefix()), &[]);
+    h.node
+        .mirror_bond(&bond.0, "802.3ad 4", bond.ifindex(), &[0, 1])
+        .unwrap();
+    let class_net = h.node.sysfs_root().join("class/net");
+    let masters: Vec<(std::path::PathBuf, std::path::PathBuf)> = [&up0, &up1]
+        .iter()
+        .map(|uplink| {
+            let link = std::fs::canonicalize(class_net.join(uplink))
+                .unwrap()
+                .join("master");
+            let target = std::fs::read_link(&link).unwrap();
+            std::fs::remove_file(&link).unwrap();
+            (link, target)
+        })
+        .collect();
+    let mut stream = start_guide_all_healthy(&mut h).await;
+
+    // Enslaved while the plugin runs: as on a real host, no uevent and no
+    // change in a directory the plugin watches; netlink tells.
+    for (link, target) in &masters {
+        std::os::unix::fs::symlink(target, link).unwrap();
+    }
+    ip(&["link", "set", &up0, "master", &bond.0]);
+    ip(&["link", "set", &up1, "master", &bond.0]);
+
+    let pf0_vf = h.node.vf(0, 0).pci.to_string();
+    let pf1_vf1 = h.node.vf(1, 1).pci.to_string();
+    ip(&["link", "set", &h.node.pf(0).wire.name, "down"]);
+    // A representor removed after the carrier loss: its VF's health shows
+    // the carrier event was processed too.
+    ip(&["link", "del", h.node.vf(1, 1).representor_name().unwrap()]);
+    wait_list(&mut stream, |l| {
+        health(l, &pf1_vf1) == Some(UNHEALTHY) && health(l, &pf0_vf) == Some(HEALTHY)
+    })
+    .await;
     h.shutdown().await;
 }
 
