@@ -34,7 +34,6 @@ use crate::health::{HealthError, LinkMonitor};
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
 use crate::rdma::RdmaMemory;
-use crate::topology::UplinkMasters;
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
@@ -137,7 +136,7 @@ struct Daemon {
     /// RDMA devices of VFs as last seen on the host.
     rdma: RdmaMemory,
     /// Netlink masters of the served VFs' uplinks at the last discovery.
-    uplink_masters: UplinkMasters,
+    uplink_masters: crate::topology::UplinkMasters,
     plugins: BTreeMap<String, Plugin>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
@@ -187,7 +186,7 @@ impl Daemon {
             links,
             excluded_netdevs: HashSet::new(),
             rdma: RdmaMemory::default(),
-            uplink_masters: UplinkMasters::default(),
+            uplink_masters: Default::default(),
             plugins: BTreeMap::new(),
             fs_events,
             fs_sender,
