@@ -71,7 +71,8 @@ pub fn resolve(
         .collect()
 }
 
-/// Device nodes `device` needs in a container, host path = container path.
+/// Device nodes `device` needs in a container, host path = container path,
+/// in the Go plugin's order (its info providers': vfio, rdma, vhost).
 pub fn device_paths(record: &DeviceRecord) -> Vec<String> {
     let mut paths = Vec::new();
     if record.driver.as_deref() == Some("vfio-pci") {
@@ -80,15 +81,20 @@ pub fn device_paths(record: &DeviceRecord) -> Vec<String> {
             paths.push(format!("/dev/vfio/{group}"));
         }
     }
-    if record.need_vhost_net {
-        paths.push("/dev/vhost-net".to_string());
-        paths.push("/dev/net/tun".to_string());
-    }
     for rdma in &record.rdma {
         paths.extend(rdma.paths());
     }
+    if record.need_vhost_net {
+        paths.push(VHOST_NET.to_string());
+        paths.push(TUN.to_string());
+    }
     paths
 }
+
+/// The vhost-net node of `needVhostNet` devices.
+const VHOST_NET: &str = "/dev/vhost-net";
+/// The tun node that goes with it.
+const TUN: &str = "/dev/net/tun";
 
 /// The device's entry in `PCIDEVICE_<P>_<N>_INFO`, keyed like the Go
 /// plugin's info providers: `generic`, `vfio`, `vhost`, `rdma`, `extra`.
@@ -104,7 +110,8 @@ fn info_entry(record: &DeviceRecord, config: &ResourceConfig) -> serde_json::Val
         }
     }
     if record.need_vhost_net {
-        entry.insert("vhost".into(), json!({"mount": "/dev/vhost-net"}));
+        // Go's vhost-net info provider's keys.
+        entry.insert("vhost".into(), json!({"net-mount": VHOST_NET, "tun-mount": TUN}));
     }
     if let Some(first) = record.rdma.first() {
         let mut rdma = serde_json::Map::new();
@@ -119,7 +126,7 @@ fn info_entry(record: &DeviceRecord, config: &ResourceConfig) -> serde_json::Val
         rdma.insert("rdma_dev".into(), json!(first.ibdev));
         entry.insert("rdma".into(), serde_json::Value::Object(rdma));
     }
-    if !config.additional_info.is_empty() {
+    if config.additional_info.configured {
         entry.insert(
             "extra".into(),
             json!(config.additional_info.for_device(&record.address)),
@@ -281,6 +288,13 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_additional_info_gives_an_empty_extra_as_in_go() {
+        let devices = [device("0000:84:00.2", "mlx5_core", None, false)];
+        let info = info(&container_response(&config("{}"), &devices, false));
+        assert_eq!(info["0000:84:00.2"]["extra"], serde_json::json!({}));
+    }
+
+    #[test]
     fn vfio_and_vhost_devices_get_device_nodes_once() {
         let devices = [
             device("0000:84:00.2", "vfio-pci", Some(40), true),
@@ -302,6 +316,34 @@ mod tests {
             .devices
             .iter()
             .all(|d| d.permissions == "rw" && d.container_path == d.host_path));
+        let entry = &info(&r)["0000:84:00.2"];
+        assert_eq!(
+            entry["vfio"],
+            serde_json::json!({"mount": "/dev/vfio/vfio", "dev-mount": "/dev/vfio/40"})
+        );
+        // Go's keys: what DPDK apps written for the Go plugin look up.
+        assert_eq!(
+            entry["vhost"],
+            serde_json::json!({"net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun"})
+        );
+    }
+
+    #[test]
+    fn rdma_nodes_come_before_vhost_nodes_as_in_go() {
+        let mut d = rdma_device("0000:84:00.2");
+        d.record.need_vhost_net = true;
+        let r = container_response(&config("null"), &[d], false);
+        let paths: Vec<&str> = r.devices.iter().map(|d| d.host_path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/dev/infiniband/umad2",
+                "/dev/infiniband/uverbs2",
+                "/dev/infiniband/rdma_cm",
+                "/dev/vhost-net",
+                "/dev/net/tun"
+            ]
+        );
     }
 
     #[test]

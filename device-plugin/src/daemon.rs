@@ -140,6 +140,8 @@ struct Daemon {
     excluded_netdevs: HashSet<String>,
     /// RDMA devices of VFs as last seen on the host.
     rdma: RdmaMemory,
+    /// Netlink masters of the served VFs' uplinks at the last discovery.
+    uplink_masters: crate::topology::UplinkMasters,
     plugins: BTreeMap<String, Plugin>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
@@ -186,6 +188,7 @@ impl Daemon {
             links,
             excluded_netdevs: HashSet::new(),
             rdma: RdmaMemory::default(),
+            uplink_masters: Default::default(),
             plugins: BTreeMap::new(),
             fs_events,
             fs_sender,
@@ -202,7 +205,11 @@ impl Daemon {
             .await
             .map_err(DaemonError::DefaultRoute)?;
         let found = daemon.discover_devices().map_err(DaemonError::Discovery)?;
-        daemon.apply(found).await.map_err(DaemonError::Serve)?;
+        if let Err(error) = daemon.apply(found).await {
+            // The resources already served leave nothing behind either.
+            daemon.stop().await;
+            return Err(DaemonError::Serve(error));
+        }
         Ok(daemon)
     }
 
@@ -248,6 +255,12 @@ impl Daemon {
     async fn apply(&mut self, found: Discovered) -> Result<(), TransportError> {
         // A copy: the table must not stay locked across the awaits below.
         let links = self.links.snapshot();
+        let uplinks = found
+            .resources
+            .iter()
+            .flatten()
+            .filter_map(|r| r.uplink.as_deref());
+        self.uplink_masters.reset(uplinks, &links);
         let wanted: HashSet<String> = self.config.resources.iter().map(|r| r.full_name()).collect();
         let gone: Vec<String> = self
             .plugins
@@ -272,7 +285,11 @@ impl Daemon {
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
             plugin.write_cdi_spec();
-            plugin.restart().await?;
+            if let Err(error) = plugin.restart().await {
+                // Not served: its CDI spec (and any socket made) goes.
+                plugin.stop().await;
+                return Err(error);
+            }
             self.plugins.insert(name, plugin);
         }
         Ok(())
@@ -298,11 +315,17 @@ impl Daemon {
                         continue;
                     }
                     let plugins = &self.plugins;
-                    self.links.with_table(|links| {
+                    let masters = &mut self.uplink_masters;
+                    let enslaved_or_released = self.links.with_table(|links| {
                         for plugin in plugins.values() {
                             plugin.pool().refresh_health(links);
                         }
+                        masters.changed(links)
                     });
+                    if enslaved_or_released {
+                        // A VF LAG bond's mode is read from sysfs.
+                        rediscover_at = rediscover_at.or(Some(Instant::now() + DEBOUNCE));
+                    }
                 }
                 Some(event) = self.fs_events.recv() => {
                     match self.classify(&event) {

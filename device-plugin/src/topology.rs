@@ -2,7 +2,11 @@
 //! PF enslaved to an SR-IOV VF LAG bond (traffic follows the bond), and a
 //! BlueField in DPU mode (representors on the DPU's Arm cores, not here).
 
+use std::collections::BTreeMap;
+
 use sriov_host::{PciFunction, Sysfs};
+
+use crate::links::LinkTable;
 
 /// Mellanox/NVIDIA PCI vendor ID.
 const MELLANOX: u16 = 0x15b3;
@@ -29,9 +33,66 @@ pub fn vf_lag_bond(sysfs: &Sysfs, netdev: &str) -> Option<String> {
     VF_LAG_MODES.contains(&name).then_some(master)
 }
 
+/// The netlink master (`IFLA_MASTER`) of each uplink as of the last
+/// discovery. A PF enslaved to a bond (or released) after discovery sends
+/// no uevent and changes nothing sysfs watches tell: netlink is the only
+/// sign, and the VF LAG rule needs a rediscovery to read the bond's mode.
+#[derive(Debug, Default)]
+pub struct UplinkMasters {
+    masters: BTreeMap<String, Option<String>>,
+}
+
+impl UplinkMasters {
+    /// Starts over with `uplinks` and their masters in `links`.
+    pub fn reset<'a>(&mut self, uplinks: impl IntoIterator<Item = &'a str>, links: &LinkTable) {
+        self.masters = uplinks
+            .into_iter()
+            .map(|uplink| (uplink.to_string(), links.master_of(uplink).map(str::to_string)))
+            .collect();
+    }
+
+    /// True when an uplink's master in `links` differs from the one
+    /// recorded (then recorded, so one change asks once).
+    pub fn changed(&mut self, links: &LinkTable) -> bool {
+        let mut changed = false;
+        for (uplink, master) in &mut self.masters {
+            let now = links.master_of(uplink);
+            if master.as_deref() != now {
+                *master = now.map(str::to_string);
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::links::LinkState;
+
+    #[test]
+    fn uplink_masters_report_an_enslave_and_a_release_once() {
+        let state = |index, master| LinkState {
+            index,
+            up: true,
+            master,
+        };
+        let mut links = LinkTable::default();
+        links.upsert("p0", state(1, None));
+        links.upsert("bond1", state(9, None));
+        let mut masters = UplinkMasters::default();
+        masters.reset(["p0"], &links);
+        assert!(!masters.changed(&links));
+        links.upsert("p0", state(1, Some(9)));
+        assert!(masters.changed(&links));
+        assert!(!masters.changed(&links));
+        // Another link's master is none of our business.
+        links.upsert("eth9", state(5, Some(9)));
+        assert!(!masters.changed(&links));
+        links.upsert("p0", state(1, None));
+        assert!(masters.changed(&links));
+    }
 
     fn netdev(root: &std::path::Path, name: &str) -> std::path::PathBuf {
         let dir = root.join("devices/virtual/net").join(name);

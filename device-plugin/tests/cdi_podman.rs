@@ -19,6 +19,9 @@ use sriov_device_plugin::daemon::Settings;
 struct Cleanup {
     image: String,
     nodes: Vec<PathBuf>,
+    /// The spec the plugin writes to the host's CDI directory: a failed
+    /// assertion skips the plugin's own removal at shutdown.
+    spec: Option<PathBuf>,
     dev_dir_created: bool,
     cdi_dir_created: bool,
 }
@@ -28,6 +31,9 @@ impl Drop for Cleanup {
         let _ = Command::new("podman").args(["rmi", "-f", &self.image]).output();
         for node in &self.nodes {
             let _ = std::fs::remove_file(node);
+        }
+        if let Some(spec) = &self.spec {
+            let _ = std::fs::remove_file(spec);
         }
         if self.dev_dir_created {
             let _ = std::fs::remove_dir("/dev/infiniband");
@@ -79,8 +85,9 @@ fn import_busybox(dir: &Path, image: &str) {
     assert!(out.status.success(), "podman import: {}", text(&out));
 }
 
-/// `mknod <path> c <major:minor>` from a simulated `dev` file.
-fn mknod(path: &Path, dev_file: &Path) {
+/// `mknod <path> c <major:minor>` from a simulated `dev` file; false when
+/// another process made the node first (it is then not ours to remove).
+fn mknod(path: &Path, dev_file: &Path) -> bool {
     let numbers = std::fs::read_to_string(dev_file).unwrap();
     let (major, minor) = numbers.trim().split_once(':').unwrap();
     let out = Command::new("mknod")
@@ -88,7 +95,11 @@ fn mknod(path: &Path, dev_file: &Path) {
         .args(["c", major, minor])
         .output()
         .unwrap();
+    if !out.status.success() && path.exists() {
+        return false;
+    }
     assert!(out.status.success(), "mknod {}: {}", path.display(), text(&out));
+    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,6 +116,7 @@ async fn podman_runs_a_container_with_the_cdi_devices_allocate_names() {
     let mut cleanup = Cleanup {
         image: format!("localhost/sriovdp-cditest:{}", std::process::id()),
         nodes: Vec::new(),
+        spec: None,
         dev_dir_created: !Path::new("/dev/infiniband").exists(),
         cdi_dir_created: !Path::new("/var/run/cdi").exists(),
     };
@@ -130,14 +142,19 @@ async fn podman_runs_a_container_with_the_cdi_devices_allocate_names() {
         if node.exists() {
             continue;
         }
-        mknod(&node, &dev_file);
-        cleanup.nodes.push(node);
+        if mknod(&node, &dev_file) {
+            cleanup.nodes.push(node);
+        }
     }
     import_busybox(h.tmp.path(), &cleanup.image);
 
     // A resource name of this run only: podman reads every spec in the
     // directory, and the kind's device names must not clash.
     let resource = format!("cditest{}", std::process::id());
+    let spec = PathBuf::from(format!(
+        "/var/run/cdi/sriov-dp-mellanox.com-net-pci-{resource}.json"
+    ));
+    cleanup.spec = Some(spec.clone());
     h.write_config(&format!(
         r#"{{"resourceList": [{{"resourcePrefix": "mellanox.com", "resourceName": "{resource}",
             "selectors": {{"devices": ["1018"], "isRdma": true}}}}]}}"#
@@ -147,9 +164,6 @@ async fn podman_runs_a_container_with_the_cdi_devices_allocate_names() {
         ..h.settings()
     });
     h.kubelet().next_registration().await;
-    let spec = PathBuf::from(format!(
-        "/var/run/cdi/sriov-dp-mellanox.com-net-pci-{resource}.json"
-    ));
     wait_for("CDI spec", || spec.exists()).await;
 
     let socket = format!("mellanox.com_{resource}.sock");

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use kubelet_proto::v1beta1::{HEALTHY, UNHEALTHY};
+use kubelet_proto::v1beta1::{ListAndWatchResponse, HEALTHY, UNHEALTHY};
 use simnode::{EswitchMode, Model, SimNodeSpec};
 use sriov_device_plugin::cdi::Spec;
 use sriov_device_plugin::daemon::{self, DaemonError, Settings};
@@ -135,6 +135,31 @@ async fn use_cdi_writes_a_spec_per_resource_and_allocates_by_cdi_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_that_cannot_serve_a_resource_leaves_no_cdi_spec_or_socket() {
+    let h = Harness::node(SimNodeSpec::new(prefix("cf"), 1, 2));
+    let cdi_dir = h.tmp.path().join("cdi");
+    h.write_config(
+        r#"{"resourceList": [
+            {"resourcePrefix": "mellanox.com", "resourceName": "a", "selectors": {"devices": ["1018"]}},
+            {"resourcePrefix": "mellanox.com", "resourceName": "b", "selectors": {"drivers": ["vfio-pci"]}}]}"#,
+    );
+    // A directory where resource b's socket goes: serving b fails.
+    std::fs::create_dir_all(h.dp_dir().join("mellanox.com_b.sock")).unwrap();
+    let settings = Settings {
+        cdi_spec_dir: Some(cdi_dir.clone()),
+        ..h.settings()
+    };
+    let error = daemon::run(settings, std::future::ready(())).await.unwrap_err();
+    assert!(matches!(error, DaemonError::Serve(_)), "{error:?}");
+    let left: Vec<_> = std::fs::read_dir(&cdi_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "CDI specs left: {left:?}");
+    assert!(!h.dp_dir().join("mellanox.com_a.sock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typo_in_a_selector_key_stops_start_up_unless_lenient() {
     let h = Harness::node(SimNodeSpec::new(prefix("st"), 1, 1));
     h.write_config(r#"{"resourceList": [{"resourceName": "cx5", "selectors": {"vendor": ["15b3"]}}]}"#);
@@ -183,14 +208,9 @@ impl Drop for Bridge {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
-    let mut h = Harness::node(SimNodeSpec::new(prefix("lb"), 2, 2));
-    let (up0, up1) = (h.node.pf(0).uplink.name.clone(), h.node.pf(1).uplink.name.clone());
-    let bond = Bridge::new(&format!("{}bd", h.node.prefix()), &[&up0, &up1]);
-    h.node
-        .mirror_bond(&bond.0, "802.3ad 4", bond.ifindex(), &[0, 1])
-        .unwrap();
+/// Starts the guide's config on `h` (2 PFs x 2 VFs) and returns its
+/// `ListAndWatch` stream once every VF is listed healthy.
+async fn start_guide_all_healthy(h: &mut Harness) -> tonic::Streaming<ListAndWatchResponse> {
     h.start(GUIDE_CONFIG);
     h.kubelet().next_registration().await;
     let mut client = h.client(GUIDE_SOCKET).await;
@@ -199,6 +219,18 @@ async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
         l.devices.len() == 4 && l.devices.iter().all(|d| d.health == HEALTHY)
     })
     .await;
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("lb"), 2, 2));
+    let (up0, up1) = (h.node.pf(0).uplink.name.clone(), h.node.pf(1).uplink.name.clone());
+    let bond = Bridge::new(&format!("{}bd", h.node.prefix()), &[&up0, &up1]);
+    h.node
+        .mirror_bond(&bond.0, "802.3ad 4", bond.ifindex(), &[0, 1])
+        .unwrap();
+    let mut stream = start_guide_all_healthy(&mut h).await;
     let pf0_vf = h.node.vf(0, 0).pci.to_string();
     let pf1_vf0 = h.node.vf(1, 0).pci.to_string();
     let pf1_vf1 = h.node.vf(1, 1).pci.to_string();
@@ -224,6 +256,51 @@ async fn vf_lag_pf_follows_the_bond_carrier_not_its_own() {
     wait_list(&mut stream, |l| health(l, &pf0_vf) == Some(UNHEALTHY)).await;
     ip(&["link", "set", &h.node.pf(0).wire.name, "up"]);
     wait_list(&mut stream, |l| health(l, &pf0_vf) == Some(HEALTHY)).await;
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pf_enslaved_to_a_vf_lag_bond_after_start_up_follows_the_bond() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("le"), 2, 2));
+    // The bond exists before the plugin starts, without slaves yet: its
+    // `master` links are taken off the uplinks until they are enslaved.
+    let (up0, up1) = (h.node.pf(0).uplink.name.clone(), h.node.pf(1).uplink.name.clone());
+    let bond = Bridge::new(&format!("{}bd", h.node.prefix()), &[]);
+    h.node
+        .mirror_bond(&bond.0, "802.3ad 4", bond.ifindex(), &[0, 1])
+        .unwrap();
+    let class_net = h.node.sysfs_root().join("class/net");
+    let masters: Vec<(std::path::PathBuf, std::path::PathBuf)> = [&up0, &up1]
+        .iter()
+        .map(|uplink| {
+            let link = std::fs::canonicalize(class_net.join(uplink))
+                .unwrap()
+                .join("master");
+            let target = std::fs::read_link(&link).unwrap();
+            std::fs::remove_file(&link).unwrap();
+            (link, target)
+        })
+        .collect();
+    let mut stream = start_guide_all_healthy(&mut h).await;
+
+    // Enslaved while the plugin runs: as on a real host, no uevent and no
+    // change in a directory the plugin watches; netlink tells.
+    for (link, target) in &masters {
+        std::os::unix::fs::symlink(target, link).unwrap();
+    }
+    ip(&["link", "set", &up0, "master", &bond.0]);
+    ip(&["link", "set", &up1, "master", &bond.0]);
+
+    let pf0_vf = h.node.vf(0, 0).pci.to_string();
+    let pf1_vf1 = h.node.vf(1, 1).pci.to_string();
+    ip(&["link", "set", &h.node.pf(0).wire.name, "down"]);
+    // A representor removed after the carrier loss: its VF's health shows
+    // the carrier event was processed too.
+    ip(&["link", "del", h.node.vf(1, 1).representor_name().unwrap()]);
+    wait_list(&mut stream, |l| {
+        health(l, &pf1_vf1) == Some(UNHEALTHY) && health(l, &pf0_vf) == Some(HEALTHY)
+    })
+    .await;
     h.shutdown().await;
 }
 

@@ -34,8 +34,9 @@ pub struct RawResource {
     /// the error when it holds no selector object).
     pub selectors_value: Option<String>,
     /// `additionalInfo`: `"*"` or a device's PCI address to key/values,
-    /// in file order.
-    pub additional_info: Vec<RawAdditionalInfo>,
+    /// in file order; `None` when absent or `null` (Go then adds no
+    /// `extra` entry, while `{}` gives an empty one).
+    pub additional_info: Option<Vec<RawAdditionalInfo>>,
     /// Keys not understood.
     pub unknown_keys: Vec<String>,
 }
@@ -259,9 +260,13 @@ impl RawResource {
 }
 
 /// `{"*": {"k": "v"}, "0000:84:00.2": {...}}`; `null` is none.
-fn additional_info(value: &Value, resource: &str, key: &str) -> Result<Vec<RawAdditionalInfo>, ConfigError> {
+fn additional_info(
+    value: &Value,
+    resource: &str,
+    key: &str,
+) -> Result<Option<Vec<RawAdditionalInfo>>, ConfigError> {
     if value.is_null() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     as_object(value, resource, key)?
         .iter()
@@ -273,7 +278,8 @@ fn additional_info(value: &Value, resource: &str, key: &str) -> Result<Vec<RawAd
                 .collect::<Result<Vec<_>, ConfigError>>()?;
             Ok((device.clone(), pairs))
         })
-        .collect()
+        .collect::<Result<Vec<_>, ConfigError>>()
+        .map(Some)
 }
 
 fn selectors(value: &Value, resource: &str, key: &str) -> Result<Vec<RawSelector>, ConfigError> {
@@ -423,7 +429,7 @@ mod tests {
         assert_eq!(raw.resources[0].selectors.len(), 2);
         assert_eq!(
             raw.resources[0].additional_info,
-            [("*".to_string(), vec![("k".to_string(), "v".to_string())])]
+            Some(vec![("*".to_string(), vec![("k".to_string(), "v".to_string())])])
         );
         let unknown = raw.unknown_keys();
         let scopes: Vec<(KeyScope, &str)> = unknown.iter().map(|u| (u.scope, u.key.as_str())).collect();

@@ -39,6 +39,9 @@ pub struct ResourceConfig {
 /// and per device address; a device's own values override `"*"`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdditionalInfo {
+    /// The key is in the config (even as `{}`): Go then gives every
+    /// device an `extra` entry, empty when no values apply.
+    pub configured: bool,
     /// Values of `"*"`.
     pub all: BTreeMap<String, String>,
     /// Values per device.
@@ -46,7 +49,7 @@ pub struct AdditionalInfo {
 }
 
 impl AdditionalInfo {
-    /// True when nothing is configured (Go then adds no `extra` entry).
+    /// True when no values are configured.
     pub fn is_empty(&self) -> bool {
         self.all.is_empty() && self.by_device.is_empty()
     }
@@ -157,8 +160,11 @@ fn validate_resource(raw: RawResource, default_prefix: &str) -> Result<ResourceC
         .iter()
         .map(|s| validate_selector(s, &label))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut additional_info = AdditionalInfo::default();
-    for (device, values) in &raw.additional_info {
+    let mut additional_info = AdditionalInfo {
+        configured: raw.additional_info.is_some(),
+        ..AdditionalInfo::default()
+    };
+    for (device, values) in raw.additional_info.iter().flatten() {
         let values: BTreeMap<String, String> = values.iter().cloned().collect();
         if device == "*" {
             additional_info.all.extend(values);
@@ -383,6 +389,19 @@ mod tests {
             "intel.com"
         )
         .is_ok());
+    }
+
+    #[test]
+    fn additional_info_is_configured_when_present_even_empty_but_not_null() {
+        let configured = |info: &str| {
+            let text = format!(r#"{{"resourceList":[{{"resourceName":"a","selectors":{{}}{info}}}]}}"#);
+            parse(&text, "intel.com").unwrap().resources[0]
+                .additional_info
+                .configured
+        };
+        assert!(!configured(""));
+        assert!(!configured(r#","additionalInfo":null"#));
+        assert!(configured(r#","additionalInfo":{}"#));
     }
 
     #[test]
