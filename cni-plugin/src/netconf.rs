@@ -26,6 +26,8 @@ pub const DEFAULT_OVN_INSTALLED_TIMEOUT: u64 = 30;
 /// Default `ovsApplyTimeout` in seconds: covers ovs-vswitchd's reconnect back-off (up to 8 s)
 /// after an `ovsdb-server` restart, plus the restart itself.
 pub const DEFAULT_OVS_APPLY_TIMEOUT: u64 = 20;
+/// Largest `ovsApplyTimeout` accepted, in seconds.
+pub const MAX_OVS_APPLY_TIMEOUT: u64 = 3600;
 
 /// The wire shape of the configuration; every field optional so validation can say what is wrong.
 #[derive(Debug, Deserialize)]
@@ -381,6 +383,14 @@ impl NetConf {
                     "want at least 1 second: DEL must see ovs-vswitchd release a port before renaming its representor",
                 ))
             }
+            // Deadlines are `Instant::now() + timeout`, which panics past the clock's range.
+            Some(t) if t > MAX_OVS_APPLY_TIMEOUT => {
+                return Err(invalid(
+                    "ovsApplyTimeout",
+                    t.to_string(),
+                    "want at most 3600 seconds (one hour)",
+                ))
+            }
             t => Duration::from_secs(t.unwrap_or(DEFAULT_OVS_APPLY_TIMEOUT)),
         };
         let unknown_keys: Vec<String> = raw
@@ -479,6 +489,19 @@ mod tests {
         let mut v = base();
         v["ovsApplyTimeout"] = json!(3);
         assert_eq!(parse(v).unwrap().ovs_apply_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn ovs_apply_timeout_beyond_an_hour_is_refused_not_a_panic() {
+        let mut v = base();
+        v["ovsApplyTimeout"] = json!(3600);
+        assert_eq!(
+            parse(v.clone()).unwrap().ovs_apply_timeout,
+            Duration::from_secs(3600)
+        );
+        v["ovsApplyTimeout"] = json!(u64::MAX);
+        let e = parse(v).unwrap_err().to_string();
+        assert!(e.contains("ovsApplyTimeout") && e.contains("at most 3600"), "{e}");
     }
 
     #[test]

@@ -207,7 +207,9 @@ impl Ovs for OvsdbOvs {
 
     async fn wait_applied(&self, timeout: Duration) -> Result<(), OvsError> {
         // The whole allowance covers reaching a restarting server as well as ovs-vswitchd
-        // reconnecting to it (with a back-off of up to 8 s) and applying the change.
+        // reconnecting to it (with a back-off of up to 8 s) and applying the change. Retried
+        // although it increments next_cfg: a second increment only asks ovs-vswitchd for one
+        // more reconfiguration, and what is awaited (every change committed before) is the same.
         let deadline = Instant::now() + timeout;
         let applied = self
             .retrying(deadline, |vs| async move {

@@ -94,6 +94,29 @@ fn bad_input_gives_a_cni_error_and_leaves_the_host_untouched() {
 }
 
 #[test]
+fn add_and_check_fail_at_once_on_an_unreachable_ovsdb_whatever_ovs_apply_timeout() {
+    let node = Node::new(1);
+    let pod = PodNs::new();
+    let before = node.snapshot();
+    let mut conf = node.conf("1.0.0", 0);
+    conf["ovsdbSocket"] = json!(format!("unix:{}/none.sock", node.dir.path().display()));
+    // DEL and GC wait this long for a restarting ovsdb-server; ADD and CHECK must not.
+    conf["ovsApplyTimeout"] = json!(600);
+    for verb in ["ADD", "CHECK"] {
+        let start = std::time::Instant::now();
+        let out = node.run(&Call::new(verb, "fastfail012345678", &pod.path(), "eth0"), &conf);
+        assert_eq!(out.code(), 102, "{verb}: {}", out.stdout);
+        // Half the allowance: a bound on behaviour (no reconnect loop), not on speed.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(300),
+            "{verb} waited for OVSDB"
+        );
+    }
+    assert_eq!(node.snapshot(), before);
+    assert!(pod_links(&pod).is_empty());
+}
+
+#[test]
 fn vf_of_a_legacy_mode_pf_is_refused() {
     let node = Node::with(1, |s| s.with_eswitch(EswitchMode::Legacy));
     let pod = PodNs::new();

@@ -83,18 +83,23 @@ fn del_reconnects_when_ovsdb_server_restarts_while_it_waits_for_vswitchd() {
     // ovs-vswitchd is held so that DEL sits in its wait when the server restarts.
     let vswitchd = Pid::from_raw(node.ovs.pid(Daemon::Vswitchd).unwrap());
     kill(vswitchd, Signal::SIGSTOP).unwrap();
+    let next_cfg = || -> i64 {
+        let out = node.ovs.vsctl(&["get", "Open_vSwitch", ".", "next_cfg"]);
+        out.unwrap().trim().parse().unwrap()
+    };
+    let before_del = next_cfg();
     let out = std::thread::scope(|s| {
         let del = s.spawn(|| node.run(&call.verb("DEL"), &conf));
-        // The port row goes at once; the representor stays until ovs-vswitchd confirms.
+        // The port row goes at once; the representor stays until ovs-vswitchd confirms. DEL
+        // is in its wait once it has asked for a new configuration number (next_cfg moved).
         let start = Instant::now();
-        while node.ports().iter().any(|p| p == rep) {
+        while node.ports().iter().any(|p| p == rep) || next_cfg() == before_del {
             assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "DEL never removed the port"
+                start.elapsed() < Duration::from_secs(20),
+                "DEL never removed the port and started waiting for ovs-vswitchd"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(300));
         let restarted = node.ovs.restart_ovsdb_server();
         assert!(
             node.link_exists(rep),
@@ -105,5 +110,11 @@ fn del_reconnects_when_ovsdb_server_restarts_while_it_waits_for_vswitchd() {
         del.join().unwrap()
     });
     out.expect_ok();
+    // The restart hit DEL inside its wait, and DEL reconnected rather than failing.
+    assert!(
+        out.stderr.contains("OVSDB session lost; reconnecting"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(node.snapshot(), before);
 }

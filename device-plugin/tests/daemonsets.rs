@@ -1,5 +1,5 @@
 //! DaemonSets run as the kubelet would run them, on a simulated node: the Go
-//! plugin's own (pinned in `go-daemonsets/`) with only the image swapped for
+//! plugin's own (pinned in `go-daemonsets/`, its CDI variant included) with only the image swapped for
 //! ours, and ours from `manifests/` on a node whose kubelet root is not
 //! `/var/lib/kubelet`. The binary gets exactly the container's `args` and sees
 //! its volumes at their mount paths: a private mount namespace binds a
@@ -14,8 +14,10 @@ use std::process::{Command, Stdio};
 use common::*;
 use kubelet_proto::pluginregistration::PluginInfo;
 use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
+use kubelet_proto::v1beta1::{AllocateRequest, ContainerAllocateRequest};
 use serde_yaml_ng::Value as Yaml;
 use simnode::SimNodeSpec;
+use sriov_device_plugin::cdi::Spec;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
 
@@ -237,18 +239,16 @@ impl Running {
     }
 }
 
-/// Runs the pinned Go DaemonSet `file`: registers, serves the VFs and logs as
-/// its `--log-level=10` asks.
-async fn go_daemonset_registers(file: &str, tag: &str) {
+/// Runs the pinned Go DaemonSet `file`, whose args must be `args`: registers,
+/// serves the VFs and logs as its `--log-level=10` asks. With `--use-cdi`
+/// among the args it also writes the resource's CDI spec into the
+/// DaemonSet's `/var/run/cdi` volume and answers `Allocate` with CDI names.
+async fn go_daemonset_registers(file: &str, args: &[&str], tag: &str) {
     let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/go-daemonsets")
         .join(file);
     let pod = pod(&daemonset(&pinned));
-    assert_eq!(
-        pod.args,
-        ["--log-dir=sriovdp", "--log-level=10"],
-        "{file}: args changed upstream"
-    );
+    assert_eq!(pod.args, args, "{file}: args changed upstream");
     // No command: the image's entrypoint runs, which is our binary in our image.
     assert!(pod.command.is_empty());
     let running = Running::start(&pod, tag);
@@ -258,6 +258,9 @@ async fn go_daemonset_registers(file: &str, tag: &str) {
         .registers_through("/var/lib/kubelet/plugins_registry")
         .await;
     assert!(kubelet.registrations.try_recv().is_err(), "registered twice");
+    if args.contains(&"--use-cdi") {
+        running.serves_by_cdi_name().await;
+    }
     let log = running.stop().await;
     // --log-dir: one warning; --log-level=10: debug lines.
     assert_eq!(log.matches("--log-dir").count(), 1, "{log}");
@@ -269,14 +272,68 @@ async fn go_daemonset_registers(file: &str, tag: &str) {
     kubelet.stop().await;
 }
 
+impl Running {
+    /// The CDI spec of the guide's resource is in the host's `/var/run/cdi`
+    /// (the Go CDI DaemonSet's `dynamic-cdi` volume), one device per VF, and
+    /// `Allocate` names the VF by its CDI name instead of device nodes.
+    async fn serves_by_cdi_name(&self) {
+        let spec_file = self
+            .host_path("/var/run/cdi")
+            .join("sriov-dp-mellanox.com-net-pci-cx5_sriov_switchdev.json");
+        wait_for("CDI spec", || spec_file.exists()).await;
+        let spec: Spec = serde_json::from_slice(&std::fs::read(&spec_file).unwrap()).unwrap();
+        assert_eq!(spec.kind, "mellanox.com/net-pci");
+        let names: Vec<String> = spec.devices.iter().map(|d| d.name.clone()).collect();
+        let vfs: Vec<String> = self.h.node.layout().vfs().map(|vf| vf.pci.to_string()).collect();
+        assert_eq!(names, vfs);
+        let channel = connect_when_listening(
+            &self.host_path(&format!("/var/lib/kubelet/device-plugins/{GUIDE_SOCKET}")),
+        )
+        .await;
+        let mut response = DevicePluginClient::new(channel)
+            .allocate(AllocateRequest {
+                container_requests: vec![ContainerAllocateRequest {
+                    devices_ids: vec![vfs[0].clone()],
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let container = response.container_responses.remove(0);
+        let names: Vec<&str> = container.cdi_devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, [format!("mellanox.com/net-pci={}", vfs[0])]);
+        assert!(container.devices.is_empty(), "{:?}", container.devices);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_v3_6_2_daemonset_with_our_image_registers() {
-    go_daemonset_registers("sriovdp-daemonset-v3.6.2.yaml", "g6").await;
+    go_daemonset_registers(
+        "sriovdp-daemonset-v3.6.2.yaml",
+        &["--log-dir=sriovdp", "--log-level=10"],
+        "g6",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_latest_release_daemonset_with_our_image_registers() {
-    go_daemonset_registers("sriovdp-daemonset-v3.11.0.yaml", "gl").await;
+    go_daemonset_registers(
+        "sriovdp-daemonset-v3.11.0.yaml",
+        &["--log-dir=sriovdp", "--log-level=10"],
+        "gl",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_latest_release_cdi_daemonset_with_our_image_registers_and_writes_cdi_specs() {
+    go_daemonset_registers(
+        "sriovdp-cdi-daemonset-v3.11.0.yaml",
+        &["--log-dir=sriovdp", "--log-level=10", "--use-cdi"],
+        "gc",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -614,3 +614,25 @@ async fn wait_applied_waits_for_vswitchd_to_reconnect_after_an_ovsdb_server_rest
     vs.wait_applied(LONG).await.unwrap();
     println!("ovs-vswitchd applied {:?} after the restart", start.elapsed());
 }
+
+#[tokio::test]
+async fn overview_reads_root_settings_bridges_and_ports_with_their_bridge() {
+    let (ovs, br) = ovs_with_bridge();
+    ovs.vsctl(&["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
+        .unwrap();
+    let client = Client::connect(&ovs.endpoint()).await.unwrap();
+    let vs = client.vswitch();
+    let port = unique_name("p");
+    vs.add_port(&br, &port)
+        .interface_type("internal")
+        .external_id("vendor", "sriov-ovs")
+        .execute()
+        .await
+        .unwrap();
+    let overview = vs.overview().await.unwrap();
+    assert_eq!(overview.other_config["hw-offload"], "true");
+    assert!(overview.bridges.contains(&br), "{:?}", overview.bridges);
+    let found = overview.ports.iter().find(|p| p.name == port).unwrap();
+    assert_eq!(found.bridge.as_deref(), Some(br.as_str()));
+    assert_eq!(found.external_ids["vendor"], "sriov-ovs");
+}

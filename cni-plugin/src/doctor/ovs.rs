@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use ovsdb_client::{unixctl, Client, Condition, Operation, Unixctl, Value};
+use ovsdb_client::{unixctl, Client, Unixctl};
 
 use super::report::Check;
 
@@ -30,67 +30,33 @@ pub struct OvsReadError {
     pub endpoint: String,
     /// The cause.
     #[source]
-    pub source: ovsdb_client::Error,
+    pub source: ovsdb_client::vswitch::Error,
 }
 
 /// Reads the facts from `client` for bridge `bridge`.
 pub async fn read(client: &Client, bridge: &str) -> Result<OvsFacts, OvsReadError> {
-    let ops = vec![
-        Operation::select("Open_vSwitch", vec![], &["other_config", "external_ids"]),
-        Operation::select("Bridge", vec![Condition::eq("name", bridge)], &["ports"]),
-        Operation::select("Port", vec![], &["_uuid", "name", "external_ids"]),
-    ];
-    let res = client
-        .transact(ovsdb_client::vswitch::DB, ops)
-        .await
-        .map_err(|source| OvsReadError {
-            endpoint: client.endpoint().to_string(),
-            source,
-        })?;
-    let rows = |i: usize| res.get(i).and_then(|r| r.rows.clone()).unwrap_or_default();
-    let map = |row: Option<&ovsdb_client::Row>, col: &str| {
-        row.and_then(|r| r.get(col))
-            .and_then(Value::to_string_map)
-            .unwrap_or_default()
-    };
-    let ovs = rows(0);
-    let mut facts = OvsFacts {
-        other_config: map(ovs.first(), "other_config"),
-        external_ids: map(ovs.first(), "external_ids"),
-        ..OvsFacts::default()
-    };
-    let bridge_rows = rows(1);
-    let wanted: Option<HashSet<String>> = bridge_rows.first().map(|b| {
-        b.get("ports")
-            .map(Value::uuids)
-            .unwrap_or_default()
-            .iter()
-            .map(|u| u.as_str().to_string())
-            .collect()
-    });
-    let mut ports = Vec::new();
-    for port in rows(2) {
-        let name = port
-            .get("name")
-            .and_then(|v| v.as_optional())
-            .and_then(|a| a.as_str());
-        let uuid = port
-            .get("_uuid")
-            .and_then(|v| v.as_optional())
-            .and_then(|a| a.as_uuid());
-        let (Some(name), Some(uuid)) = (name, uuid) else {
-            continue;
-        };
-        if wanted.as_ref().is_some_and(|w| w.contains(uuid.as_str())) {
-            ports.push(name.to_string());
-            if map(Some(&port), "external_ids").get("vendor").map(String::as_str) == Some("sriov-ovs") {
-                facts.our_ports.insert(name.to_string());
-            }
-        }
-    }
+    let overview = client.vswitch().overview().await.map_err(|source| OvsReadError {
+        endpoint: client.endpoint().to_string(),
+        source,
+    })?;
+    let on_bridge: Vec<_> = overview
+        .ports
+        .iter()
+        .filter(|p| p.bridge.as_deref() == Some(bridge))
+        .collect();
+    let our_ports = on_bridge
+        .iter()
+        .filter(|p| p.external_ids.get("vendor").map(String::as_str) == Some("sriov-ovs"))
+        .map(|p| p.name.clone())
+        .collect();
+    let mut ports: Vec<String> = on_bridge.iter().map(|p| p.name.clone()).collect();
     ports.sort();
-    facts.bridge_ports = wanted.map(|_| ports);
-    Ok(facts)
+    Ok(OvsFacts {
+        bridge_ports: overview.bridges.iter().any(|b| b == bridge).then_some(ports),
+        other_config: overview.other_config,
+        external_ids: overview.external_ids,
+        our_ports,
+    })
 }
 
 /// `other_config:hw-offload=true`.

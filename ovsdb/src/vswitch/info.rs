@@ -70,7 +70,7 @@ fn int_col(row: &Row, col: &str) -> Option<i64> {
         .and_then(Atom::as_integer)
 }
 
-fn map_col(row: &Row, col: &str) -> BTreeMap<String, String> {
+pub(super) fn map_col(row: &Row, col: &str) -> BTreeMap<String, String> {
     row.get(col).and_then(Value::to_string_map).unwrap_or_default()
 }
 

@@ -8,6 +8,7 @@ mod add_port;
 mod del_port;
 mod external_ids;
 mod info;
+mod overview;
 mod wait;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub use add_port::{AddPort, AddedPort, OnExisting, ReplacedPort};
 pub use del_port::DelPort;
 pub use info::{InterfaceInfo, PortInfo};
+pub use overview::Overview;
 
 use info::{string_col, INTERFACE_COLUMNS, PORT_COLUMNS};
 
