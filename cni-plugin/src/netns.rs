@@ -4,9 +4,15 @@
 //! thread joins the namespace with `setns`, creates the socket and exits; the process's own
 //! threads never change namespace. Per-namespace sysctls are written the same way.
 
+use crate::ipnet::IpNet;
+use crate::mac::MacAddr;
+use crate::netlink::addr::{self, AddrError};
+use crate::netlink::link::{self, Link, LinkError};
+use crate::result::{IpConfig, Route};
+use crate::sys::{Namespaces, Net};
 use nix::sched::{setns, CloneFlags};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 /// A namespace step failed.
@@ -65,28 +71,51 @@ impl crate::error::ErrorCode for NetnsError {
     }
 }
 
-/// Sockets in one network namespace.
+/// Sockets in one network namespace: the production [`Net`].
 #[derive(Debug)]
 pub struct Netns {
     /// Namespace label for logs and errors (`host` or the path).
-    pub label: String,
+    label: String,
     /// rtnetlink handle; its connection runs on the current tokio runtime.
-    pub handle: rtnetlink::Handle,
-    /// The namespace file (`None` for the host namespace), to move links into it.
-    file: Option<File>,
+    handle: rtnetlink::Handle,
+    /// The namespace file, to move links into it (the host's too: links come back to it).
+    file: File,
+    /// Whether this is the host namespace (sysctls are written from the current thread).
+    is_host: bool,
+}
+
+/// The production [`Namespaces`]: namespaces of the running kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel;
+
+impl Namespaces for Kernel {
+    type Net = Netns;
+
+    fn host(&self) -> Result<Netns, NetnsError> {
+        Netns::host()
+    }
+
+    fn open(&self, path: &Path) -> Result<Netns, NetnsError> {
+        Netns::open(path)
+    }
 }
 
 impl Netns {
     /// The current (host) namespace. Must be called inside a tokio runtime.
     pub fn host() -> Result<Netns, NetnsError> {
         let path = PathBuf::from("/proc/thread-self/ns/net");
+        let file = File::open(&path).map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let (conn, handle, _) =
             rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path, source })?;
         tokio::spawn(conn);
         Ok(Netns {
             label: "host".into(),
             handle,
-            file: None,
+            file,
+            is_host: true,
         })
     }
 
@@ -123,41 +152,95 @@ impl Netns {
         Ok(Netns {
             label: path.display().to_string(),
             handle,
-            file: Some(file),
+            file,
+            is_host: false,
         })
     }
+}
 
-    /// Writes `value` to `/proc/sys/<key>` as seen from this namespace (e.g. `net/ipv4/conf/eth0/arp_notify`).
-    pub fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
+impl Net for Netns {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    async fn links(&self) -> Result<Vec<Link>, LinkError> {
+        link::list(&self.handle, &self.label).await
+    }
+
+    async fn link_by_name(&self, name: &str) -> Result<Option<Link>, LinkError> {
+        link::by_name(&self.handle, &self.label, name).await
+    }
+
+    async fn link_by_index(&self, index: u32) -> Result<Option<Link>, LinkError> {
+        link::by_index(&self.handle, &self.label, index).await
+    }
+
+    async fn set_up(&self, l: &Link, up: bool) -> Result<(), LinkError> {
+        link::set_up(&self.handle, l, up).await
+    }
+
+    async fn rename(&self, l: &Link, to: &str) -> Result<(), LinkError> {
+        link::rename(&self.handle, l, to).await
+    }
+
+    async fn set_mac(&self, l: &Link, mac: MacAddr) -> Result<(), LinkError> {
+        link::set_mac(&self.handle, l, mac).await
+    }
+
+    async fn set_mtu(&self, l: &Link, mtu: u32) -> Result<(), LinkError> {
+        link::set_mtu(&self.handle, l, mtu).await
+    }
+
+    async fn set_alias(&self, l: &Link, alias: &str) -> Result<(), LinkError> {
+        link::set_alias(&self.handle, l, alias).await
+    }
+
+    async fn del_altname(&self, l: &Link, altname: &str) -> Result<(), LinkError> {
+        link::del_altname(&self.handle, l, altname).await
+    }
+
+    async fn move_to(&self, l: &Link, to: &Netns) -> Result<(), LinkError> {
+        link::move_to_netns(&self.handle, l, to.file.as_raw_fd(), &to.label).await
+    }
+
+    async fn add_address(&self, l: &Link, a: IpNet) -> Result<(), AddrError> {
+        addr::add_address(&self.handle, &l.name, l.index, a).await
+    }
+
+    async fn addresses(&self, l: &Link) -> Result<Vec<IpNet>, AddrError> {
+        addr::addresses(&self.handle, &l.name, l.index).await
+    }
+
+    async fn add_route(&self, l: &Link, route: &Route, ips: &[IpConfig]) -> Result<(), AddrError> {
+        addr::add_route(&self.handle, &l.name, l.index, route, ips).await
+    }
+
+    fn another_socket(&self) -> Result<Netns, NetnsError> {
+        if self.is_host {
+            Netns::host()
+        } else {
+            Netns::open(Path::new(&self.label))
+        }
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
         let path = PathBuf::from("/proc/sys").join(key);
-        let ns_fd = match &self.file {
-            Some(f) => Some(f.try_clone().map_err(|source| NetnsError::Open {
-                path: PathBuf::from(&self.label),
-                source,
-            })?),
-            None => None,
-        };
+        if self.is_host {
+            return std::fs::write(&path, value.as_bytes())
+                .map_err(|source| NetnsError::Sysctl { path, source });
+        }
+        let ns_fd = self.file.try_clone().map_err(|source| NetnsError::Open {
+            path: PathBuf::from(&self.label),
+            source,
+        })?;
         let (label, target, value) = (PathBuf::from(&self.label), path.clone(), value.to_string());
         std::thread::spawn(move || {
-            if let Some(fd) = ns_fd {
-                setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-                    .map_err(|source| NetnsError::Enter { path: label, source })?;
-            }
+            setns(ns_fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|source| NetnsError::Enter { path: label, source })?;
             std::fs::write(&target, value.as_bytes())
                 .map_err(|source| NetnsError::Sysctl { path: target, source })
         })
         .join()
         .map_err(|_| NetnsError::Thread { path })?
     }
-
-    /// The namespace file descriptor, for `IFLA_NET_NS_FD`; `None` for the host namespace.
-    pub fn fd(&self) -> Option<RawFd> {
-        self.file.as_ref().map(|f| f.as_raw_fd())
-    }
-}
-
-/// Opens the host namespace as a file (to move links back into it).
-pub fn host_ns_file() -> Result<File, NetnsError> {
-    let path = PathBuf::from("/proc/thread-self/ns/net");
-    File::open(&path).map_err(|source| NetnsError::Open { path, source })
 }

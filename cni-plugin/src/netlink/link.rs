@@ -210,14 +210,6 @@ pub async fn by_index(h: &Handle, netns: &str, index: u32) -> Result<Option<Link
     .await
 }
 
-/// The link whose alias is `alias`.
-pub async fn by_alias(h: &Handle, netns: &str, alias: &str) -> Result<Option<Link>, LinkError> {
-    Ok(list(h, netns)
-        .await?
-        .into_iter()
-        .find(|l| l.alias.as_deref() == Some(alias)))
-}
-
 async fn change(h: &Handle, msg: LinkMessage) -> Result<(), rtnetlink::Error> {
     h.link().change(msg).execute().await
 }
@@ -244,34 +236,6 @@ pub async fn rename(h: &Handle, link: &Link, to: &str) -> Result<(), LinkError> 
         to: to.to_string(),
         source,
     })
-}
-
-/// Renames the link to `to`, first deleting `to` where it is an altname (of this or another link).
-/// Fails with [`LinkError::NameTaken`] when another link's primary name is `to`.
-pub async fn rename_clearing_altname(
-    h: &Handle,
-    netns: &str,
-    link: &Link,
-    to: &str,
-) -> Result<(), LinkError> {
-    if link.name == to {
-        return Ok(());
-    }
-    for other in list(h, netns).await? {
-        if other.name == to && other.index != link.index {
-            return Err(LinkError::NameTaken {
-                iface: link.name.clone(),
-                to: to.to_string(),
-                holder: other.index,
-                netns: netns.to_string(),
-            });
-        }
-        if other.altnames.iter().any(|a| a == to) {
-            tracing::info!(iface = %other.name, altname = to, netns, "deleting altname that clashes with the new name");
-            del_altname(h, &other, to).await?;
-        }
-    }
-    rename(h, link, to).await
 }
 
 /// Sets the MAC address.
