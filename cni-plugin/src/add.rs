@@ -119,5 +119,6 @@ where
     }
     let attach = attach_request(req)?;
     let att = node::attach(node, connect, &attach).await?;
+    tracing::info!(pci = %attach.pci, ifname = %attach.ifname, representor = %att.representor.name, "ADD done");
     Ok(cni_result(&att, &attach))
 }

@@ -4,15 +4,10 @@
 //! thread joins the namespace with `setns`, creates the socket and exits; the process's own
 //! threads never change namespace. Per-namespace sysctls are written the same way.
 
-use crate::ipnet::IpNet;
-use crate::mac::MacAddr;
-use crate::netlink::addr::{self, AddrError};
-use crate::netlink::link::{self, Link, LinkError};
-use crate::result::{IpConfig, Route};
-use crate::sys::{Namespaces, Net};
+use crate::sys::Namespaces;
 use nix::sched::{setns, CloneFlags};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// A namespace step failed.
@@ -75,11 +70,11 @@ impl crate::error::ErrorCode for NetnsError {
 #[derive(Debug)]
 pub struct Netns {
     /// Namespace label for logs and errors (`host` or the path).
-    label: String,
+    pub(crate) label: String,
     /// rtnetlink handle; its connection runs on the current tokio runtime.
-    handle: rtnetlink::Handle,
+    pub(crate) handle: rtnetlink::Handle,
     /// The namespace file, to move links into it (the host's too: links come back to it).
-    file: File,
+    pub(crate) file: File,
     /// Whether this is the host namespace (sysctls are written from the current thread).
     is_host: bool,
 }
@@ -156,66 +151,9 @@ impl Netns {
             is_host: false,
         })
     }
-}
 
-impl Net for Netns {
-    fn label(&self) -> &str {
-        &self.label
-    }
-
-    async fn links(&self) -> Result<Vec<Link>, LinkError> {
-        link::list(&self.handle, &self.label).await
-    }
-
-    async fn link_by_name(&self, name: &str) -> Result<Option<Link>, LinkError> {
-        link::by_name(&self.handle, &self.label, name).await
-    }
-
-    async fn link_by_index(&self, index: u32) -> Result<Option<Link>, LinkError> {
-        link::by_index(&self.handle, &self.label, index).await
-    }
-
-    async fn set_up(&self, l: &Link, up: bool) -> Result<(), LinkError> {
-        link::set_up(&self.handle, l, up).await
-    }
-
-    async fn rename(&self, l: &Link, to: &str) -> Result<(), LinkError> {
-        link::rename(&self.handle, l, to).await
-    }
-
-    async fn set_mac(&self, l: &Link, mac: MacAddr) -> Result<(), LinkError> {
-        link::set_mac(&self.handle, l, mac).await
-    }
-
-    async fn set_mtu(&self, l: &Link, mtu: u32) -> Result<(), LinkError> {
-        link::set_mtu(&self.handle, l, mtu).await
-    }
-
-    async fn set_alias(&self, l: &Link, alias: &str) -> Result<(), LinkError> {
-        link::set_alias(&self.handle, l, alias).await
-    }
-
-    async fn del_altname(&self, l: &Link, altname: &str) -> Result<(), LinkError> {
-        link::del_altname(&self.handle, l, altname).await
-    }
-
-    async fn move_to(&self, l: &Link, to: &Netns) -> Result<(), LinkError> {
-        link::move_to_netns(&self.handle, l, to.file.as_raw_fd(), &to.label).await
-    }
-
-    async fn add_address(&self, l: &Link, a: IpNet) -> Result<(), AddrError> {
-        addr::add_address(&self.handle, &l.name, l.index, a).await
-    }
-
-    async fn addresses(&self, l: &Link) -> Result<Vec<IpNet>, AddrError> {
-        addr::addresses(&self.handle, &l.name, l.index).await
-    }
-
-    async fn add_route(&self, l: &Link, route: &Route, ips: &[IpConfig]) -> Result<(), AddrError> {
-        addr::add_route(&self.handle, &l.name, l.index, route, ips).await
-    }
-
-    fn another_socket(&self) -> Result<Netns, NetnsError> {
+    /// Another socket in the same namespace.
+    pub(crate) fn reopen(&self) -> Result<Netns, NetnsError> {
         if self.is_host {
             Netns::host()
         } else {
@@ -223,7 +161,8 @@ impl Net for Netns {
         }
     }
 
-    fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
+    /// Writes `/proc/sys/<key>` as seen from this namespace.
+    pub(crate) fn write_sysctl_file(&self, key: &str, value: &str) -> Result<(), NetnsError> {
         let path = PathBuf::from("/proc/sys").join(key);
         if self.is_host {
             return std::fs::write(&path, value.as_bytes())

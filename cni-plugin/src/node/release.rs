@@ -119,7 +119,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
     };
     let rec = load()?;
     let Some(pci) = rec.as_ref().map(|r| r.pci).or(req.pci) else {
-        ipam_del(req.ipam.as_ref(), req, "")?;
+        ipam_release(req.ipam.as_ref(), &req.container_id, &req.ifname, "")?;
         return Ok(Released::NothingKnown);
     };
     let _lock = state.lock_vf(&pci, LOCK_TIMEOUT).map_err(ReleaseError::State)?;
@@ -139,11 +139,8 @@ pub async fn release<K: Namespaces, O: Ovs>(
         .is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
     if newer {
         tracing::info!(pci = %pci, "a newer attachment owns the VF; leaving it alone");
-        ipam_del(
-            rec.as_ref().map_or(req.ipam.as_ref(), |r| r.ipam.as_ref()),
-            req,
-            "",
-        )?;
+        let facts = rec.as_ref().map_or(req.ipam.as_ref(), |r| r.ipam.as_ref());
+        ipam_release(facts, &req.container_id, &req.ifname, "")?;
         state
             .remove(&req.container_id, &req.ifname)
             .map_err(ReleaseError::State)?;
@@ -157,7 +154,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
         (None, Some(info)) => (rebuilt_record(req, &info), info.netdevs.clone()),
         (None, None) => {
             tracing::warn!(pci = %pci, "no record and the VF cannot be resolved; IPAM release only");
-            ipam_del(req.ipam.as_ref(), req, "")?;
+            ipam_release(req.ipam.as_ref(), &req.container_id, &req.ifname, "")?;
             return Ok(Released::NothingKnown);
         }
     };
@@ -211,13 +208,19 @@ async fn vf_returned<N: Net>(
     }
 }
 
-/// IPAM release with `facts`, for the attachment `req` names, with `netns` as `CNI_NETNS`.
-fn ipam_del(facts: Option<&IpamFacts>, req: &ReleaseRequest, netns: &str) -> Result<(), ReleaseError> {
+/// IPAM release of the attachment `container_id`/`ifname` with `facts`, `netns` as `CNI_NETNS`
+/// (empty once the pod's namespace is gone).
+fn ipam_release(
+    facts: Option<&IpamFacts>,
+    container_id: &str,
+    ifname: &str,
+    netns: &str,
+) -> Result<(), ReleaseError> {
     let Some(facts) = facts else { return Ok(()) };
     let env = IpamEnv {
-        container_id: &req.container_id,
+        container_id,
         netns,
-        ifname: &req.ifname,
+        ifname,
         args: &facts.args,
         path: &facts.path,
     };
@@ -445,19 +448,11 @@ impl<O: Ovs, N: Net> Steps<'_, O, N> {
 
     /// IPAM release for the attachment, when its addresses came from an IPAM plugin.
     pub fn ipam_del(&self, rec: &AttachmentRecord) -> Result<(), ReleaseError> {
-        let Some(facts) = &rec.ipam else { return Ok(()) };
         let netns = match self.pod {
             Some(_) => rec.netns.display().to_string(),
             None => String::new(),
         };
-        let env = IpamEnv {
-            container_id: &rec.container_id,
-            netns: &netns,
-            ifname: &rec.ifname,
-            args: &facts.args,
-            path: &facts.path,
-        };
-        ipam::del(&facts.plugin, &env, &facts.conf).map_err(|source| ReleaseError::Ipam { source })
+        ipam_release(rec.ipam.as_ref(), &rec.container_id, &rec.ifname, &netns)
     }
 
     /// Every host-side release step, in order, continuing past failures; returns the first
