@@ -307,6 +307,8 @@ mod tests {
             "deviceID": "0000:84:00.2",
             "ovsdbSocket": format!("unix:{}", socket.display()),
             "stateDir": dir.path().join("state"),
+            // DEL waits this long for a restarting ovsdb-server before it gives up.
+            "ovsApplyTimeout": 1,
         });
         let (code, json) = call(&del, &conf.to_string());
         assert_eq!((code, json["code"].as_u64()), (1, Some(102)), "{json}");
