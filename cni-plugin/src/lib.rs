@@ -36,6 +36,7 @@ pub mod ovs;
 pub mod port_ids;
 pub mod representor_name;
 pub mod result;
+pub mod server;
 pub mod skel;
 pub mod status;
 pub mod sys;

@@ -137,19 +137,23 @@ impl Ovs for OvsdbOvs {
 
     async fn add_port(&self, spec: &PortSpec) -> Result<(), OvsError> {
         // Not retried: the session is whatever connect (or the last retried operation) left.
-        let added = self
+        let mut add = self
             .current()
             .1
             .add_port(&spec.bridge, &spec.name)
             .external_ids(spec.external_ids.clone())
-            .tag(spec.vlan)
-            .execute()
-            .await
-            .map_err(|e| OvsError::AddPort {
-                bridge: spec.bridge.clone(),
-                port: spec.name.clone(),
-                source: cause(e),
-            })?;
+            .tag(spec.vlan);
+        if let Some((rate, burst)) = spec.ingress_policing {
+            add = add.ingress_policing(rate, burst);
+        }
+        if let Some(bps) = spec.egress_max_rate {
+            add = add.egress_max_rate(bps);
+        }
+        let added = add.execute().await.map_err(|e| OvsError::AddPort {
+            bridge: spec.bridge.clone(),
+            port: spec.name.clone(),
+            source: cause(e),
+        })?;
         for old in added.replaced {
             tracing::info!(port = %old.name, owner = ?old.external_ids.get(port_ids::CONTAINER_ID), "replaced a stale OVS port of the same name");
         }
@@ -158,7 +162,7 @@ impl Ovs for OvsdbOvs {
 
     async fn del_port(&self, bridge: &str, port: &str) -> Result<(), OvsError> {
         // Idempotent: the port is resolved to its row first, absent is success.
-        self.idempotent(|vs| async move { vs.del_port(bridge, port).any_bridge().execute().await })
+        self.idempotent(|vs| async move { vs.del_port(bridge, port).any_bridge().with_qos().execute().await })
             .await
             .map(drop)
             .map_err(|e| OvsError::DelPort {

@@ -16,6 +16,10 @@ pub struct PortSpec {
     pub external_ids: BTreeMap<String, String>,
     /// Access VLAN tag.
     pub vlan: Option<u16>,
+    /// Interface ingress policing: rate (kbit/s) and burst (kbit).
+    pub ingress_policing: Option<(u64, u64)>,
+    /// Port egress `linux-htb` max-rate, bit/s.
+    pub egress_max_rate: Option<u64>,
 }
 
 /// What OVSDB holds for one interface.

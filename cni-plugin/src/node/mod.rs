@@ -95,6 +95,11 @@ pub struct PortRequest {
     pub pod_name: Option<String>,
     /// Pod namespace (`external_ids:pod_namespace`).
     pub pod_namespace: Option<String>,
+    /// Limit on what the pod sends, Mbit/s: the representor's Interface
+    /// `ingress_policing_rate`/`_burst` (a TC police action, offloaded on a switchdev NIC).
+    pub ingress_policing_mbps: Option<u64>,
+    /// Limit on what the pod receives, Mbit/s: a `linux-htb` QoS queue `max-rate` on the port.
+    pub egress_max_rate_mbps: Option<u64>,
 }
 
 /// Everything [`attach()`] needs.

@@ -32,6 +32,8 @@ pub struct AddPort {
     external_ids: BTreeMap<String, String>,
     tag: Option<u16>,
     mtu_request: Option<u32>,
+    ingress_policing: Option<(u64, u64)>,
+    egress_max_rate: Option<u64>,
     on_existing: OnExisting,
 }
 
@@ -70,6 +72,8 @@ impl AddPort {
             external_ids: BTreeMap::new(),
             tag: None,
             mtu_request: None,
+            ingress_policing: None,
+            egress_max_rate: None,
             on_existing: OnExisting::default(),
         }
     }
@@ -111,6 +115,22 @@ impl AddPort {
     /// `mtu_request` on the Interface.
     pub fn mtu_request(mut self, mtu: Option<u32>) -> AddPort {
         self.mtu_request = mtu;
+        self
+    }
+
+    /// Polices what the interface receives (traffic from its netdev into the bridge): the
+    /// Interface columns `ingress_policing_rate` (kbit/s) and `ingress_policing_burst` (kbit).
+    /// On a switchdev representor OVS offloads this as a TC police action.
+    pub fn ingress_policing(mut self, rate_kbps: u64, burst_kb: u64) -> AddPort {
+        self.ingress_policing = Some((rate_kbps, burst_kb));
+        self
+    }
+
+    /// Shapes what the port sends (traffic from the bridge out of its netdev): a `linux-htb`
+    /// QoS row on the Port with one Queue whose `other_config:max-rate` is `bps`, both
+    /// carrying the port's `external_ids`. [`DelPort::with_qos`] removes them with the port.
+    pub fn egress_max_rate(mut self, bps: u64) -> AddPort {
+        self.egress_max_rate = Some(bps);
         self
     }
 
@@ -238,6 +258,29 @@ impl AddPort {
         let port_wait = ops.len();
         ops.push(exists_wait("Port", &self.port_name, false));
         ops.push(exists_wait("Interface", &self.iface_name, false));
+        if let Some(bps) = self.egress_max_rate {
+            let ids = Value::string_map(&self.external_ids);
+            let max_rate = Value::string_map([("max-rate", bps.to_string())]);
+            ops.push(Operation::Insert {
+                table: "Queue".into(),
+                row: Row::from([
+                    ("other_config".to_string(), max_rate.clone()),
+                    ("external_ids".to_string(), ids.clone()),
+                ]),
+                uuid_name: Some("new_queue".into()),
+            });
+            let queues = Value::Map(vec![(Atom::Integer(0), Atom::NamedUuid("new_queue".into()))]);
+            ops.push(Operation::Insert {
+                table: "QoS".into(),
+                row: Row::from([
+                    ("type".to_string(), Value::from("linux-htb")),
+                    ("queues".to_string(), queues),
+                    ("other_config".to_string(), max_rate),
+                    ("external_ids".to_string(), ids),
+                ]),
+                uuid_name: Some("new_qos".into()),
+            });
+        }
         let insert_iface = ops.len();
         ops.push(Operation::Insert {
             table: "Interface".into(),
@@ -308,6 +351,11 @@ impl AddPort {
         if let Some(mtu) = self.mtu_request {
             row.insert("mtu_request".into(), Value::from(i64::from(mtu)));
         }
+        if let Some((rate, burst)) = self.ingress_policing {
+            let int = |v: u64| Value::from(i64::try_from(v).unwrap_or(i64::MAX));
+            row.insert("ingress_policing_rate".into(), int(rate));
+            row.insert("ingress_policing_burst".into(), int(burst));
+        }
         if !self.external_ids.is_empty() {
             row.insert("external_ids".into(), Value::string_map(&self.external_ids));
         }
@@ -323,6 +371,9 @@ impl AddPort {
         );
         if let Some(tag) = self.tag {
             row.insert("tag".into(), Value::from(i64::from(tag)));
+        }
+        if self.egress_max_rate.is_some() {
+            row.insert("qos".into(), Value::Atom(Atom::NamedUuid("new_qos".into())));
         }
         if !self.external_ids.is_empty() {
             row.insert("external_ids".into(), Value::string_map(&self.external_ids));

@@ -15,6 +15,7 @@ pub struct DelPort {
     bridge: Option<String>,
     port_name: String,
     required: Vec<(String, String)>,
+    with_qos: bool,
 }
 
 impl DelPort {
@@ -24,6 +25,7 @@ impl DelPort {
             bridge: bridge.map(str::to_string),
             port_name: port_name.to_string(),
             required: Vec::new(),
+            with_qos: false,
         }
     }
 
@@ -32,6 +34,13 @@ impl DelPort {
     /// treated as someone else's and left alone (`Ok(false)`).
     pub fn only_if_external_id(mut self, key: &str, value: &str) -> DelPort {
         self.required.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Also delete the port's QoS row and its queues (QoS and Queue are root tables: nothing
+    /// removes them otherwise), as created for this port alone by [`super::AddPort::egress_max_rate`].
+    pub fn with_qos(mut self) -> DelPort {
+        self.with_qos = true;
         self
     }
 
@@ -57,9 +66,10 @@ impl DelPort {
                 Value::string_map(self.required.iter().map(|(k, v)| (k, v))),
             ));
         }
-        let ops = vec![Operation::select("Port", conditions, &["_uuid"])];
+        let ops = vec![Operation::select("Port", conditions, &["_uuid", "qos"])];
         let res = self.vs.transact(|| self.step(), ops).await?;
-        let uuids: Vec<Uuid> = rows(res.first())
+        let found = rows(res.first());
+        let uuids: Vec<Uuid> = found
             .iter()
             .filter_map(|r| r.get("_uuid").map(Value::uuids))
             .flatten()
@@ -67,6 +77,29 @@ impl DelPort {
         let Some(uuid) = uuids.into_iter().next() else {
             return Ok(false);
         };
+        let mut qos_rows: Vec<(&str, Uuid)> = Vec::new();
+        let qos = found
+            .first()
+            .and_then(|r| r.get("qos"))
+            .map(Value::uuids)
+            .unwrap_or_default();
+        if let (true, Some(qos)) = (self.with_qos, qos.into_iter().next()) {
+            let ops = vec![Operation::select(
+                "QoS",
+                vec![Condition::eq("_uuid", Atom::Uuid(qos.clone()))],
+                &["queues"],
+            )];
+            let res = self.vs.transact(|| self.step(), ops).await?;
+            for row in rows(res.first()) {
+                if let Some(map) = row.get("queues").and_then(Value::as_map) {
+                    qos_rows.extend(
+                        map.iter()
+                            .filter_map(|(_, q)| q.as_uuid().cloned().map(|q| ("Queue", q))),
+                    );
+                }
+            }
+            qos_rows.insert(0, ("QoS", qos));
+        }
         let port = Atom::Uuid(uuid);
         let mut bridge_cond = vec![Condition::includes("ports", port.clone())];
         if let Some(b) = &self.bridge {
@@ -86,6 +119,11 @@ impl DelPort {
                 conditions: vec![Condition::eq("_uuid", port)],
             },
         ];
+        let mut ops = ops;
+        ops.extend(qos_rows.into_iter().map(|(table, uuid)| Operation::Delete {
+            table: table.into(),
+            conditions: vec![Condition::eq("_uuid", Atom::Uuid(uuid))],
+        }));
         match self.vs.client.transact(super::DB, ops).await {
             Ok(res) => Ok(count(res.get(2)) > 0),
             // The port is still referenced by another bridge than ours.

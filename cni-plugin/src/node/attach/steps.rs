@@ -212,6 +212,12 @@ pub(super) async fn run<O: Ovs, N: Net>(
             pci: &pci,
         }),
         vlan: req.port.vlan,
+        // As Kube-OVN's SetInterfaceBandwidth: kbit/s, burst 80% of the rate.
+        ingress_policing: req
+            .port
+            .ingress_policing_mbps
+            .map(|m| (m.saturating_mul(1000), m.saturating_mul(800))),
+        egress_max_rate: req.port.egress_max_rate_mbps.map(|m| m.saturating_mul(1_000_000)),
     };
     if let Some(mtu) = req.mtu {
         host.set_mtu(&rep, mtu).await.map_err(AttachError::Link)?;

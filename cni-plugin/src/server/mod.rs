@@ -1,0 +1,198 @@
+//! The Kube-OVN node server (`sriov-ovs-server`): answers Kube-OVN's CNI shim on a unix
+//! socket so the guide's NetworkAttachmentDefinition (`type: kube-ovn`, `provider`,
+//! `server_socket`) works with only `server_socket` changed. Kube-OVN's controller allocates
+//! the address and the logical switch port; this server does the node's part through the same
+//! node operations ([`crate::node`]) as the `sriov-ovs` CNI binary.
+
+pub mod allocation;
+pub mod cli;
+pub mod cluster;
+pub mod handler;
+pub mod protocol;
+
+use crate::node::{Node, StateDir};
+use crate::sys::Namespaces;
+use bytes::Bytes;
+use handler::{Failure, Handler, Settings};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode};
+use protocol::{CniRequest, CniResponse};
+use sriov_host::Sysfs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The server could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The socket cannot be created.
+    #[error("cannot serve on {path}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Kubernetes client cannot be built.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    /// Signals cannot be handled.
+    #[error("cannot install the SIGTERM handler")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct Shared<K> {
+    /// Namespaces and netlink.
+    pub kernel: K,
+    /// Sysfs.
+    pub sysfs: Sysfs,
+    /// Attachment records.
+    pub state: StateDir,
+    /// The Kubernetes API.
+    pub cluster: cluster::Cluster,
+    /// Settings.
+    pub settings: Settings,
+}
+
+impl<K: Namespaces> Shared<K> {
+    fn handler(&self) -> Handler<'_, K> {
+        Handler {
+            node: Node {
+                kernel: &self.kernel,
+                sysfs: &self.sysfs,
+                state: &self.state,
+            },
+            cluster: &self.cluster,
+            settings: &self.settings,
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let empty = body.is_empty();
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    if !empty {
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+    }
+    r
+}
+
+fn error_reply(status: u16, message: &str) -> Response<Full<Bytes>> {
+    tracing::warn!(status, error = message, "request failed");
+    let body = CniResponse {
+        error: message.to_string(),
+        ..Default::default()
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    reply(status, serde_json::to_vec(&body).unwrap_or_default().into())
+}
+
+/// Routes one HTTP request: `POST /api/v1/add` (200 with the reply), `POST /api/v1/del` (204).
+pub async fn route<K: Namespaces>(
+    shared: &Shared<K>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let add = match parts.uri.path() {
+        "/api/v1/add" => true,
+        "/api/v1/del" => false,
+        other => {
+            return error_reply(
+                404,
+                &format!("no such path {other:?}: this server answers POST /api/v1/add and /api/v1/del"),
+            )
+        }
+    };
+    if parts.method != Method::POST {
+        return error_reply(405, &format!("{} {}: only POST", parts.method, parts.uri.path()));
+    }
+    let bytes = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error_reply(400, &format!("cannot read the request body: {e}")),
+    };
+    let cni: CniRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return error_reply(400, &format!("malformed request JSON: {e}")),
+    };
+    let handler = shared.handler();
+    let done = if add {
+        handler.add(&cni).await.map(|resp| {
+            let body = serde_json::to_vec(&resp).unwrap_or_default();
+            reply(StatusCode::OK, body.into())
+        })
+    } else {
+        handler
+            .del(&cni)
+            .await
+            .map(|()| reply(StatusCode::NO_CONTENT, Bytes::new()))
+    };
+    done.unwrap_or_else(|Failure { status, message }| error_reply(status, &message))
+}
+
+/// Binds `path`: a stale socket from a previous run is replaced, the new one is 0600.
+pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, ServerError> {
+    let err = |source| ServerError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "replaced a stale socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Serves on `listener` until SIGTERM or SIGINT, then removes the socket at `path`.
+pub async fn serve<K: Namespaces + 'static>(
+    shared: Arc<Shared<K>>,
+    listener: tokio::net::UnixListener,
+    path: &Path,
+) -> Result<(), ServerError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+    tracing::info!(socket = %path.display(), "serving Kube-OVN CNI requests");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!(error = &e as &dyn std::error::Error, "accept failed");
+                        continue;
+                    }
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, std::convert::Infallible>(route(&shared, req).await) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                        tracing::debug!(error = &e as &dyn std::error::Error, "connection ended with an error");
+                    }
+                });
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!(socket = %path.display(), "stopping; removing the socket");
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(error = &e as &dyn std::error::Error, "cannot remove the socket");
+    }
+    Ok(())
+}
