@@ -51,7 +51,7 @@ fn deleting_a_pod_frees_its_vf_and_a_new_pod_reuses_it() {
         .add_sriov_pod(0, "p3", OVN_DEFAULT, Attach::DefaultNetwork)
         .unwrap_err();
     assert!(
-        integration_tests::error_chain(&err).contains("0 device(s) available"),
+        sriov_logging::error_chain(&err).contains("0 device(s) available"),
         "{err:?}"
     );
     assert!(c.pod("p3").is_none());

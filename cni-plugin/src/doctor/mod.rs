@@ -125,7 +125,7 @@ pub async fn run(opts: &Options) -> Report {
                     Check::fail(
                         "sriovdp-config",
                         path.display().to_string(),
-                        crate::error::chain(&e),
+                        sriov_logging::error_chain(&e),
                     )
                     .fix("fix the ConfigMap sriovdp-config (the device plugin rejects it too)"),
                 );
@@ -179,7 +179,10 @@ pub async fn run(opts: &Options) -> Report {
                             report.push(Check::warn(
                                 "vf-representor",
                                 pf.label(),
-                                format!("cannot list the PF's representors: {}", crate::error::chain(&e)),
+                                format!(
+                                    "cannot list the PF's representors: {}",
+                                    sriov_logging::error_chain(&e)
+                                ),
                             ));
                             None
                         }
@@ -206,7 +209,7 @@ pub async fn run(opts: &Options) -> Report {
         Err(e) => report.push(Check::fail(
             "pf",
             sysfs.root().display().to_string(),
-            crate::error::chain(&e),
+            sriov_logging::error_chain(&e),
         )),
     }
 
@@ -240,7 +243,7 @@ async fn links() -> Result<Vec<crate::netlink::link::Link>, String> {
     tokio::spawn(conn);
     crate::netlink::link::list(&handle, "current")
         .await
-        .map_err(|e| crate::error::chain(&e))
+        .map_err(|e| sriov_logging::error_chain(&e))
 }
 
 /// The OVSDB facts, or what went wrong as one sentence.
@@ -248,12 +251,12 @@ async fn ovs_facts(opts: &Options) -> Result<ovs::OvsFacts, String> {
     let connect = ovsdb_client::Client::connect(&opts.ovsdb);
     let client = match tokio::time::timeout(Duration::from_secs(5), connect).await {
         Ok(Ok(c)) => c.with_request_timeout(Some(Duration::from_secs(10))),
-        Ok(Err(e)) => return Err(crate::error::chain(&e)),
+        Ok(Err(e)) => return Err(sriov_logging::error_chain(&e)),
         Err(_) => return Err(format!("connecting to {} timed out after 5s", opts.ovsdb)),
     };
     ovs::read(&client, &opts.bridge)
         .await
-        .map_err(|e| crate::error::chain(&e))
+        .map_err(|e| sriov_logging::error_chain(&e))
 }
 
 #[cfg(test)]

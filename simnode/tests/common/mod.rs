@@ -21,7 +21,7 @@ pub fn spec(prefix: &str, pfs: u32, vfs: u32) -> (tempfile::TempDir, SimNodeSpec
 pub fn up(spec: SimNodeSpec) -> SimNode {
     match SimNode::up(spec) {
         Ok(n) => n,
-        Err(e) => panic!("simnode up: {}", simnode::error_chain(&e)),
+        Err(e) => panic!("simnode up: {}", sriov_logging::error_chain(&e)),
     }
 }
 

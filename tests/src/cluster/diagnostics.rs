@@ -14,7 +14,7 @@ impl Cluster {
     pub fn diagnostics(&self) -> String {
         let mut out = String::new();
         let mut section = |title: &str, r: Result<String, crate::cmd::CmdError>| {
-            let body = r.unwrap_or_else(|e| format!("(failed: {})", crate::error_chain(&e)));
+            let body = r.unwrap_or_else(|e| format!("(failed: {})", sriov_logging::error_chain(&e)));
             let _ = writeln!(out, "----- {title}\n{}", body.trim_end());
         };
         for node in self.nodes() {

@@ -318,7 +318,7 @@ impl Drop for Cluster {
         while let Some(pod) = self.pods.pop() {
             let name = pod.name.clone();
             if let Err(e) = self.teardown_pod(pod) {
-                tracing::warn!(pod = %name, error = %crate::error_chain(&e), "pod teardown failed");
+                tracing::warn!(pod = %name, error = %sriov_logging::error_chain(&e), "pod teardown failed");
             }
         }
         // Remaining fields drop in declaration order: device plugins, kubelets, nodes, fabric,
