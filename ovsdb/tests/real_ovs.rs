@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ovsdb_client::testing::{unique_name, Daemon, OvsInstance};
 use ovsdb_client::vswitch::{self, OnExisting};
 use ovsdb_client::{Client, Condition, Error, Operation};
+use testbed::names::unique_name;
+use testbed::ovs::{OvsDaemon, OvsInstance};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -252,7 +253,7 @@ async fn server_killed_mid_session_is_a_typed_error_not_a_hang() {
     // Make sure the monitor is in place before the kill (the interface lookup after it
     // goes through the same session, in order).
     assert!(!vs.bridge_exists("nosuch").await.unwrap());
-    ovs.stop(Daemon::OvsdbServer, Signal::SIGKILL).unwrap();
+    ovs.crash(OvsDaemon::OvsdbServer);
     let err = waiter.await.unwrap().unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
     let err = vs.bridge_exists(&br).await.unwrap_err();
@@ -458,68 +459,9 @@ async fn server_echo_requests_are_answered() {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     client.echo().await.unwrap();
     assert!(ovs
-        .log_tail(Daemon::OvsdbServer, 50)
+        .log_tail(OvsDaemon::OvsdbServer, 50)
         .lines()
         .all(|l| !l.contains("no response to inactivity probe")));
-}
-
-/// Deletes an `ip netns` namespace on drop.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
-fn add_netns() -> NetnsGuard {
-    let ns = unique_name("ovsn");
-    let ok = std::process::Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ip netns add {ns}");
-    NetnsGuard(ns)
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
-#[tokio::test]
-async fn fixture_runs_in_a_given_netns_and_cleans_up() {
-    let ns = add_netns();
-    let ovs = OvsInstance::start_in_netns(&ns.0).unwrap();
-    assert_eq!(ovs.netns(), Some(ns.0.as_str()));
-    let br = unique_name("br");
-    ovs.add_bridge(&br).unwrap();
-    // The bridge's internal port is a tap inside that namespace.
-    ovs.ip(&["link", "show", &br]).unwrap();
-    let client = Client::connect(&ovs.endpoint()).await.unwrap();
-    assert!(client.vswitch().bridge_exists(&br).await.unwrap());
-    let pids = [
-        ovs.pid(Daemon::OvsdbServer).unwrap(),
-        ovs.pid(Daemon::Vswitchd).unwrap(),
-    ];
-    let dir = ovs.dir().to_path_buf();
-    drop(ovs);
-    assert!(pids.iter().all(|p| !alive(*p)));
-    assert!(!dir.exists());
-    // The taps of the userspace datapath are gone with it.
-    assert!(std::process::Command::new("ip")
-        .args(["-n", &ns.0, "link", "show", &br])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap());
-    // The namespace was the caller's: still there.
-    let listed = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).contains(&ns.0));
 }
 
 #[test]
@@ -587,7 +529,7 @@ async fn wait_applied_returns_once_vswitchd_caught_up_and_times_out_while_it_is_
     assert!(cur >= second);
     assert!(vsctl_get(&ovs, &["get", "Interface", &port, "ofport"]) != "[]");
 
-    let vswitchd = Pid::from_raw(ovs.pid(Daemon::Vswitchd).unwrap());
+    let vswitchd = Pid::from_raw(ovs.pid(OvsDaemon::Vswitchd).unwrap());
     kill(vswitchd, Signal::SIGSTOP).unwrap();
     let stalled = vs.wait_applied(Duration::from_millis(300)).await;
     kill(vswitchd, Signal::SIGCONT).unwrap();

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::cmd::ip;
-use crate::daemon::{alive, read_pid, terminate};
-use crate::names::base_dir;
+use testbed::cmd::ip;
+use testbed::daemon::{alive, read_pid, terminate};
+use testbed::names::base_dir;
 
 /// Netns names of cluster `prefix` (`<prefix>-...`).
 pub fn netns_of(prefix: &str) -> Vec<String> {

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use integration_tests::cleanup::leftovers;
 use integration_tests::cluster::{Attach, Cluster, ClusterSpec};
-use integration_tests::cmd::ip_in;
-use integration_tests::daemon::wait_for;
 use integration_tests::logical::OVN_DEFAULT;
 use integration_tests::pod::PodNic;
 use integration_tests::scenarios::{self, resource, PORT_TIMEOUT, TCP_BYTES};
+use testbed::cmd::ip_in;
+use testbed::daemon::wait_for;
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()

@@ -98,25 +98,6 @@ pub fn link_target(path: impl AsRef<Path>) -> PathBuf {
     fs::read_link(path).unwrap_or_else(|e| panic!("readlink {}: {e}", path.display()))
 }
 
-/// A named netns removed on drop.
-pub struct Netns(pub String);
-
-impl Netns {
-    /// Creates netns `name` (removing a stale one first).
-    pub fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
-        let st = Command::new("ip").args(["netns", "add", name]).status().unwrap();
-        assert!(st.success());
-        Netns(name.to_string())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// Whether any tmpfs of instance `prefix` is still mounted.
 pub fn tree_mounted(prefix: &str) -> bool {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();

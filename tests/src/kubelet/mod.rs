@@ -19,7 +19,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use crate::daemon::wait_for;
+use testbed::daemon::wait_for;
 
 mod registration;
 use registration::RegistrationService;
