@@ -13,6 +13,7 @@
 pub mod cmd;
 pub mod cni;
 pub mod daemon;
+pub mod kubelet;
 pub mod names;
 pub mod netns;
 pub mod ovs;

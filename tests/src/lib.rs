@@ -12,7 +12,6 @@ pub mod cleanup;
 pub mod cluster;
 pub mod demo;
 pub mod fabric;
-pub mod kubelet;
 pub mod logical;
 pub mod multus;
 pub mod nad;

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use crate::binaries::{self, BinaryError, DevicePluginPaths};
 use crate::fabric::{Fabric, FabricError};
-use crate::kubelet::{Kubelet, KubeletError};
 use crate::logical::{self, Ipam, LogicalError, Subnet};
 use crate::multus::{MultusError, Nad};
 use crate::node::{Node, NodeError, NodeSpec};
 use crate::ovn_central::{CentralError, CentralOptions, OvnCentral};
 use crate::pod::{Pod, PodError};
 use testbed::daemon::ChildGuard;
+use testbed::kubelet::{Kubelet, KubeletError};
 use testbed::names;
 
 mod diagnostics;
