@@ -131,7 +131,7 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
         .contains("10.99.0.7,fd00:99::7"));
     assert_eq!(
         node.ovs
-            .vsctl(&["get", "Port", "macmtu012345_h", "tag"])
+            .vsctl(["get", "Port", "macmtu012345_h", "tag"])
             .unwrap()
             .trim(),
         "100"
@@ -140,7 +140,7 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
     // flight in ovs-vswitchd when ADD returns).
     let mut flows = String::new();
     for _ in 0..100 {
-        flows = node.ovs.appctl(&["dpctl/dump-flows"]).unwrap();
+        flows = node.ovs.appctl(["dpctl/dump-flows"]).unwrap();
         if flows.contains("0x0806") && flows.contains("dst=33:33:00:00:00:01") {
             break;
         }
@@ -177,7 +177,7 @@ fn check_fails_when_the_attachment_drifted() {
     pod.ip(["addr", "add", "10.77.0.2/24", "dev", "eth0"]).unwrap();
     node.run(&call.verb("CHECK"), &check).expect_ok();
     node.ovs
-        .vsctl(&["del-port", &node.bridge, "drift0123456_h"])
+        .vsctl(["del-port", &node.bridge, "drift0123456_h"])
         .unwrap();
     let out = node.run(&call.verb("CHECK"), &check);
     assert!(
@@ -218,7 +218,7 @@ fn logs_go_to_log_file_and_stdout_holds_only_the_result() {
 fn add_and_del_work_over_a_tcp_ovsdb_endpoint() {
     let node = Node::new(1);
     // ovsdb-server listens where the Manager row says, like ovs-ctl sets it up.
-    node.ovs.vsctl(&["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
+    node.ovs.vsctl(["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
     let listening = (0..200).any(|_| {
         let probe = std::process::Command::new("ip")
             .args(["netns", "exec", node.ns(), "ovs-vsctl", "--db=tcp:127.0.0.1:6640"])

@@ -201,7 +201,7 @@ fn ovn_installed_timeout_rolls_back_and_ovn_installed_completes() {
         "pod-ovn0123456789abcd.default"
     );
     node.ovs
-        .vsctl(&["set", "Interface", port, "external_ids:ovn-installed=true"])
+        .vsctl(["set", "Interface", port, "external_ids:ovn-installed=true"])
         .unwrap();
     std::fs::remove_file(&pause).unwrap();
     let out = child.wait_with_output().unwrap();

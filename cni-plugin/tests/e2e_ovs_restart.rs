@@ -84,7 +84,7 @@ fn del_reconnects_when_ovsdb_server_restarts_while_it_waits_for_vswitchd() {
     let vswitchd = Pid::from_raw(node.ovs.pid(OvsDaemon::Vswitchd).unwrap());
     kill(vswitchd, Signal::SIGSTOP).unwrap();
     let next_cfg = || -> i64 {
-        let out = node.ovs.vsctl(&["get", "Open_vSwitch", ".", "next_cfg"]);
+        let out = node.ovs.vsctl(["get", "Open_vSwitch", ".", "next_cfg"]);
         out.unwrap().trim().parse().unwrap()
     };
     let before_del = next_cfg();

@@ -22,10 +22,10 @@ fn ovs_with_bridge() -> (OvsInstance, String) {
 fn veth(ovs: &OvsInstance) -> String {
     let a = unique_name("va");
     let b = unique_name("vb");
-    ovs.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])
+    ovs.ip(["link", "add", &a, "type", "veth", "peer", "name", &b])
         .unwrap();
-    ovs.ip(&["link", "set", &a, "up"]).unwrap();
-    ovs.ip(&["link", "set", &b, "up"]).unwrap();
+    ovs.ip(["link", "set", &a, "up"]).unwrap();
+    ovs.ip(["link", "set", &b, "up"]).unwrap();
     a
 }
 
@@ -94,7 +94,7 @@ async fn external_ids_round_trip() {
         vsctl_get(&ovs, &["get", "Interface", &port, "external_ids:c"]),
         "\"x y\""
     );
-    ovs.vsctl(&["set", "Interface", &port, "external_ids:d=4"])
+    ovs.vsctl(["set", "Interface", &port, "external_ids:d=4"])
         .unwrap();
     let ids = vs.interface(&port).await.unwrap().unwrap().external_ids;
     assert_eq!(ids.get("d").map(String::as_str), Some("4"));
@@ -158,7 +158,7 @@ async fn del_port_leaves_ports_of_other_owners() {
 #[tokio::test]
 async fn add_to_missing_bridge_is_typed_error_and_changes_nothing() {
     let (ovs, br) = ovs_with_bridge();
-    let before = ovs.vsctl(&["show"]).unwrap();
+    let before = ovs.vsctl(["show"]).unwrap();
     let client = Client::connect(&ovs.endpoint()).await.unwrap();
     let vs = client.vswitch();
     let missing = unique_name("nobr");
@@ -170,7 +170,7 @@ async fn add_to_missing_bridge_is_typed_error_and_changes_nothing() {
         "{err:?}"
     );
     assert!(err.to_string().contains(&missing));
-    assert_eq!(ovs.vsctl(&["show"]).unwrap(), before);
+    assert_eq!(ovs.vsctl(["show"]).unwrap(), before);
     assert!(vs.port(&port).await.unwrap().is_none());
     assert!(vs.interface(&port).await.unwrap().is_none());
     let _ = br;
@@ -342,7 +342,7 @@ async fn concurrent_clients_and_requests() {
     for t in tasks {
         ports.push(t.await.unwrap());
     }
-    let listed = ovs.vsctl(&["list-ports", &br]).unwrap();
+    let listed = ovs.vsctl(["list-ports", &br]).unwrap();
     for p in &ports {
         assert!(listed.lines().any(|l| l == p), "{p} missing from {listed}");
     }
@@ -385,10 +385,10 @@ async fn waits_for_external_id_set_later_by_vsctl() {
         let ovs = ovs.clone();
         let port = port.clone();
         tokio::task::spawn_blocking(move || {
-            ovs.vsctl(&["set", "Interface", &port, "external_ids:ovn-installed=false"])
+            ovs.vsctl(["set", "Interface", &port, "external_ids:ovn-installed=false"])
                 .unwrap();
             std::thread::sleep(Duration::from_millis(100));
-            ovs.vsctl(&["set", "Interface", &port, "external_ids:ovn-installed=true"])
+            ovs.vsctl(["set", "Interface", &port, "external_ids:ovn-installed=true"])
                 .unwrap();
         })
     };
@@ -439,8 +439,8 @@ async fn server_echo_requests_are_answered() {
     let ovs = OvsInstance::start().unwrap();
     let probe_sock = ovs.dir().join("probe.sock");
     let target = format!("punix:{}", probe_sock.display());
-    ovs.vsctl(&["set-manager", &target]).unwrap();
-    ovs.vsctl(&["set", "Manager", &target, "inactivity_probe=1000"])
+    ovs.vsctl(["set-manager", &target]).unwrap();
+    ovs.vsctl(["set", "Manager", &target, "inactivity_probe=1000"])
         .unwrap();
     // ovsdb-server creates the socket once it has read the Manager row.
     for _ in 0..500 {
@@ -467,7 +467,7 @@ async fn server_echo_requests_are_answered() {
 #[test]
 fn tcp_endpoint_works_inside_the_namespace() {
     let ovs = OvsInstance::start().unwrap();
-    ovs.vsctl(&["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
+    ovs.vsctl(["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
     let ns_file = std::fs::File::open(format!("/run/netns/{}", ovs.netns().unwrap())).unwrap();
     let dbs = std::thread::spawn(move || {
         // This thread only: enter the instance's namespace, where the port listens.
@@ -499,9 +499,9 @@ async fn unixctl_runs_vswitchd_commands_like_ovs_appctl() {
     let path = ovsdb_client::unixctl::find_socket(ovs.dir(), "ovs-vswitchd").unwrap();
     let ctl = ovsdb_client::Unixctl::connect(&path, LONG).await.unwrap();
     let version = ctl.run("version", &[]).await.unwrap();
-    assert_eq!(version.trim(), ovs.appctl(&["version"]).unwrap().trim());
+    assert_eq!(version.trim(), ovs.appctl(["version"]).unwrap().trim());
     let flows = ctl.run("dpctl/dump-flows", &["-m"]).await.unwrap();
-    assert_eq!(flows, ovs.appctl(&["dpctl/dump-flows", "-m"]).unwrap());
+    assert_eq!(flows, ovs.appctl(["dpctl/dump-flows", "-m"]).unwrap());
     let err = ctl.run("no-such/command", &[]).await.unwrap_err();
     assert!(format!("{:?}", err).contains("is not a valid command"), "{err:?}");
 }
@@ -560,7 +560,7 @@ async fn wait_applied_waits_for_vswitchd_to_reconnect_after_an_ovsdb_server_rest
 #[tokio::test]
 async fn overview_reads_root_settings_bridges_and_ports_with_their_bridge() {
     let (ovs, br) = ovs_with_bridge();
-    ovs.vsctl(&["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
+    ovs.vsctl(["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
         .unwrap();
     let client = Client::connect(&ovs.endpoint()).await.unwrap();
     let vs = client.vswitch();

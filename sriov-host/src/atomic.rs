@@ -48,13 +48,12 @@ pub enum AtomicWriteError {
         #[source]
         source: io::Error,
     },
-    /// The temporary file could not be renamed over the destination.
-    #[error("cannot rename {} to {}", from.display(), to.display())]
+    /// The temporary file could not be renamed over the destination (which the caller's error
+    /// names: each variant carries one path, so that errors wrapping this one stay small).
+    #[error("cannot rename {} into place", path.display())]
     Rename {
         /// The temporary file.
-        from: PathBuf,
-        /// The destination.
-        to: PathBuf,
+        path: PathBuf,
         /// The cause.
         #[source]
         source: io::Error,
@@ -145,8 +144,7 @@ pub fn replace_with(
     }
     drop(file);
     fs::rename(&temp, path).map_err(|source| AtomicWriteError::Rename {
-        from: temp.clone(),
-        to: path.to_path_buf(),
+        path: temp.clone(),
         source,
     })?;
     guard.disarm();

@@ -166,7 +166,7 @@ impl CniEnv {
         if stdout.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&stdout).map_err(|e| MultusError::Plugin {
+        serde_json::from_str(stdout).map_err(|e| MultusError::Plugin {
             command,
             plugin,
             msg: format!("unparsable result ({e}): {stdout}"),

@@ -200,17 +200,17 @@ impl Node {
     /// Links of the node (names, flags, MTU, MAC, alias, altnames) and the bridge's ports, for before/after comparisons.
     pub fn snapshot(&self) -> String {
         let links = self.snapshot_links();
-        let ports = self.ovs.vsctl(&["list-ports", &self.bridge]).unwrap();
+        let ports = self.ovs.vsctl(["list-ports", &self.bridge]).unwrap();
         let ifaces = self
             .ovs
-            .vsctl(&["--columns=name,external_ids", "list", "Interface"])
+            .vsctl(["--columns=name,external_ids", "list", "Interface"])
             .unwrap();
         format!("{links}\n--ports--\n{ports}\n--ifaces--\n{ifaces}")
     }
 
     pub fn ports(&self) -> Vec<String> {
         self.ovs
-            .vsctl(&["list-ports", &self.bridge])
+            .vsctl(["list-ports", &self.bridge])
             .unwrap()
             .lines()
             .map(str::to_string)
@@ -219,7 +219,7 @@ impl Node {
 
     pub fn iface_col(&self, iface: &str, col: &str) -> String {
         self.ovs
-            .vsctl(&["get", "Interface", iface, col])
+            .vsctl(["get", "Interface", iface, col])
             .unwrap()
             .trim()
             .to_string()
