@@ -2,13 +2,15 @@
 
 use crate::error::{code, ErrorCode};
 use crate::ipam::{self, IpamEnv, IpamError};
-use crate::netlink::addr::{self, AddrError};
-use crate::netlink::link::{self, LinkError};
-use crate::netns::{Netns, NetnsError};
+use crate::netlink::addr::AddrError;
+use crate::netlink::link::LinkError;
+use crate::netns::NetnsError;
+use crate::node::state::StateError;
+use crate::node::Node;
 use crate::port_ids;
 use crate::result::{CniResult, DecodeResult};
 use crate::skel::Request;
-use crate::state::{StateDir, StateError};
+use crate::sys::{Namespaces, Net};
 use crate::traits::{Ovs, OvsError};
 use std::path::Path;
 
@@ -76,12 +78,16 @@ fn mismatch(what: impl Into<String>) -> CheckError {
 }
 
 /// Runs CHECK.
-pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
+pub async fn check<K: Namespaces, O: Ovs>(
+    node: Node<'_, K>,
+    ovs: &O,
+    req: &Request,
+) -> Result<(), CheckError> {
     let conf = &req.conf;
     let prev = CniResult::from_value(conf.prev_result.as_ref().ok_or(CheckError::NoPrevResult)?)
         .map_err(CheckError::PrevResult)?;
-    let state = StateDir::new(&conf.state_dir);
-    let rec = state
+    let rec = node
+        .state
         .load(&req.container_id, &req.ifname)
         .map_err(CheckError::State)?
         .ok_or_else(|| CheckError::UnknownAttachment {
@@ -90,12 +96,13 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
         })?;
     let netns = req.netns.as_deref().unwrap_or(Path::new(""));
     if rec.vf.is_some() {
-        let pod = Netns::open(netns).map_err(CheckError::Netns)?;
-        let l = link::by_name(&pod.handle, &pod.label, &req.ifname)
+        let pod = node.kernel.open(netns).map_err(CheckError::Netns)?;
+        let l = pod
+            .link_by_name(&req.ifname)
             .await
             .map_err(CheckError::Link)?
-            .ok_or_else(|| mismatch(format!("no interface {} in {}", req.ifname, pod.label)))?;
-        if l.alias.as_deref() != Some(rec.alias.as_str()) {
+            .ok_or_else(|| mismatch(format!("no interface {} in {}", req.ifname, pod.label())))?;
+        if l.alias.as_deref() != Some(rec.alias().as_str()) {
             return Err(mismatch(format!(
                 "{} in the pod is not VF {}",
                 req.ifname, rec.pci
@@ -114,9 +121,7 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
                 )));
             }
         }
-        let have = addr::addresses(&pod.handle, &l.name, l.index)
-            .await
-            .map_err(CheckError::Addr)?;
+        let have = pod.addresses(&l).await.map_err(CheckError::Addr)?;
         for ip in prev
             .ips
             .iter()
@@ -140,7 +145,7 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
             "OVS interface {port} does not carry our external_ids"
         )));
     }
-    if let Some(id) = &rec.ovn_port {
+    if let Some(id) = &rec.iface_id {
         if p.external_ids.get(port_ids::IFACE_ID) != Some(id) {
             return Err(mismatch(format!(
                 "OVS interface {port} has iface-id {:?}, want {id}",
@@ -151,12 +156,10 @@ pub async fn check<O: Ovs>(ovs: &O, req: &Request) -> Result<(), CheckError> {
     if p.ofport.is_none() {
         return Err(mismatch(format!("OVS interface {port} has no ofport")));
     }
-    if rec.ipam_delegated {
-        if let Some(t) = &conf.ipam_type {
-            let ns = netns.display().to_string();
-            let env = IpamEnv::for_request(req, &ns);
-            ipam::check(t, &env, &conf.raw).map_err(CheckError::Ipam)?;
-        }
+    if let Some(facts) = &rec.ipam {
+        let ns = netns.display().to_string();
+        let env = IpamEnv::for_request(req, &ns);
+        ipam::check(&facts.plugin, &env, &conf.raw).map_err(CheckError::Ipam)?;
     }
     Ok(())
 }

@@ -16,11 +16,20 @@ pub struct FakeOvs {
     pub calls: RefCell<Vec<String>>,
     /// Make every call fail as if OVSDB were down.
     pub down: bool,
+    /// The next call whose record starts with this fails.
+    pub fail: RefCell<Option<String>>,
 }
 
 impl FakeOvs {
     fn record(&self, call: String) -> Result<(), OvsError> {
+        let injected = self.fail.borrow().as_deref().is_some_and(|p| call.starts_with(p));
         self.calls.borrow_mut().push(call);
+        if injected {
+            self.fail.replace(None);
+            return Err(OvsError::Apply {
+                source: "injected failure".into(),
+            });
+        }
         if self.down {
             return Err(OvsError::Connect {
                 endpoint: "unix:/fake".into(),
@@ -83,6 +92,9 @@ impl Ovs for FakeOvs {
     }
     async fn wait_ofport(&self, name: &str, _timeout: Duration) -> Result<i64, OvsError> {
         self.record(format!("wait_ofport {name}"))?;
+        if let Some(p) = self.ports.borrow_mut().get_mut(name) {
+            p.ofport = Some(1);
+        }
         Ok(1)
     }
     async fn wait_applied(&self, timeout: Duration) -> Result<(), OvsError> {

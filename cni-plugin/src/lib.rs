@@ -16,6 +16,8 @@ pub mod doctor;
 pub mod error;
 #[cfg(test)]
 mod fake_ovs;
+#[cfg(test)]
+mod fake_sys;
 pub mod field_type;
 pub mod gc;
 #[cfg(feature = "test-hooks")]
@@ -29,21 +31,20 @@ pub mod netconf;
 pub mod netconf_keys;
 pub mod netlink;
 pub mod netns;
+pub mod node;
 pub mod ovs;
 pub mod port_ids;
-pub mod release;
 pub mod representor_name;
 pub mod result;
-pub mod rollback;
 pub mod skel;
-pub mod state;
 pub mod status;
+pub mod sys;
 pub mod traits;
 pub mod version;
 pub mod vf;
 
 use crate::error::{code, CniError, ErrorCode};
-use crate::skel::{Command, SkelError};
+use crate::skel::{Command, SkelError, Verb};
 use crate::traits::OvsError;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -62,7 +63,7 @@ pub enum PluginError {
     Add(#[from] add::AddError),
     /// DEL failed.
     #[error(transparent)]
-    Del(#[from] del::DelError),
+    Del(#[from] node::ReleaseError),
     /// CHECK failed.
     #[error(transparent)]
     Check(#[from] check::CheckError),
@@ -97,23 +98,25 @@ impl ErrorCode for PluginError {
 pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn Write) -> i32 {
     let mut input = Vec::new();
     let mut _guard = None;
-    let outcome = match skel::verb(env) {
-        Ok(skel::Verb::Version) => Ok(serde_json::to_value(version::version_info()).ok()),
-        Ok(_) => match stdin.read_to_end(&mut input) {
-            Ok(_) => {
-                // Log where the configuration says, even when it is otherwise invalid.
-                let (level, format, file) = match netconf::NetConf::parse(&input) {
-                    Ok(c) => (c.log_level, c.log_format, c.log_file),
-                    Err(_) => (sriov_logging::Level::Info, sriov_logging::Format::Text, None),
-                };
-                _guard = Some(logging::init(level, format, file.as_deref()));
-                dispatch(env, &input)
-            }
-            Err(source) => Err(PluginError::Skel(SkelError::Stdin { source })),
-        },
-        Err(e) => Err(PluginError::Skel(e)),
+    let mut error_version = None;
+    let mut invoke = || -> Result<Option<serde_json::Value>, PluginError> {
+        let verb = skel::verb(env)?;
+        if verb == skel::Verb::Version {
+            return Ok(serde_json::to_value(version::version_info()).ok());
+        }
+        stdin
+            .read_to_end(&mut input)
+            .map_err(|source| SkelError::Stdin { source })?;
+        let conf = netconf::NetConf::parse(&input);
+        // Log where the configuration says, even when the invocation is otherwise invalid.
+        _guard = Some(match &conf {
+            Ok(c) => logging::init(c.log_level, c.log_format, c.log_file.as_deref()),
+            Err(_) => logging::init(sriov_logging::Level::Info, Default::default(), None),
+        });
+        error_version = conf.as_ref().ok().map(|c| c.cni_version);
+        dispatch(env, skel::parse(env, verb, conf)?)
     };
-    match outcome {
+    match invoke() {
         Ok(out) => {
             if let Some(json) = out {
                 if writeln!(stdout, "{json}").is_err() {
@@ -123,7 +126,8 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
             0
         }
         Err(err) => {
-            let cni = CniError::from_error(skel::error_version(&input), &err);
+            let version = error_version.map_or_else(|| skel::error_version(&input), |v| v.as_str());
+            let cni = CniError::from_error(version, &err);
             let _stderr = _guard
                 .is_none()
                 .then(|| logging::init(sriov_logging::Level::Error, Default::default(), None));
@@ -134,19 +138,9 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
     }
 }
 
-fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_json::Value>, PluginError> {
-    let cmd = skel::parse(env, input)?;
-    let conf = match &cmd {
-        Command::Add(r) | Command::Del(r) | Command::Check(r) | Command::Status(r) | Command::Gc(r) => {
-            r.conf.clone()
-        }
-        Command::Version => return Ok(serde_json::to_value(version::version_info()).ok()),
-    };
-    let sysfs = sriov_host::Sysfs::new(
-        env.get(sriov_host::SYSFS_ROOT_ENV)
-            .map(String::as_str)
-            .unwrap_or("/sys"),
-    );
+fn dispatch(env: &HashMap<String, String>, cmd: Command) -> Result<Option<serde_json::Value>, PluginError> {
+    let sysfs =
+        sriov_host::Sysfs::from_env_value(env.get(sriov_host::SYSFS_ROOT_ENV).map(std::ffi::OsStr::new));
     // Two workers: a netlink request that moves a link between namespaces blocks its thread in
     // the kernel for a while; OVSDB traffic proceeds on the other meanwhile.
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
@@ -157,44 +151,50 @@ fn dispatch(env: &HashMap<String, String>, input: &[u8]) -> Result<Option<serde_
         .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)))
         .build()
         .map_err(PluginError::Runtime)?;
+    let (verb, req) = cmd;
+    let conf = &req.conf;
+    let state = node::StateDir::new(&conf.state_dir);
+    let node = node::Node {
+        kernel: &netns::Kernel,
+        sysfs: &sysfs,
+        state: &state,
+    };
     rt.block_on(async {
         // DEL and GC must not fail on an ovsdb-server that is restarting: they wait for it (and
         // reconnect to it) as long as they wait for OVS to apply a port removal.
-        let reconnect_for = match &cmd {
-            Command::Del(_) | Command::Gc(_) => conf.ovs_apply_timeout,
+        let reconnect_for = match verb {
+            Verb::Del | Verb::Gc => conf.ovs_apply_timeout,
             _ => std::time::Duration::ZERO,
         };
         let connect = ovs::OvsdbOvs::connect(&conf.ovsdb, reconnect_for);
-        if let Command::Add(req) = &cmd {
-            tracing::info!(container = %req.container_id, ifname = %req.ifname, "ADD");
-            let result = add::add(connect, &sysfs, req).await?;
-            return Ok(Some(result.to_value(req.conf.cni_version)));
-        }
-        let ovs = connect.await;
-        match cmd {
-            Command::Add(_) => Ok(None),
-            Command::Del(req) => {
+        match verb {
+            Verb::Add => {
+                tracing::info!(container = %req.container_id, ifname = %req.ifname, "ADD");
+                let result = add::add(node, connect, &req).await?;
+                Ok(Some(result.to_value(conf.cni_version)))
+            }
+            Verb::Del => {
                 tracing::info!(container = %req.container_id, ifname = %req.ifname, "DEL");
-                let outcome = del::del(&ovs?, &sysfs, &req).await?;
+                let outcome = del::del(node, &connect.await?, &req).await?;
                 tracing::info!(?outcome, "DEL done");
                 Ok(None)
             }
-            Command::Check(req) => {
-                check::check(&ovs?, &req).await?;
+            Verb::Check => {
+                check::check(node, &connect.await?, &req).await?;
                 Ok(None)
             }
-            Command::Status(req) => {
-                let ovs = ovs.map_err(status::StatusError::Ovsdb)?;
-                status::status(&ovs, &req.conf.bridge).await?;
+            Verb::Status => {
+                let ovs = connect.await.map_err(status::StatusError::Ovsdb)?;
+                status::status(&ovs, &conf.bridge).await?;
                 status::ipam_status(&req)?;
                 Ok(None)
             }
-            Command::Gc(req) => {
-                let released = gc::gc(&ovs?, &sysfs, &req).await?;
+            Verb::Gc => {
+                let released = gc::gc(node, &connect.await?, &req).await?;
                 tracing::info!(?released, "GC done");
                 Ok(None)
             }
-            Command::Version => Ok(None),
+            Verb::Version => Ok(serde_json::to_value(version::version_info()).ok()),
         }
     })
 }
@@ -307,6 +307,8 @@ mod tests {
             "deviceID": "0000:84:00.2",
             "ovsdbSocket": format!("unix:{}", socket.display()),
             "stateDir": dir.path().join("state"),
+            // DEL waits this long for a restarting ovsdb-server before it gives up.
+            "ovsApplyTimeout": 1,
         });
         let (code, json) = call(&del, &conf.to_string());
         assert_eq!((code, json["code"].as_u64()), (1, Some(102)), "{json}");

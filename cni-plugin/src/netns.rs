@@ -4,9 +4,10 @@
 //! thread joins the namespace with `setns`, creates the socket and exits; the process's own
 //! threads never change namespace. Per-namespace sysctls are written the same way.
 
+use crate::sys::Namespaces;
 use nix::sched::{setns, CloneFlags};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// A namespace step failed.
@@ -65,28 +66,51 @@ impl crate::error::ErrorCode for NetnsError {
     }
 }
 
-/// Sockets in one network namespace.
+/// Sockets in one network namespace: the production [`Net`].
 #[derive(Debug)]
 pub struct Netns {
     /// Namespace label for logs and errors (`host` or the path).
-    pub label: String,
+    pub(crate) label: String,
     /// rtnetlink handle; its connection runs on the current tokio runtime.
-    pub handle: rtnetlink::Handle,
-    /// The namespace file (`None` for the host namespace), to move links into it.
-    file: Option<File>,
+    pub(crate) handle: rtnetlink::Handle,
+    /// The namespace file, to move links into it (the host's too: links come back to it).
+    pub(crate) file: File,
+    /// Whether this is the host namespace (sysctls are written from the current thread).
+    is_host: bool,
+}
+
+/// The production [`Namespaces`]: namespaces of the running kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel;
+
+impl Namespaces for Kernel {
+    type Net = Netns;
+
+    fn host(&self) -> Result<Netns, NetnsError> {
+        Netns::host()
+    }
+
+    fn open(&self, path: &Path) -> Result<Netns, NetnsError> {
+        Netns::open(path)
+    }
 }
 
 impl Netns {
     /// The current (host) namespace. Must be called inside a tokio runtime.
     pub fn host() -> Result<Netns, NetnsError> {
         let path = PathBuf::from("/proc/thread-self/ns/net");
+        let file = File::open(&path).map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let (conn, handle, _) =
             rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path, source })?;
         tokio::spawn(conn);
         Ok(Netns {
             label: "host".into(),
             handle,
-            file: None,
+            file,
+            is_host: true,
         })
     }
 
@@ -123,41 +147,39 @@ impl Netns {
         Ok(Netns {
             label: path.display().to_string(),
             handle,
-            file: Some(file),
+            file,
+            is_host: false,
         })
     }
 
-    /// Writes `value` to `/proc/sys/<key>` as seen from this namespace (e.g. `net/ipv4/conf/eth0/arp_notify`).
-    pub fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
+    /// Another socket in the same namespace.
+    pub(crate) fn reopen(&self) -> Result<Netns, NetnsError> {
+        if self.is_host {
+            Netns::host()
+        } else {
+            Netns::open(Path::new(&self.label))
+        }
+    }
+
+    /// Writes `/proc/sys/<key>` as seen from this namespace.
+    pub(crate) fn write_sysctl_file(&self, key: &str, value: &str) -> Result<(), NetnsError> {
         let path = PathBuf::from("/proc/sys").join(key);
-        let ns_fd = match &self.file {
-            Some(f) => Some(f.try_clone().map_err(|source| NetnsError::Open {
-                path: PathBuf::from(&self.label),
-                source,
-            })?),
-            None => None,
-        };
+        if self.is_host {
+            return std::fs::write(&path, value.as_bytes())
+                .map_err(|source| NetnsError::Sysctl { path, source });
+        }
+        let ns_fd = self.file.try_clone().map_err(|source| NetnsError::Open {
+            path: PathBuf::from(&self.label),
+            source,
+        })?;
         let (label, target, value) = (PathBuf::from(&self.label), path.clone(), value.to_string());
         std::thread::spawn(move || {
-            if let Some(fd) = ns_fd {
-                setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-                    .map_err(|source| NetnsError::Enter { path: label, source })?;
-            }
+            setns(ns_fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|source| NetnsError::Enter { path: label, source })?;
             std::fs::write(&target, value.as_bytes())
                 .map_err(|source| NetnsError::Sysctl { path: target, source })
         })
         .join()
         .map_err(|_| NetnsError::Thread { path })?
     }
-
-    /// The namespace file descriptor, for `IFLA_NET_NS_FD`; `None` for the host namespace.
-    pub fn fd(&self) -> Option<RawFd> {
-        self.file.as_ref().map(|f| f.as_raw_fd())
-    }
-}
-
-/// Opens the host namespace as a file (to move links back into it).
-pub fn host_ns_file() -> Result<File, NetnsError> {
-    let path = PathBuf::from("/proc/thread-self/ns/net");
-    File::open(&path).map_err(|source| NetnsError::Open { path, source })
 }

@@ -70,22 +70,8 @@ pub struct Request {
     pub conf: NetConf,
 }
 
-/// A parsed invocation.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// ADD
-    Add(Request),
-    /// DEL
-    Del(Request),
-    /// CHECK
-    Check(Request),
-    /// STATUS
-    Status(Request),
-    /// VERSION
-    Version,
-    /// GC
-    Gc(Request),
-}
+/// A parsed invocation of a verb that takes a configuration (all but VERSION).
+pub type Command = (Verb, Request);
 
 /// The invocation is malformed.
 #[derive(Debug, thiserror::Error)]
@@ -168,12 +154,12 @@ pub fn verb(env: &HashMap<String, String>) -> Result<Verb, SkelError> {
     Verb::parse(raw).ok_or_else(|| SkelError::UnknownCommand(raw.clone()))
 }
 
-/// Builds the command from the environment and stdin.
-pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, SkelError> {
-    let verb = verb(env)?;
-    if verb == Verb::Version {
-        return Ok(Command::Version);
-    }
+/// Builds the command of `verb` (not VERSION) from the environment and the parsed stdin.
+pub fn parse(
+    env: &HashMap<String, String>,
+    verb: Verb,
+    conf: Result<NetConf, NetconfError>,
+) -> Result<Command, SkelError> {
     let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("");
     let needs_container = matches!(verb, Verb::Add | Verb::Del | Verb::Check);
     let container_id = get("CNI_CONTAINERID").to_string();
@@ -217,7 +203,7 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
     }
     let args_raw = get("CNI_ARGS").to_string();
     let args = CniArgs::parse(&args_raw).map_err(|source| SkelError::Args { source })?;
-    let conf = NetConf::parse(stdin).map_err(|source| SkelError::Netconf { source })?;
+    let conf = conf.map_err(|source| SkelError::Netconf { source })?;
     let in_version = match verb {
         Verb::Check => conf.cni_version.has_check(),
         Verb::Status | Verb::Gc => conf.cni_version.has_status_and_gc(),
@@ -238,14 +224,7 @@ pub fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, Ske
         path: get("CNI_PATH").to_string(),
         conf,
     };
-    Ok(match verb {
-        Verb::Add => Command::Add(req),
-        Verb::Del => Command::Del(req),
-        Verb::Check => Command::Check(req),
-        Verb::Status => Command::Status(req),
-        Verb::Gc => Command::Gc(req),
-        Verb::Version => Command::Version,
-    })
+    Ok((verb, req))
 }
 
 /// The cniVersion to answer errors in: the request's when readable, else the newest.
@@ -270,6 +249,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// What `run` does: the verb, then the configuration parsed once.
+    fn parse(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Command, SkelError> {
+        let verb = verb(env)?;
+        super::parse(env, verb, NetConf::parse(stdin))
     }
 
     const CONF: &[u8] = br#"{"cniVersion":"1.1.0","name":"n","type":"sriov-ovs","deviceID":"0000:84:00.2"}"#;
@@ -304,7 +289,7 @@ mod tests {
             CONF,
         )
         .unwrap();
-        assert!(matches!(ok, Command::Add(_)));
+        assert!(matches!(ok, (Verb::Add, _)));
     }
 
     #[test]
@@ -319,7 +304,7 @@ mod tests {
             CONF,
         )
         .unwrap();
-        let Command::Del(r) = c else { panic!() };
+        let (Verb::Del, r) = c else { panic!() };
         assert!(r.netns.is_none());
     }
 
@@ -373,20 +358,17 @@ mod tests {
         );
         assert!(matches!(
             parse(&env(&[("CNI_COMMAND", "STATUS")]), CONF).unwrap(),
-            Command::Status(_)
+            (Verb::Status, _)
         ));
         assert!(matches!(
             parse(&env(&[("CNI_COMMAND", "GC")]), CONF).unwrap(),
-            Command::Gc(_)
+            (Verb::Gc, _)
         ));
     }
 
     #[test]
     fn version_needs_nothing_else() {
-        assert!(matches!(
-            parse(&env(&[("CNI_COMMAND", "VERSION")]), b"").unwrap(),
-            Command::Version
-        ));
+        assert_eq!(verb(&env(&[("CNI_COMMAND", "VERSION")])).unwrap(), Verb::Version);
     }
 
     #[test]

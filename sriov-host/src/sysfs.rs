@@ -23,7 +23,13 @@ impl Sysfs {
 
     /// The tree named by `SRIOV_SYSFS_ROOT`, or `/sys` when it is unset or empty.
     pub fn from_env() -> Sysfs {
-        match std::env::var_os(SYSFS_ROOT_ENV) {
+        Sysfs::from_env_value(std::env::var_os(SYSFS_ROOT_ENV).as_deref())
+    }
+
+    /// The tree a value of `SRIOV_SYSFS_ROOT` names (from an injected environment), or `/sys`
+    /// when it is unset or empty.
+    pub fn from_env_value(value: Option<&std::ffi::OsStr>) -> Sysfs {
+        match value {
             Some(root) if !root.is_empty() => Sysfs::new(root),
             _ => Sysfs::new("/sys"),
         }

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 
 use super::{run, Options};
 
@@ -62,9 +61,8 @@ pub enum Parsed {
 /// Parses `args` (after `doctor`); `env` supplies `SRIOV_SYSFS_ROOT`.
 pub fn parse(args: &[OsString], env: &HashMap<String, String>) -> Result<Parsed, CliError> {
     let mut opts = Options::default();
-    if let Some(root) = env.get(sriov_host::SYSFS_ROOT_ENV).filter(|r| !r.is_empty()) {
-        opts.sysfs_root = PathBuf::from(root);
-    }
+    let root = env.get(sriov_host::SYSFS_ROOT_ENV).map(std::ffi::OsStr::new);
+    opts.sysfs_root = sriov_host::Sysfs::from_env_value(root).root().to_path_buf();
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -141,6 +139,7 @@ pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()

@@ -238,12 +238,9 @@ pub async fn run(opts: &Options) -> Report {
 
 /// Every link of the doctor's network namespace, or why not as one sentence.
 async fn links() -> Result<Vec<crate::netlink::link::Link>, String> {
-    let (conn, handle, _) =
-        rtnetlink::new_connection().map_err(|e| format!("cannot open a netlink socket: {e}"))?;
-    tokio::spawn(conn);
-    crate::netlink::link::list(&handle, "current")
-        .await
-        .map_err(|e| sriov_logging::error_chain(&e))
+    use crate::sys::Net;
+    let host = crate::netns::Netns::host().map_err(|e| sriov_logging::error_chain(&e))?;
+    host.links().await.map_err(|e| sriov_logging::error_chain(&e))
 }
 
 /// The OVSDB facts, or what went wrong as one sentence.

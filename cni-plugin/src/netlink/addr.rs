@@ -2,10 +2,8 @@
 
 use crate::ipnet::IpNet;
 use crate::result::{IpConfig, Route};
-use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::route::{RouteAttribute, RouteMetric, RouteScope};
-use rtnetlink::{Handle, RouteMessageBuilder};
+use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteMetric, RouteScope};
+use rtnetlink::RouteMessageBuilder;
 use std::net::IpAddr;
 
 /// An address or route step failed.
@@ -63,67 +61,13 @@ impl crate::error::ErrorCode for AddrError {
     }
 }
 
-/// Adds an address (IPv6 without duplicate address detection, so it is usable at once).
-pub async fn add_address(h: &Handle, iface: &str, index: u32, addr: IpNet) -> Result<(), AddrError> {
-    let mut req = h.address().add(index, addr.addr, addr.prefix);
-    if addr.addr.is_ipv6() {
-        req.message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-    }
-    req.execute().await.map_err(|source| AddrError::AddAddress {
-        iface: iface.to_string(),
-        addr,
-        source,
-    })
-}
-
-/// The addresses on a link.
-pub async fn addresses(h: &Handle, iface: &str, index: u32) -> Result<Vec<IpNet>, AddrError> {
-    let msgs: Vec<_> = h
-        .address()
-        .get()
-        .set_link_index_filter(index)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|source| AddrError::ListAddresses {
-            iface: iface.to_string(),
-            source,
-        })?;
-    let mut out = Vec::new();
-    for m in msgs {
-        if m.header.index != index {
-            continue;
-        }
-        let addr = m.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Local(ip) => Some(*ip),
-            _ => None,
-        });
-        let addr = addr.or_else(|| {
-            m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(ip) => Some(*ip),
-                _ => None,
-            })
-        });
-        if let Some(addr) = addr {
-            out.push(IpNet {
-                addr,
-                prefix: m.header.prefix_len,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Adds a route; the gateway defaults to the gateway of the first IP config of the same family.
-pub async fn add_route(
-    h: &Handle,
-    iface: &str,
+/// The `RTM_NEWROUTE` message for `route` through ifindex `index`; the gateway defaults to the
+/// gateway of the first IP config of the same family (none: a link-scope route).
+pub fn route_message(
     index: u32,
     route: &Route,
     ips: &[IpConfig],
-) -> Result<(), AddrError> {
+) -> Result<(RouteMessage, Option<IpAddr>), AddrError> {
     let gw = route.gw.or_else(|| {
         ips.iter()
             .find(|ip| ip.address.is_ipv4() == route.dst.is_ipv4())
@@ -161,14 +105,5 @@ pub async fn add_route(
     if let Some(p) = route.priority {
         msg.attributes.push(RouteAttribute::Priority(p));
     }
-    h.route()
-        .add(msg)
-        .execute()
-        .await
-        .map_err(|source| AddrError::AddRoute {
-            iface: iface.to_string(),
-            dst,
-            gw,
-            source,
-        })
+    Ok((msg, gw))
 }

@@ -1,11 +1,7 @@
 //! Finding and changing links: by name, alias or ifindex; rename with altname clash handling; netns moves.
 
 use crate::mac::MacAddr;
-use crate::netlink::errno;
-use futures::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, Prop};
-use rtnetlink::{Handle, LinkGetRequest, LinkUnspec};
-use std::os::fd::RawFd;
 
 /// What we need to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +23,7 @@ pub struct Link {
 }
 
 impl Link {
-    fn from_message(msg: &LinkMessage) -> Link {
+    pub(crate) fn from_message(msg: &LinkMessage) -> Link {
         let mut link = Link {
             index: msg.header.index,
             name: String::new(),
@@ -154,185 +150,5 @@ pub enum LinkError {
 impl crate::error::ErrorCode for LinkError {
     fn code(&self) -> u32 {
         crate::error::code::NETLINK
-    }
-}
-
-/// Every link of the namespace.
-pub async fn list(h: &Handle, netns: &str) -> Result<Vec<Link>, LinkError> {
-    let msgs: Vec<LinkMessage> =
-        h.link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| LinkError::List {
-                netns: netns.to_string(),
-                source,
-            })?;
-    Ok(msgs.iter().map(Link::from_message).collect())
-}
-
-/// One link by a targeted `RTM_GETLINK` (no dump); `None` when the kernel knows no such link.
-async fn get_one(
-    req: LinkGetRequest,
-    netns: &str,
-    what: impl FnOnce() -> String,
-) -> Result<Option<Link>, LinkError> {
-    match req.execute().try_next().await {
-        Ok(msg) => Ok(msg.as_ref().map(Link::from_message)),
-        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
-        Err(source) => Err(LinkError::Get {
-            link: what(),
-            netns: netns.to_string(),
-            source,
-        }),
-    }
-}
-
-/// The link named `name` (primary name only).
-pub async fn by_name(h: &Handle, netns: &str, name: &str) -> Result<Option<Link>, LinkError> {
-    // The kernel also resolves altnames and rejects over-long names: neither is a primary name.
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return Ok(None);
-    }
-    let found = get_one(h.link().get().match_name(name), netns, || name.to_string()).await?;
-    Ok(found.filter(|l| l.name == name))
-}
-
-/// The link with this ifindex.
-pub async fn by_index(h: &Handle, netns: &str, index: u32) -> Result<Option<Link>, LinkError> {
-    if index == 0 {
-        return Ok(None);
-    }
-    get_one(h.link().get().match_index(index), netns, || {
-        format!("ifindex {index}")
-    })
-    .await
-}
-
-/// The link whose alias is `alias`.
-pub async fn by_alias(h: &Handle, netns: &str, alias: &str) -> Result<Option<Link>, LinkError> {
-    Ok(list(h, netns)
-        .await?
-        .into_iter()
-        .find(|l| l.alias.as_deref() == Some(alias)))
-}
-
-async fn change(h: &Handle, msg: LinkMessage) -> Result<(), rtnetlink::Error> {
-    h.link().change(msg).execute().await
-}
-
-/// Sets the link up or down.
-pub async fn set_up(h: &Handle, link: &Link, up: bool) -> Result<(), LinkError> {
-    let b = LinkUnspec::new_with_index(link.index);
-    let msg = if up { b.up() } else { b.down() }.build();
-    change(h, msg).await.map_err(|source| LinkError::SetState {
-        iface: link.name.clone(),
-        index: link.index,
-        state: if up { "up" } else { "down" },
-        source,
-    })
-}
-
-/// Renames the link (must be down), without clash handling.
-pub async fn rename(h: &Handle, link: &Link, to: &str) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index)
-        .name(to.to_string())
-        .build();
-    change(h, msg).await.map_err(|source| LinkError::Rename {
-        iface: link.name.clone(),
-        to: to.to_string(),
-        source,
-    })
-}
-
-/// Renames the link to `to`, first deleting `to` where it is an altname (of this or another link).
-/// Fails with [`LinkError::NameTaken`] when another link's primary name is `to`.
-pub async fn rename_clearing_altname(
-    h: &Handle,
-    netns: &str,
-    link: &Link,
-    to: &str,
-) -> Result<(), LinkError> {
-    if link.name == to {
-        return Ok(());
-    }
-    for other in list(h, netns).await? {
-        if other.name == to && other.index != link.index {
-            return Err(LinkError::NameTaken {
-                iface: link.name.clone(),
-                to: to.to_string(),
-                holder: other.index,
-                netns: netns.to_string(),
-            });
-        }
-        if other.altnames.iter().any(|a| a == to) {
-            tracing::info!(iface = %other.name, altname = to, netns, "deleting altname that clashes with the new name");
-            del_altname(h, &other, to).await?;
-        }
-    }
-    rename(h, link, to).await
-}
-
-/// Sets the MAC address.
-pub async fn set_mac(h: &Handle, link: &Link, mac: MacAddr) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index)
-        .address(mac.0.to_vec())
-        .build();
-    change(h, msg).await.map_err(|source| LinkError::SetAttr {
-        iface: link.name.clone(),
-        what: "mac",
-        source,
-    })
-}
-
-/// Sets the MTU.
-pub async fn set_mtu(h: &Handle, link: &Link, mtu: u32) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
-    change(h, msg).await.map_err(|source| LinkError::SetAttr {
-        iface: link.name.clone(),
-        what: "mtu",
-        source,
-    })
-}
-
-/// Sets (or with an empty string, clears) the alias.
-pub async fn set_alias(h: &Handle, link: &Link, alias: &str) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index)
-        .alias(alias.to_string())
-        .build();
-    change(h, msg).await.map_err(|source| LinkError::SetAttr {
-        iface: link.name.clone(),
-        what: "alias",
-        source,
-    })
-}
-
-/// Moves the link into the namespace whose file descriptor is `fd`.
-pub async fn move_to_netns(h: &Handle, link: &Link, fd: RawFd, netns: &str) -> Result<(), LinkError> {
-    let msg = LinkUnspec::new_with_index(link.index).setns_by_fd(fd).build();
-    change(h, msg).await.map_err(|source| LinkError::MoveToNetns {
-        iface: link.name.clone(),
-        netns: netns.to_string(),
-        source,
-    })
-}
-
-/// Deletes one altname.
-pub async fn del_altname(h: &Handle, link: &Link, altname: &str) -> Result<(), LinkError> {
-    match h
-        .link()
-        .property_del(link.index)
-        .alt_ifname(&[altname])
-        .execute()
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(libc::ENOENT) || errno(&e) == Some(libc::ENODATA) => Ok(()),
-        Err(source) => Err(LinkError::DelAltname {
-            iface: link.name.clone(),
-            altname: altname.to_string(),
-            source,
-        }),
     }
 }

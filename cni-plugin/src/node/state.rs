@@ -1,95 +1,14 @@
-//! Attachment records in `stateDir` (atomic writes) and the per-VF lock and owner record.
+//! The state directory: attachment records (atomic writes), the per-VF lock and owner record.
 
+use super::record::{self, AttachmentRecord, DecodeError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use sriov_host::PciAddress;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// How far an ADD got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// ADD started changing the host; a crash leaves this behind for DEL.
-    Adding,
-    /// ADD completed.
-    Added,
-}
-
-/// What the VF looked like on the host before ADD.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SavedVf {
-    /// Host name.
-    pub name: String,
-    /// Host ifindex (may change when the kernel returns the VF).
-    pub ifindex: u32,
-    /// Original MAC.
-    pub mac: Option<String>,
-    /// Original MTU.
-    pub mtu: Option<u32>,
-    /// Original alias.
-    pub alias: Option<String>,
-    /// Was administratively up.
-    #[serde(default)]
-    pub up: bool,
-}
-
-/// What the representor looked like before ADD.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SavedRepresentor {
-    /// Original name.
-    pub name: String,
-    /// ifindex (stable: it never leaves the host namespace).
-    pub ifindex: u32,
-    /// Original MTU.
-    pub mtu: Option<u32>,
-    /// Kube-OVN style name given at ADD (also the OVS port name).
-    pub new_name: String,
-    /// Was administratively up.
-    #[serde(default)]
-    pub up: bool,
-}
-
-/// One attachment: everything DEL needs to undo ADD.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AttachmentRecord {
-    /// Container ID.
-    pub container_id: String,
-    /// Pod interface name.
-    pub ifname: String,
-    /// Pod netns path at ADD.
-    pub netns: String,
-    /// VF PCI address.
-    pub pci: String,
-    /// Alias set on the VF to find it again.
-    pub alias: String,
-    /// The VF netdev; `None` for vfio-pci VFs.
-    pub vf: Option<SavedVf>,
-    /// The representor.
-    pub representor: SavedRepresentor,
-    /// Bridge.
-    pub bridge: String,
-    /// OVN port name, when set.
-    pub ovn_port: Option<String>,
-    /// `CNI_PATH` at ADD.
-    pub cni_path: String,
-    /// `CNI_ARGS` at ADD.
-    pub cni_args: String,
-    /// The network configuration at ADD (for IPAM DEL).
-    pub conf: Value,
-    /// Whether IPAM was delegated (and so needs DEL).
-    pub ipam_delegated: bool,
-    /// Progress.
-    pub phase: Phase,
-    /// The result returned by ADD.
-    pub result: Option<Value>,
-}
 
 /// Who holds a VF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,7 +59,7 @@ pub enum StateError {
         path: PathBuf,
         /// Cause.
         #[source]
-        source: serde_json::Error,
+        source: DecodeError,
     },
     /// Removing a file failed.
     #[error("cannot remove state file {path}")]
@@ -231,8 +150,9 @@ impl StateDir {
             .join(format!("{}.{}.json", sanitize(container_id), sanitize(ifname)))
     }
 
-    fn owner_path(&self, pci: &str) -> PathBuf {
-        self.vfs_dir().join(format!("{}.owner.json", sanitize(pci)))
+    fn owner_path(&self, pci: &PciAddress) -> PathBuf {
+        self.vfs_dir()
+            .join(format!("{}.owner.json", sanitize(&pci.to_string())))
     }
 
     fn ensure(&self, dir: &Path) -> Result<(), StateError> {
@@ -243,10 +163,10 @@ impl StateDir {
     }
 
     /// Takes the VF's lock, waiting up to `timeout`.
-    pub fn lock_vf(&self, pci: &str, timeout: Duration) -> Result<VfLock, StateError> {
+    pub fn lock_vf(&self, pci: &PciAddress, timeout: Duration) -> Result<VfLock, StateError> {
         let dir = self.vfs_dir();
         self.ensure(&dir)?;
-        let path = dir.join(format!("{}.lock", sanitize(pci)));
+        let path = dir.join(format!("{}.lock", sanitize(&pci.to_string())));
         let start = Instant::now();
         loop {
             let file = OpenOptions::new()
@@ -278,12 +198,17 @@ impl StateDir {
     pub fn save(&self, rec: &AttachmentRecord) -> Result<(), StateError> {
         let dir = self.attachments_dir();
         self.ensure(&dir)?;
-        write_atomic(&self.attachment_path(&rec.container_id, &rec.ifname), rec)
+        let path = self.attachment_path(&rec.container_id, &rec.ifname);
+        let bytes = record::encode(rec).map_err(|e| StateError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &bytes)
     }
 
     /// Reads an attachment record; `None` when absent.
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<AttachmentRecord>, StateError> {
-        read_json(&self.attachment_path(container_id, ifname))
+        read_with(&self.attachment_path(container_id, ifname), record::decode)
     }
 
     /// Removes an attachment record; absent is fine.
@@ -305,7 +230,7 @@ impl StateDir {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            match read_json::<AttachmentRecord>(&path) {
+            match read_with(&path, record::decode) {
                 Ok(Some(rec)) => out.push(rec),
                 Ok(None) => {}
                 Err(err) => {
@@ -317,45 +242,52 @@ impl StateDir {
     }
 
     /// Reads the VF's owner record.
-    pub fn owner(&self, pci: &str) -> Result<Option<VfOwner>, StateError> {
-        read_json(&self.owner_path(pci))
+    pub fn owner(&self, pci: &PciAddress) -> Result<Option<VfOwner>, StateError> {
+        read_with(&self.owner_path(pci), |b| {
+            serde_json::from_slice(b).map_err(DecodeError::Json)
+        })
     }
 
     /// Writes the VF's owner record.
-    pub fn set_owner(&self, pci: &str, owner: &VfOwner) -> Result<(), StateError> {
+    pub fn set_owner(&self, pci: &PciAddress, owner: &VfOwner) -> Result<(), StateError> {
         self.ensure(&self.vfs_dir())?;
-        write_atomic(&self.owner_path(pci), owner)
+        let path = self.owner_path(pci);
+        let bytes = serde_json::to_vec_pretty(owner).map_err(|e| StateError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &bytes)
     }
 
     /// Removes the VF's owner record.
-    pub fn clear_owner(&self, pci: &str) -> Result<(), StateError> {
+    pub fn clear_owner(&self, pci: &PciAddress) -> Result<(), StateError> {
         remove(&self.owner_path(pci))
     }
 }
 
-fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let err = |source| StateError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
     let mut file = File::create(&tmp).map_err(err)?;
     // No fsync: the records must survive a crash of the plugin (the page cache does), not a
     // power loss, after which every pod namespace and VF assignment is gone anyway; a record
     // torn by one reads as corrupt and DEL then falls back to `deviceID`.
-    file.write_all(&bytes).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
     fs::rename(&tmp, path).map_err(err)
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
+fn read_with<T>(
+    path: &Path,
+    decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<Option<T>, StateError> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StateError::Corrupt {
-                path: path.to_path_buf(),
-                source,
-            }),
+        Ok(bytes) => decode(&bytes).map(Some).map_err(|source| StateError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StateError::Read {
             path: path.to_path_buf(),
@@ -380,36 +312,13 @@ mod tests {
     use super::*;
 
     fn record(cid: &str) -> AttachmentRecord {
-        AttachmentRecord {
-            container_id: cid.into(),
-            ifname: "net1".into(),
-            netns: "/run/netns/x".into(),
-            pci: "0000:84:00.2".into(),
-            alias: "sriov-ovs:0000:84:00.2".into(),
-            vf: Some(SavedVf {
-                name: "enp1".into(),
-                ifindex: 7,
-                mac: None,
-                mtu: Some(1500),
-                alias: None,
-                up: false,
-            }),
-            representor: SavedRepresentor {
-                name: "pf0vf0".into(),
-                ifindex: 8,
-                mtu: Some(1500),
-                new_name: "x_net1_h".into(),
-                up: true,
-            },
-            bridge: "br-int".into(),
-            ovn_port: None,
-            cni_path: "/usr/lib/cni".into(),
-            cni_args: String::new(),
-            conf: serde_json::json!({}),
-            ipam_delegated: false,
-            phase: Phase::Adding,
-            result: None,
-        }
+        let mut rec = record::decode(include_bytes!("../../tests/data/attachment-v1.json")).unwrap();
+        rec.container_id = cid.into();
+        rec
+    }
+
+    fn pci(s: &str) -> PciAddress {
+        s.parse().unwrap()
     }
 
     #[test]
@@ -427,16 +336,36 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_in_the_state_dir_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path());
+        fs::create_dir_all(dir.path().join("attachments")).unwrap();
+        fs::copy(
+            "tests/data/attachment-v1.json",
+            dir.path().join("attachments/e2e0b3c4d5.net1.json"),
+        )
+        .unwrap();
+        let rec = s.load("e2e0b3c4d5", "net1").unwrap().unwrap();
+        assert_eq!(rec.pci, pci("0000:84:00.2"));
+        assert_eq!(s.list().unwrap(), vec![rec]);
+    }
+
+    #[test]
     fn lock_is_exclusive_and_times_out_with_try_again_later() {
         use crate::error::ErrorCode;
         let dir = tempfile::tempdir().unwrap();
         let s = StateDir::new(dir.path());
-        let held = s.lock_vf("0000:84:00.2", Duration::from_secs(1)).unwrap();
-        let err = s.lock_vf("0000:84:00.2", Duration::from_millis(20)).unwrap_err();
+        let held = s.lock_vf(&pci("0000:84:00.2"), Duration::from_secs(1)).unwrap();
+        let err = s
+            .lock_vf(&pci("0000:84:00.2"), Duration::from_millis(20))
+            .unwrap_err();
         assert_eq!(err.code(), 11);
-        let _other = s.lock_vf("0000:84:00.3", Duration::from_millis(20)).unwrap();
+        let _other = s
+            .lock_vf(&pci("0000:84:00.3"), Duration::from_millis(20))
+            .unwrap();
         drop(held);
-        s.lock_vf("0000:84:00.2", Duration::from_millis(20)).unwrap();
+        s.lock_vf(&pci("0000:84:00.2"), Duration::from_millis(20))
+            .unwrap();
     }
 
     #[test]
@@ -448,9 +377,9 @@ mod tests {
             ifname: "eth0".into(),
             netns: "/n".into(),
         };
-        s.set_owner("0000:84:00.2", &o).unwrap();
-        assert_eq!(s.owner("0000:84:00.2").unwrap().unwrap(), o);
-        s.clear_owner("0000:84:00.2").unwrap();
-        assert!(s.owner("0000:84:00.2").unwrap().is_none());
+        s.set_owner(&pci("0000:84:00.2"), &o).unwrap();
+        assert_eq!(s.owner(&pci("0000:84:00.2")).unwrap().unwrap(), o);
+        s.clear_owner(&pci("0000:84:00.2")).unwrap();
+        assert!(s.owner(&pci("0000:84:00.2")).unwrap().is_none());
     }
 }

@@ -1,33 +1,22 @@
-//! The errors of ADD, each naming the step that failed.
+//! The errors of attach, each naming the step that failed.
 
 use crate::error::{code, ErrorCode};
 use crate::ipam::IpamError;
-use crate::netconf::NetconfError;
 use crate::netlink::addr::AddrError;
 use crate::netlink::link::LinkError;
 use crate::netns::NetnsError;
-use crate::state::StateError;
+use crate::node::state::StateError;
 use crate::traits::OvsError;
 use crate::vf::VfError;
+use sriov_host::PciAddress;
 
-/// An ADD step failed.
+/// An attach step failed.
 #[derive(Debug, thiserror::Error)]
-pub enum AddError {
-    /// Neither `deviceID`, `pciBusID` nor `runtimeConfig.deviceID` is set.
-    #[error(
-        "no VF given: the network configuration has no deviceID (nor pciBusID, \
-         runtimeConfig.deviceID). Usual causes: (1) the NetworkAttachmentDefinition lacks the \
-         annotation k8s.v1.cni.cncf.io/resourceName naming the device plugin resource; (2) the \
-         pod does not request that resource in resources.requests/limits; (3) Multus runs as \
-         the thin plugin, which does not pass deviceID: use the thick plugin \
-         (multus-daemonset-thick.yml)"
-    )]
-    NoDeviceId,
-    /// The configuration cannot be honoured.
-    #[error("invalid network configuration")]
-    Netconf(#[source] NetconfError),
+pub enum AttachError {
     /// The derived representor name is not a valid name.
-    #[error("representor name {name:?} derived from CNI_IFNAME {ifname:?} is not a valid interface name")]
+    #[error(
+        "representor name {name:?} derived from interface name {ifname:?} is not a valid interface name"
+    )]
     RepresentorName {
         /// Derived name.
         name: String,
@@ -59,7 +48,7 @@ pub enum AddError {
     #[error("VF {pci} is held by container {container_id} ({ifname}) whose namespace {netns} still exists")]
     VfBusy {
         /// VF.
-        pci: String,
+        pci: PciAddress,
         /// Holder.
         container_id: String,
         /// Holder's interface.
@@ -71,7 +60,7 @@ pub enum AddError {
     #[error("VF {pci} has no netdev in the host namespace (sysfs names {names:?}); is it in use elsewhere?")]
     VfNetdevMissing {
         /// VF.
-        pci: String,
+        pci: PciAddress,
         /// Names sysfs shows.
         names: Vec<String>,
     },
@@ -79,7 +68,7 @@ pub enum AddError {
     #[error("representor {name} of VF {pci} not found in the host namespace")]
     RepresentorMissing {
         /// VF.
-        pci: String,
+        pci: PciAddress,
         /// Name.
         name: String,
     },
@@ -98,7 +87,7 @@ pub enum AddError {
     #[error("VF {pci} not found in {netns} after moving it there")]
     VfLost {
         /// VF.
-        pci: String,
+        pci: PciAddress,
         /// Namespace.
         netns: String,
     },
@@ -110,24 +99,23 @@ pub enum AddError {
     Addr(#[source] AddrError),
 }
 
-impl ErrorCode for AddError {
+impl ErrorCode for AttachError {
     fn code(&self) -> u32 {
         match self {
-            AddError::NoDeviceId | AddError::RepresentorName { .. } => code::INVALID_CONFIG,
-            AddError::Netconf(e) => e.code(),
-            AddError::Vf(e) => e.code(),
-            AddError::IpamLookup(e) | AddError::Ipam(e) => e.code(),
-            AddError::Netns(e) => e.code(),
-            AddError::Ovs(e) => e.code(),
-            AddError::NoBridge { .. } | AddError::VfBusy { .. } | AddError::VfNetdevMissing { .. } => {
-                code::TRY_AGAIN_LATER
-            }
-            AddError::State(e) => e.code(),
-            AddError::IfnameTaken { .. } => code::INVALID_CONFIG,
-            AddError::RepresentorMissing { .. } => code::VF,
-            AddError::Link(e) => e.code(),
-            AddError::VfLost { .. } => code::NETLINK,
-            AddError::Addr(e) => e.code(),
+            AttachError::RepresentorName { .. } => code::INVALID_CONFIG,
+            AttachError::Vf(e) => e.code(),
+            AttachError::IpamLookup(e) | AttachError::Ipam(e) => e.code(),
+            AttachError::Netns(e) => e.code(),
+            AttachError::Ovs(e) => e.code(),
+            AttachError::NoBridge { .. }
+            | AttachError::VfBusy { .. }
+            | AttachError::VfNetdevMissing { .. } => code::TRY_AGAIN_LATER,
+            AttachError::State(e) => e.code(),
+            AttachError::IfnameTaken { .. } => code::INVALID_CONFIG,
+            AttachError::RepresentorMissing { .. } => code::VF,
+            AttachError::Link(e) => e.code(),
+            AttachError::VfLost { .. } => code::NETLINK,
+            AttachError::Addr(e) => e.code(),
         }
     }
 }

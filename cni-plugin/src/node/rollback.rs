@@ -1,8 +1,9 @@
-//! The undo stack of ADD: every step that changed the host pushes its undo; a failure unwinds all.
+//! The undo stack of attach: every step that changed the host pushes its undo; a failure unwinds all.
 
-use crate::netns::Netns;
-use crate::release;
-use crate::state::{AttachmentRecord, StateDir};
+use super::record::AttachmentRecord;
+use super::release::Steps;
+use super::state::StateDir;
+use crate::sys::Net;
 use crate::traits::Ovs;
 
 /// One undo action, run in reverse order of the steps.
@@ -27,21 +28,13 @@ pub struct Rollback {
 }
 
 /// What the undo actions need.
-pub struct UndoCtx<'a, O: Ovs> {
-    /// OVSDB.
-    pub ovs: &'a O,
-    /// How long to wait for OVS to confirm the port removal.
-    pub apply_timeout: std::time::Duration,
-    /// Host namespace.
-    pub host: &'a Netns,
-    /// Pod namespace.
-    pub pod: Option<&'a Netns>,
+pub struct UndoCtx<'a, O, N> {
+    /// The release steps, with the pod namespace the VF went into.
+    pub steps: Steps<'a, O, N>,
     /// State directory.
     pub state: &'a StateDir,
     /// The attachment being built.
     pub rec: &'a AttachmentRecord,
-    /// Names sysfs shows for the VF.
-    pub sysfs_names: &'a [String],
 }
 
 impl Rollback {
@@ -61,18 +54,17 @@ impl Rollback {
     }
 
     /// Runs every undo action, most recent first; failures are logged and do not stop the unwinding.
-    pub async fn unwind<O: Ovs>(self, ctx: &UndoCtx<'_, O>) {
+    pub async fn unwind<O: Ovs, N: Net>(self, ctx: &UndoCtx<'_, O, N>) {
+        let (steps, rec) = (&ctx.steps, ctx.rec);
         for step in self.steps.into_iter().rev() {
             let r = match step {
-                Undo::DelPort => release::remove_port(ctx.ovs, ctx.rec, ctx.apply_timeout)
-                    .await
-                    .map(drop),
-                Undo::RestoreRepresentor => release::restore_representor(ctx.host, ctx.rec).await,
-                Undo::IpamDel => release::ipam_del(ctx.rec, &ctx.rec.netns),
-                Undo::RestoreVf => release::restore_vf(ctx.host, ctx.pod, ctx.rec, ctx.sysfs_names).await,
+                Undo::DelPort => steps.remove_port(rec).await.map(drop),
+                Undo::RestoreRepresentor => steps.restore_representor(rec).await,
+                Undo::IpamDel => steps.ipam_del(rec),
+                Undo::RestoreVf => steps.restore_vf(steps.host, rec).await,
                 Undo::StateFiles => {
-                    let a = ctx.state.remove(&ctx.rec.container_id, &ctx.rec.ifname);
-                    let b = ctx.state.clear_owner(&ctx.rec.pci);
+                    let a = ctx.state.remove(&rec.container_id, &rec.ifname);
+                    let b = ctx.state.clear_owner(&rec.pci);
                     if let Err(e) = a.and(b) {
                         tracing::warn!(
                             error = &e as &dyn std::error::Error,
