@@ -11,6 +11,7 @@ use kubelet_proto::v1beta1::{HEALTHY, UNHEALTHY};
 use simnode::SimNodeSpec;
 use sriov_device_plugin::daemon::Settings;
 use sriov_device_plugin::uevent::UeventListener;
+use testbed::daemon::ChildGuard;
 use testbed::netns::Netns;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
@@ -41,15 +42,6 @@ impl Drop for Veth {
     }
 }
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netdev_with_the_default_route_is_not_offered() {
     let ns = Netns::unique("dpdr").unwrap();
@@ -71,7 +63,8 @@ async fn netdev_with_the_default_route_is_not_offered() {
         &netdev,
     ]);
     h.write_config(GUIDE_CONFIG);
-    let _child = KillOnDrop(
+    let _child = ChildGuard::new(
+        "sriov-device-plugin",
         Command::new("ip")
             .args(["netns", "exec", ns.name(), BIN])
             .arg("--config-file")
