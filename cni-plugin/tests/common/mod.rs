@@ -23,13 +23,10 @@ pub fn pod_ns() -> Netns {
 
 /// Runs a command and returns stdout; panics on failure.
 pub fn sh(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    Cmd::new(prog)
+        .args(args)
+        .run()
+        .unwrap_or_else(|e| panic!("{}", sriov_logging::error_chain(&e)))
 }
 
 /// A simulated node with its own OVS.
