@@ -6,22 +6,18 @@
 //! (root; uses the release plugin binary next to the example).
 
 use nix::sched::{setns, CloneFlags};
-use ovsdb_client::testing::{unique_name, OvsInstance};
 use serde_json::json;
 use simnode::{SimNode, SimNodeSpec};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use testbed::cmd::Cmd;
+use testbed::cni::CniCall;
+use testbed::names::unique_name;
+use testbed::netns::Netns;
+use testbed::ovs::OvsInstance;
 
 const VFS: u32 = 16;
-
-struct Pod(String);
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 struct Bench {
     sim: SimNode,
@@ -29,7 +25,7 @@ struct Bench {
     bridge: String,
     dir: tempfile::TempDir,
     plugin: PathBuf,
-    pods: Vec<Pod>,
+    pods: Vec<Netns>,
     node: String,
 }
 
@@ -64,35 +60,25 @@ impl Bench {
 
     fn plugin(&self, verb: &str, vf: u32) -> Duration {
         let start = Instant::now();
-        let mut cmd = match std::env::var("BENCH_WRAP") {
+        let cmd = match std::env::var("BENCH_WRAP") {
             Ok(w) => {
                 let mut parts = w.split_whitespace();
-                let mut c = Command::new(parts.next().expect("wrapper"));
-                c.args(parts).arg(&self.plugin);
-                c
+                Cmd::new(parts.next().expect("wrapper"))
+                    .args(parts)
+                    .arg(&self.plugin)
             }
-            Err(_) => Command::new(&self.plugin),
+            Err(_) => Cmd::new(&self.plugin),
         };
-        let mut child = cmd
-            .env("CNI_COMMAND", verb)
-            .env("CNI_CONTAINERID", Self::cid(vf))
-            .env("CNI_NETNS", format!("/run/netns/{}", self.pods[vf as usize].0))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_ARGS", format!("K8S_POD_NAMESPACE=bench;K8S_POD_NAME=p{vf}"))
-            .env("CNI_PATH", "/usr/lib/cni")
-            .env("SRIOV_SYSFS_ROOT", self.sim.sysfs_root())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let call = CniCall {
+            args: format!("K8S_POD_NAMESPACE=bench;K8S_POD_NAME=p{vf}"),
+            ..CniCall::new(verb, &Self::cid(vf), &self.pods[vf as usize].path(), "eth0")
+        };
+        let out = call
+            .env("SRIOV_SYSFS_ROOT", self.sim.sysfs_root().display().to_string())
+            .apply(cmd)
+            .stdin(self.conf(vf).to_string())
+            .output()
             .expect("plugin");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(self.conf(vf).to_string().as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("wait");
         let took = start.elapsed();
         assert!(
             out.status.success(),
@@ -106,7 +92,7 @@ impl Bench {
     fn shell(&self, verb: &str, vf: u32) -> Duration {
         let l = self.sim.vf(0, vf);
         let (vfn, rep) = (l.netdev_name().expect("vf"), l.representor_name().expect("rep"));
-        let pod = &self.pods[vf as usize].0;
+        let pod = self.pods[vf as usize].name();
         let new = format!("{}_h", &Self::cid(vf)[..12]);
         let ip = &self.conf(vf)["runtimeConfig"]["ips"][0];
         let db = format!("--db=unix:{}", self.ovs.socket_path().display());
@@ -183,12 +169,8 @@ fn main() {
             .with_state_dir(dir.path().join("sim")),
     )
     .expect("simnode");
-    let pods: Vec<Pod> = (0..VFS)
-        .map(|_| {
-            let p = Pod(unique_name("bpod"));
-            run_ok(Command::new("ip").args(["netns", "add", &p.0]), "netns add");
-            p
-        })
+    let pods: Vec<Netns> = (0..VFS)
+        .map(|_| Netns::unique("bpod").expect("netns add"))
         .collect();
     // Run everything (plugin and baseline) from inside the node's namespace.
     let ns = std::fs::File::open(format!("/run/netns/{netns}")).expect("node netns");
@@ -215,7 +197,7 @@ fn main() {
     let (mut mv_in, mut mv_out, mut noop) = (vec![], vec![], vec![]);
     {
         let vfn = b.sim.vf(0, 1).netdev_name().expect("vf").to_string();
-        let pod = b.pods[1].0.clone();
+        let pod = b.pods[1].name().to_string();
         for _ in 0..iterations.min(30) {
             let t = Instant::now();
             run_ok(

@@ -82,14 +82,6 @@ fn causes(err: &(impl StdError + ?Sized)) -> Vec<String> {
     out
 }
 
-/// `err` and its causes on one line: `outer: cause: root cause`.
-pub fn chain(err: &(impl StdError + ?Sized)) -> String {
-    std::iter::once(err.to_string())
-        .chain(causes(err))
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

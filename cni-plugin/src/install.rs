@@ -8,10 +8,11 @@
 //! an installer is calling.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use sriov_host::atomic::{replace_with, AtomicOptions, AtomicWriteError};
 
 /// The file name the plugin is installed under (the `type` in network configurations).
 pub const BINARY_NAME: &str = "sriov-ovs";
@@ -49,63 +50,16 @@ pub enum InstallError {
         #[source]
         source: io::Error,
     },
-    /// The temporary file could not be created.
-    #[error("cannot create temporary file {}", path.display())]
-    CreateTemp {
-        /// The temporary file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Copying into the temporary file failed.
+    /// Copying into the destination failed (see [`sriov_host::atomic`] for the step).
     #[error("cannot copy {} to {}", from.display(), to.display())]
     Copy {
         /// The executable.
-        from: PathBuf,
-        /// The temporary file.
-        to: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The temporary file could not be flushed to disk.
-    #[error("cannot sync {}", path.display())]
-    Sync {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The temporary file's mode could not be set.
-    #[error("cannot set mode 0755 on {}", path.display())]
-    SetPermissions {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The temporary file could not be renamed over the destination.
-    #[error("cannot rename {} to {}", from.display(), to.display())]
-    Rename {
-        /// The temporary file.
         from: PathBuf,
         /// The installed binary.
         to: PathBuf,
         /// The cause.
         #[source]
-        source: io::Error,
-    },
-    /// The directory entry could not be flushed to disk (the binary is installed).
-    #[error("cannot sync directory {}", path.display())]
-    SyncDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        source: AtomicWriteError,
     },
 }
 
@@ -222,13 +176,7 @@ pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn 
                 0
             }
             Err(err) => {
-                let mut msg = format!("sriov-ovs install: {err}");
-                let mut source = std::error::Error::source(&err);
-                while let Some(cause) = source {
-                    msg.push_str(&format!(": {cause}"));
-                    source = cause.source();
-                }
-                let _ = writeln!(stderr, "{msg}");
+                let _ = writeln!(stderr, "sriov-ovs install: {}", sriov_logging::error_chain(&err));
                 1
             }
         },
@@ -245,7 +193,8 @@ pub fn install(dest: &Path) -> Result<PathBuf, InstallError> {
     install_from(Path::new(SELF_EXE), dest)
 }
 
-/// Copies `source` to `dest/sriov-ovs` through `dest/sriov-ovs.tmp-<pid>`; returns the installed path.
+/// Copies `source` to `dest/sriov-ovs` through a temporary file in `dest` (fsync, mode 0755,
+/// rename, fsync of `dest`); returns the installed path.
 pub fn install_from(source: &Path, dest: &Path) -> Result<PathBuf, InstallError> {
     let meta = fs::metadata(dest).map_err(|source| InstallError::DestDir {
         path: dest.to_path_buf(),
@@ -261,88 +210,25 @@ pub fn install_from(source: &Path, dest: &Path) -> Result<PathBuf, InstallError>
         source: e,
     })?;
     let target = dest.join(BINARY_NAME);
-    let temp = dest.join(format!("{BINARY_NAME}.tmp-{}", std::process::id()));
-    let mut output = create_temp(&temp)?;
-    let guard = RemoveOnDrop(Some(temp.clone()));
-    io::copy(&mut input, &mut output).map_err(|e| InstallError::Copy {
-        from: source.to_path_buf(),
-        to: temp.clone(),
-        source: e,
-    })?;
-    output.sync_all().map_err(|source| InstallError::Sync {
-        path: temp.clone(),
-        source,
-    })?;
-    fs::set_permissions(&temp, Permissions::from_mode(MODE)).map_err(|source| {
-        InstallError::SetPermissions {
-            path: temp.clone(),
-            source,
+    let options = AtomicOptions {
+        mode: Some(MODE),
+        durable: true,
+    };
+    replace_with(&target, options, |output| io::copy(&mut input, output).map(drop)).map_err(|e| {
+        InstallError::Copy {
+            from: source.to_path_buf(),
+            to: target.clone(),
+            source: e,
         }
     })?;
-    drop(output);
-    fs::rename(&temp, &target).map_err(|source| InstallError::Rename {
-        from: temp.clone(),
-        to: target.clone(),
-        source,
-    })?;
-    guard.disarm();
-    File::open(dest)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| InstallError::SyncDir {
-            path: dest.to_path_buf(),
-            source,
-        })?;
     tracing::info!(path = %target.display(), "installed");
     Ok(target)
-}
-
-/// Creates the temporary file, replacing one left by a crashed install with the same pid (in a
-/// container the installer is often pid 1 every time).
-fn create_temp(temp: &Path) -> Result<File, InstallError> {
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(temp)
-    };
-    match open() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            tracing::warn!(path = %temp.display(), "removing a temporary file left by an earlier install");
-            fs::remove_file(temp)
-                .and_then(|()| open())
-                .map_err(|source| InstallError::CreateTemp {
-                    path: temp.to_path_buf(),
-                    source,
-                })
-        }
-        other => other.map_err(|source| InstallError::CreateTemp {
-            path: temp.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Removes the temporary file unless the install completed.
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl RemoveOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = fs::remove_file(path);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
@@ -393,8 +279,9 @@ mod tests {
         let dest = tempfile::tempdir().unwrap();
         let exe = src.path().join("exe");
         fs::write(&exe, b"whole").unwrap();
+        // The installer is pid 1 in every container: the temporary name repeats.
         fs::write(
-            dest.path().join(format!("sriov-ovs.tmp-{}", std::process::id())),
+            sriov_host::atomic::temp_path(&dest.path().join("sriov-ovs")),
             b"ha",
         )
         .unwrap();

@@ -19,7 +19,7 @@ fn node(vfs: u32, tweak: impl FnOnce(simnode::SimNodeSpec) -> simnode::SimNodeSp
     let n = Node::with(vfs, tweak);
     n.ovs.add_bridge("br-int").unwrap();
     n.ovs
-        .vsctl(&["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
+        .vsctl(["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
         .unwrap();
     std::fs::write(n.dir.path().join("sriovdp.json"), CONFIG).unwrap();
     n
@@ -114,7 +114,7 @@ fn json_report_has_counts_and_one_object_per_check() {
 fn text_output_is_one_line_per_check_and_exit_code_follows_failures() {
     let n = node(1, |s| s);
     n.ovs
-        .vsctl(&[
+        .vsctl([
             "set",
             "Open_vSwitch",
             ".",
@@ -318,7 +318,7 @@ fn missing_representor_fails_vf_representor() {
 fn unset_hw_offload_fails_ovs_hw_offload() {
     let n = node(1, |s| s);
     n.ovs
-        .vsctl(&["remove", "Open_vSwitch", ".", "other_config", "hw-offload"])
+        .vsctl(["remove", "Open_vSwitch", ".", "other_config", "hw-offload"])
         .unwrap();
     let (code, report) = doctor(&n, &[]);
     let c = results(&report, "ovs-hw-offload")[0];

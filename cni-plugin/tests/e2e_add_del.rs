@@ -7,7 +7,7 @@ use common::*;
 #[test]
 fn add_moves_vf_attaches_representor_and_del_restores_everything() {
     let node = Node::new(2);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let cid = "0123456789abcdef0123";
     let call = Call::new("ADD", cid, &pod.path(), "eth0");
@@ -24,14 +24,20 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
     assert_eq!(res["ips"][0]["interface"], 0);
     assert!(res["ips"][0].get("version").is_none());
     // The VF is in the pod as eth0, up, with the address and the default route.
-    let link = pod.ip(&["-o", "link", "show", "eth0"]);
+    let link = pod.ip(["-o", "link", "show", "eth0"]).unwrap();
     assert!(link.contains("UP"), "{link}");
     assert!(
         link.contains(res["interfaces"][0]["mac"].as_str().unwrap()),
         "{link}"
     );
-    assert!(pod.ip(&["-o", "addr", "show", "eth0"]).contains("10.77.0.2/24"));
-    assert!(pod.ip(&["route"]).contains("default via 10.77.0.1 dev eth0"));
+    assert!(pod
+        .ip(["-o", "addr", "show", "eth0"])
+        .unwrap()
+        .contains("10.77.0.2/24"));
+    assert!(pod
+        .ip(["route"])
+        .unwrap()
+        .contains("default via 10.77.0.1 dev eth0"));
     // Its host name is gone from the node; the representor is renamed and on the bridge.
     assert!(!node.link_exists(&node.vf_name(0)));
     assert!(node.link_exists("0123456789ab_h"));
@@ -62,7 +68,11 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
     del_conf["prevResult"] = res;
     node.run(&call.verb("DEL"), &del_conf).expect_ok();
     assert_eq!(node.snapshot(), before);
-    assert!(pod.ip(&["-o", "link"]).lines().all(|l| !l.contains("eth0")));
+    assert!(pod
+        .ip(["-o", "link"])
+        .unwrap()
+        .lines()
+        .all(|l| !l.contains("eth0")));
     node.run(&call.verb("DEL"), &del_conf).expect_ok();
     assert_eq!(node.snapshot(), before);
     // The IP went back to host-local.
@@ -83,7 +93,7 @@ fn add_moves_vf_attaches_representor_and_del_restores_everything() {
 #[test]
 fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let mut conf = node.conf("1.1.0", 0);
     conf["mtu"] = serde_json::json!(1400);
@@ -96,12 +106,12 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
     let res = node.run(&call, &conf).expect_ok().json();
     assert_eq!(res["interfaces"][0]["mac"], "02:00:00:aa:bb:cc");
     assert_eq!(res["interfaces"][0]["mtu"], 1400);
-    let link = pod.ip(&["-o", "link", "show", "eth0"]);
+    let link = pod.ip(["-o", "link", "show", "eth0"]).unwrap();
     assert!(
         link.contains("mtu 1400") && link.contains("02:00:00:aa:bb:cc"),
         "{link}"
     );
-    let addrs = pod.ip(&["-o", "addr", "show", "eth0"]);
+    let addrs = pod.ip(["-o", "addr", "show", "eth0"]).unwrap();
     assert!(
         addrs.contains("10.99.0.7/24") && addrs.contains("fd00:99::7/64"),
         "{addrs}"
@@ -121,7 +131,7 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
         .contains("10.99.0.7,fd00:99::7"));
     assert_eq!(
         node.ovs
-            .vsctl(&["get", "Port", "macmtu012345_h", "tag"])
+            .vsctl(["get", "Port", "macmtu012345_h", "tag"])
             .unwrap()
             .trim(),
         "100"
@@ -130,7 +140,7 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
     // flight in ovs-vswitchd when ADD returns).
     let mut flows = String::new();
     for _ in 0..100 {
-        flows = node.ovs.appctl(&["dpctl/dump-flows"]).unwrap();
+        flows = node.ovs.appctl(["dpctl/dump-flows"]).unwrap();
         if flows.contains("0x0806") && flows.contains("dst=33:33:00:00:00:01") {
             break;
         }
@@ -148,7 +158,7 @@ fn mac_mtu_and_runtime_ips_are_applied_and_restored() {
 #[test]
 fn check_fails_when_the_attachment_drifted() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let call = Call::new("ADD", "drift0123456789ab", &pod.path(), "eth0");
     let conf = node.conf("1.0.0", 0);
     let res = node.run(&call, &conf).expect_ok().json();
@@ -156,7 +166,7 @@ fn check_fails_when_the_attachment_drifted() {
     check["prevResult"] = res;
     node.run(&call.verb("CHECK"), &check).expect_ok();
     // Someone removes the address in the pod.
-    pod.ip(&["addr", "flush", "dev", "eth0"]);
+    pod.ip(["addr", "flush", "dev", "eth0"]).unwrap();
     let out = node.run(&call.verb("CHECK"), &check);
     assert!(
         out.code() >= 100 && out.json()["msg"].as_str().unwrap().contains("10.77.0.2"),
@@ -164,10 +174,10 @@ fn check_fails_when_the_attachment_drifted() {
         out.stdout
     );
     // Someone removes the OVS port.
-    pod.ip(&["addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+    pod.ip(["addr", "add", "10.77.0.2/24", "dev", "eth0"]).unwrap();
     node.run(&call.verb("CHECK"), &check).expect_ok();
     node.ovs
-        .vsctl(&["del-port", &node.bridge, "drift0123456_h"])
+        .vsctl(["del-port", &node.bridge, "drift0123456_h"])
         .unwrap();
     let out = node.run(&call.verb("CHECK"), &check);
     assert!(
@@ -190,7 +200,7 @@ fn check_fails_when_the_attachment_drifted() {
 #[test]
 fn logs_go_to_log_file_and_stdout_holds_only_the_result() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let log = node.dir.path().join("plugin.log");
     let mut conf = node.conf("1.0.0", 0);
     conf["logFile"] = serde_json::json!(log);
@@ -208,7 +218,7 @@ fn logs_go_to_log_file_and_stdout_holds_only_the_result() {
 fn add_and_del_work_over_a_tcp_ovsdb_endpoint() {
     let node = Node::new(1);
     // ovsdb-server listens where the Manager row says, like ovs-ctl sets it up.
-    node.ovs.vsctl(&["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
+    node.ovs.vsctl(["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
     let listening = (0..200).any(|_| {
         let probe = std::process::Command::new("ip")
             .args(["netns", "exec", node.ns(), "ovs-vsctl", "--db=tcp:127.0.0.1:6640"])
@@ -223,7 +233,7 @@ fn add_and_del_work_over_a_tcp_ovsdb_endpoint() {
     assert!(listening, "ovsdb-server never listened on tcp:127.0.0.1:6640");
     // The snapshot includes the Manager row, so take it now.
     let before = node.snapshot();
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let call = Call::new("ADD", "7c9e6679742540de", &pod.path(), "eth0");
     let mut conf = node.conf("1.1.0", 0);
     conf["ovsdbSocket"] = serde_json::json!("tcp:127.0.0.1:6640");
@@ -244,7 +254,7 @@ fn add_and_del_work_over_a_tcp_ovsdb_endpoint() {
 #[test]
 fn long_ifnames_get_distinct_representor_names() {
     let node = Node::new(2);
-    let pods = [PodNs::new(), PodNs::new()];
+    let pods = [pod_ns(), pod_ns()];
     let before = node.snapshot();
     // Kube-OVN's scheme would keep one ID character here: these two would collide.
     let calls = [

@@ -8,7 +8,7 @@ use std::thread;
 #[test]
 fn sixteen_concurrent_adds_on_different_vfs() {
     let node = Node::new(16);
-    let pods: Vec<PodNs> = (0..16).map(|_| PodNs::new()).collect();
+    let pods: Vec<Netns> = (0..16).map(|_| pod_ns()).collect();
     let before = node.snapshot();
     let calls: Vec<Call> = (0..16)
         .map(|i| Call::new("ADD", &format!("con{i:02}0123456789ab"), &pods[i].path(), "eth0"))
@@ -38,7 +38,7 @@ fn sixteen_concurrent_adds_on_different_vfs() {
     assert_eq!(ips.len(), 16, "distinct addresses");
     assert_eq!(node.ports().len(), 16);
     for p in &pods {
-        assert!(p.ip(&["-o", "link", "show", "eth0"]).contains("UP"));
+        assert!(p.ip(["-o", "link", "show", "eth0"]).unwrap().contains("UP"));
     }
     thread::scope(|s| {
         for (i, c) in calls.iter().enumerate() {
@@ -59,8 +59,8 @@ fn add_and_del_racing_on_one_vf_end_consistent() {
     let before = node.snapshot();
     let conf = node.conf("1.0.0", 0);
     for round in 0..4 {
-        let pod_a = PodNs::new();
-        let pod_b = PodNs::new();
+        let pod_a = pod_ns();
+        let pod_b = pod_ns();
         let a = Call::new("ADD", &format!("racea{round}0123456789"), &pod_a.path(), "eth0");
         let b = Call::new("ADD", &format!("raceb{round}0123456789"), &pod_b.path(), "eth0");
         node.run(&a, &conf).expect_ok();
@@ -73,13 +73,13 @@ fn add_and_del_racing_on_one_vf_end_consistent() {
         del_a.expect_ok();
         if add_b.ok {
             assert_eq!(node.ports(), vec![format!("raceb{round}012345_h")]);
-            assert!(pod_b.ip(&["-o", "link"]).contains("eth0"));
+            assert!(pod_b.ip(["-o", "link"]).unwrap().contains("eth0"));
         } else {
             assert_eq!(add_b.code(), 11, "B may only be told to retry: {}", add_b.stdout);
             assert!(node.ports().is_empty());
             node.run(&b, &conf).expect_ok();
         }
-        assert!(!pod_a.ip(&["-o", "link"]).contains("eth0"));
+        assert!(!pod_a.ip(["-o", "link"]).unwrap().contains("eth0"));
         node.run(&b.verb("DEL"), &conf).expect_ok();
         assert_eq!(node.snapshot(), before, "round {round}");
     }

@@ -7,8 +7,9 @@ use common::*;
 use serde_json::json;
 use simnode::VfDriver;
 
-fn pod_links(pod: &PodNs) -> Vec<String> {
-    pod.ip(&["-o", "link"])
+fn pod_links(pod: &Netns) -> Vec<String> {
+    pod.ip(["-o", "link"])
+        .unwrap()
         .lines()
         .filter(|l| !l.contains(" lo:"))
         .map(str::to_string)
@@ -19,13 +20,13 @@ fn pod_links(pod: &PodNs) -> Vec<String> {
 fn del_restores_vf_after_netns_vanished() {
     for empty_netns in [false, true] {
         let node = Node::new(1);
-        let pod = PodNs::new();
+        let pod = pod_ns();
         let before = node.snapshot();
         let call = Call::new("ADD", "vanish0123456789", &pod.path(), "net1");
         let conf = node.conf("1.0.0", 0);
         node.run(&call, &conf).expect_ok();
         // The kernel hands the VF back under its pod name, then the namespace is gone.
-        pod.vanish_returning("net1", node.ns());
+        pod.vanish_returning("net1", node.ns()).unwrap();
         assert!(node.link_exists("net1"));
         let mut del = call.verb("DEL");
         if empty_netns {
@@ -41,15 +42,17 @@ fn del_restores_vf_after_netns_vanished() {
 #[test]
 fn del_waits_for_the_kernel_to_hand_the_vf_back() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let call = Call::new("ADD", "late0123456789ab", &pod.path(), "net1");
     let conf = node.conf("1.0.0", 0);
     node.run(&call, &conf).expect_ok();
     // The namespace is gone before DEL; its cleanup returns the VF 400 ms later.
-    let back = pod.vanish_returning_later("net1", node.ns(), std::time::Duration::from_millis(400));
+    let back = pod
+        .vanish_returning_later("net1", node.ns(), std::time::Duration::from_millis(400))
+        .unwrap();
     node.run(&call.verb("DEL"), &conf).expect_ok();
-    back.join().unwrap();
+    back.join().unwrap().unwrap();
     assert_eq!(node.snapshot(), before);
     node.run(&call.verb("DEL"), &conf).expect_ok();
     assert_eq!(node.snapshot(), before);
@@ -58,18 +61,20 @@ fn del_waits_for_the_kernel_to_hand_the_vf_back() {
 #[test]
 fn vf_not_back_in_time_is_restored_by_the_next_add() {
     let node = Node::new(1);
-    let pod_a = PodNs::new();
-    let pod_b = PodNs::new();
+    let pod_a = pod_ns();
+    let pod_b = pod_ns();
     let before = node.snapshot();
     let conf = node.conf("1.0.0", 0);
     let a = Call::new("ADD", "slow0123456789ab", &pod_a.path(), "net1");
     node.run(&a, &conf).expect_ok();
     // Back only after DEL gave up waiting: DEL still succeeds (the pod can go) and keeps the record.
     // 9 s: well past DEL's 5 s wait even if DEL starts late on a loaded machine.
-    let back = pod_a.vanish_returning_later("net1", node.ns(), std::time::Duration::from_secs(9));
+    let back = pod_a
+        .vanish_returning_later("net1", node.ns(), std::time::Duration::from_secs(9))
+        .unwrap();
     node.run(&a.verb("DEL"), &conf).expect_ok();
     assert!(node.ports().is_empty());
-    back.join().unwrap();
+    back.join().unwrap().unwrap();
     assert!(node.link_exists("net1"));
     // The next pod's ADD finds the VF by its record and gives it its own name back first.
     let b = Call::new("ADD", "next0123456789ab", &pod_b.path(), "eth0");
@@ -82,13 +87,14 @@ fn vf_not_back_in_time_is_restored_by_the_next_add() {
 #[test]
 fn del_finds_vf_returned_as_dev_n() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let call = Call::new("ADD", "devn0123456789ab", &pod.path(), "eth0");
     let conf = node.conf("1.0.0", 0);
     node.run(&call, &conf).expect_ok();
-    pod.ip(&["link", "set", "eth0", "netns", node.ns(), "name", "dev7"]);
-    sh("ip", &["netns", "del", &pod.name]);
+    pod.ip(["link", "set", "eth0", "netns", node.ns(), "name", "dev7"])
+        .unwrap();
+    sh("ip", &["netns", "del", pod.name()]);
     node.run(&call.verb("DEL"), &conf).expect_ok();
     assert_eq!(node.snapshot(), before);
 }
@@ -96,7 +102,7 @@ fn del_finds_vf_returned_as_dev_n() {
 #[test]
 fn del_without_state_file_finds_vf_from_device_id() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let call = Call::new("ADD", "nostate0123456789", &pod.path(), "eth0");
     let conf = node.conf("1.0.0", 0);
@@ -112,8 +118,8 @@ fn del_without_state_file_finds_vf_from_device_id() {
 #[test]
 fn live_attachment_refuses_the_vf_and_newer_add_owns_it_after_the_old_pod_died() {
     let node = Node::new(1);
-    let pod_a = PodNs::new();
-    let pod_b = PodNs::new();
+    let pod_a = pod_ns();
+    let pod_b = pod_ns();
     let before = node.snapshot();
     let conf = node.conf("1.0.0", 0);
     let a = Call::new("ADD", "aaaa0123456789ab", &pod_a.path(), "eth0");
@@ -125,7 +131,7 @@ fn live_attachment_refuses_the_vf_and_newer_add_owns_it_after_the_old_pod_died()
     assert!(pod_links(&pod_b).is_empty());
     // Pod A dies without DEL; B takes the VF over. Real sysfs shows the names the links have
     // now (the VF back as eth0, the representor still renamed); so does the simulated tree.
-    pod_a.vanish_returning("eth0", node.ns());
+    pod_a.vanish_returning("eth0", node.ns()).unwrap();
     let (vf, rep) = (node.vf_name(0), node.rep_name(0));
     node.sim.mirror_rename(&vf, "eth0").unwrap();
     node.sim.mirror_rename(&rep, "aaaa01234567_h").unwrap();
@@ -148,19 +154,22 @@ fn live_attachment_refuses_the_vf_and_newer_add_owns_it_after_the_old_pod_died()
 #[test]
 fn rename_clears_a_clashing_altname_and_del_leaves_no_pod_name_altname() {
     let node = Node::with(1, |s| s.with_vf_altnames(true));
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let vf = node.vf_name(0);
     // A stale altname equal to the pod interface name, as left by other plugins.
     node.ip(&["link", "property", "add", "dev", &vf, "altname", "net1"]);
     // Another link in the pod already carries the name as an altname too.
-    pod.ip(&["link", "add", "pv0", "type", "veth", "peer", "name", "pv1"]);
-    pod.ip(&["link", "property", "add", "dev", "pv0", "altname", "eth0"]);
+    pod.ip(["link", "add", "pv0", "type", "veth", "peer", "name", "pv1"])
+        .unwrap();
+    pod.ip(["link", "property", "add", "dev", "pv0", "altname", "eth0"])
+        .unwrap();
     let conf = node.conf("1.0.0", 0);
     let call = Call::new("ADD", "alt0123456789abc", &pod.path(), "eth0");
     node.run(&call, &conf).expect_ok();
     assert!(
-        pod.ip(&["-o", "link", "show", "dev", "eth0"])
+        pod.ip(["-o", "link", "show", "dev", "eth0"])
+            .unwrap()
             .contains("sriov-ovs:"),
         "eth0 is our VF"
     );
@@ -183,7 +192,7 @@ fn rename_clears_a_clashing_altname_and_del_leaves_no_pod_name_altname() {
 #[test]
 fn vfio_vf_gets_only_its_representor_attached() {
     let node = Node::with(1, |s| s.with_vf_driver(VfDriver::VfioPci));
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let mut conf = node.conf("1.1.0", 0);
     conf["runtimeConfig"] = json!({"ips": ["10.88.0.5/24"]});

@@ -6,9 +6,11 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use simnode::EswitchMode;
+use testbed::ovs::OvsDaemon;
 
-fn pod_links(pod: &PodNs) -> Vec<String> {
-    pod.ip(&["-o", "link"])
+fn pod_links(pod: &Netns) -> Vec<String> {
+    pod.ip(["-o", "link"])
+        .unwrap()
         .lines()
         .filter(|l| !l.contains(" lo:"))
         .map(str::to_string)
@@ -18,7 +20,7 @@ fn pod_links(pod: &PodNs) -> Vec<String> {
 #[test]
 fn bad_input_gives_a_cni_error_and_leaves_the_host_untouched() {
     let node = Node::new(2);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let call = Call::new("ADD", "bad0123456789abc", &pod.path(), "eth0");
     let good = node.conf("1.0.0", 0);
@@ -87,7 +89,7 @@ fn bad_input_gives_a_cni_error_and_leaves_the_host_untouched() {
     gone_netns.netns = "/run/netns/does-not-exist".into();
     assert_eq!(node.run(&gone_netns, &good).code(), 4);
     let mut bad_cmd = call.clone();
-    bad_cmd.verb = "FROB";
+    bad_cmd.verb = "FROB".into();
     assert_eq!(node.run(&bad_cmd, &good).code(), 4);
     assert_eq!(node.snapshot(), before);
     assert!(pod_links(&pod).is_empty());
@@ -96,7 +98,7 @@ fn bad_input_gives_a_cni_error_and_leaves_the_host_untouched() {
 #[test]
 fn add_and_check_fail_at_once_on_an_unreachable_ovsdb_whatever_ovs_apply_timeout() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let mut conf = node.conf("1.0.0", 0);
     conf["ovsdbSocket"] = json!(format!("unix:{}/none.sock", node.dir.path().display()));
@@ -119,7 +121,7 @@ fn add_and_check_fail_at_once_on_an_unreachable_ovsdb_whatever_ovs_apply_timeout
 #[test]
 fn vf_of_a_legacy_mode_pf_is_refused() {
     let node = Node::with(1, |s| s.with_eswitch(EswitchMode::Legacy));
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.links();
     let mut conf = node.conf("1.0.0", 0);
     conf["deviceID"] = json!(node.sim.vf(0, 0).pci.to_string());
@@ -135,18 +137,13 @@ fn vf_of_a_legacy_mode_pf_is_refused() {
 #[test]
 fn ovsdb_down_mid_add_rolls_everything_back() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.links();
     let call = Call::new("ADD", "ovsdown0123456789", &pod.path(), "eth0");
     let (child, pause) = node.spawn_paused(&call, &node.conf("1.0.0", 0), "before-attach");
     // The VF is in the pod and IPAM ran; now OVSDB dies.
     assert!(!pod_links(&pod).is_empty());
-    node.ovs
-        .stop(
-            ovsdb_client::testing::Daemon::OvsdbServer,
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+    node.ovs.crash(OvsDaemon::OvsdbServer);
     std::fs::remove_file(&pause).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
@@ -164,7 +161,7 @@ fn ovsdb_down_mid_add_rolls_everything_back() {
 fn kill_9_mid_add_then_del_restores_the_node() {
     for step in ["after-vf-move", "before-attach", "after-attach"] {
         let node = Node::new(1);
-        let pod = PodNs::new();
+        let pod = pod_ns();
         let before = node.snapshot();
         let cid = format!("kill{}0123456789", step.len());
         let call = Call::new("ADD", &cid, &pod.path(), "eth0");
@@ -185,7 +182,7 @@ fn kill_9_mid_add_then_del_restores_the_node() {
 #[test]
 fn ovn_installed_timeout_rolls_back_and_ovn_installed_completes() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let mut conf = node.conf("1.0.0", 0);
     conf["provider"] = json!("ovn");
@@ -204,7 +201,7 @@ fn ovn_installed_timeout_rolls_back_and_ovn_installed_completes() {
         "pod-ovn0123456789abcd.default"
     );
     node.ovs
-        .vsctl(&["set", "Interface", port, "external_ids:ovn-installed=true"])
+        .vsctl(["set", "Interface", port, "external_ids:ovn-installed=true"])
         .unwrap();
     std::fs::remove_file(&pause).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -216,7 +213,7 @@ fn ovn_installed_timeout_rolls_back_and_ovn_installed_completes() {
 #[test]
 fn vf_without_a_driver_is_refused() {
     let node = Node::with(1, |s| s.with_vf_driver(simnode::VfDriver::Unbound));
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let out = node.run(
         &Call::new("ADD", "nodrv0123456789a", &pod.path(), "eth0"),
@@ -229,7 +226,7 @@ fn vf_without_a_driver_is_refused() {
 #[test]
 fn repeated_add_of_the_same_attachment_replaces_it() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let call = Call::new("ADD", "again0123456789ab", &pod.path(), "eth0");
     let conf = node.conf("1.0.0", 0);
@@ -250,9 +247,8 @@ fn repeated_add_of_the_same_attachment_replaces_it() {
 fn del_leaves_the_representor_alone_until_vswitchd_confirms_the_port_gone() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    use ovsdb_client::testing::Daemon;
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let call = Call::new("ADD", "frozen0123456789", &pod.path(), "eth0");
     let mut conf = node.conf("1.0.0", 0);
@@ -261,7 +257,7 @@ fn del_leaves_the_representor_alone_until_vswitchd_confirms_the_port_gone() {
     node.run(&call, &conf).expect_ok();
     let rep = "frozen012345_h";
     // ovs-vswitchd stops applying changes: the port row goes, the netdev stays open.
-    let vswitchd = Pid::from_raw(node.ovs.pid(Daemon::Vswitchd).unwrap());
+    let vswitchd = Pid::from_raw(node.ovs.pid(OvsDaemon::Vswitchd).unwrap());
     kill(vswitchd, Signal::SIGSTOP).unwrap();
     let out = node.run(&call.verb("DEL"), &conf);
     assert!(!out.ok, "DEL must fail while the port removal is unconfirmed");

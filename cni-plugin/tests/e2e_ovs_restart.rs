@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use ovsdb_client::testing::Daemon;
 use std::time::{Duration, Instant};
+use testbed::ovs::OvsDaemon;
 
 /// How long `ovsdb-server` stays down in successive cycles: ovs-vswitchd retries after 1, 2, 4
 /// and then every 8 s, so these land it on each step of its back-off.
@@ -17,7 +17,7 @@ const DOWNTIMES_MS: [u64; 4] = [0, 1500, 3500, 7500];
 #[test]
 fn del_after_ovsdb_server_restarts_succeeds_on_its_first_call() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let conf = node.conf("1.0.0", 0);
     let cycles = 12;
@@ -28,7 +28,7 @@ fn del_after_ovsdb_server_restarts_succeeds_on_its_first_call() {
     for i in 0..cycles {
         let call = Call::new("ADD", &format!("restart{i:02}012345678"), &pod.path(), "eth0");
         node.run(&call, &conf).expect_ok();
-        node.ovs.stop(Daemon::OvsdbServer, Signal::SIGTERM).unwrap();
+        node.ovs.stop(OvsDaemon::OvsdbServer);
         std::thread::sleep(Duration::from_millis(DOWNTIMES_MS[i % DOWNTIMES_MS.len()]));
         node.ovs.start_ovsdb_server().unwrap();
         let start = Instant::now();
@@ -53,12 +53,12 @@ fn del_after_ovsdb_server_restarts_succeeds_on_its_first_call() {
 #[test]
 fn del_waits_for_an_ovsdb_server_that_is_down_when_it_starts() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let conf = node.conf("1.0.0", 0);
     let call = Call::new("ADD", "srvdown0123456789", &pod.path(), "eth0");
     node.run(&call, &conf).expect_ok();
-    node.ovs.stop(Daemon::OvsdbServer, Signal::SIGTERM).unwrap();
+    node.ovs.stop(OvsDaemon::OvsdbServer);
     let restart = std::thread::scope(|s| {
         let restart = s.spawn(|| {
             std::thread::sleep(Duration::from_secs(2));
@@ -74,17 +74,17 @@ fn del_waits_for_an_ovsdb_server_that_is_down_when_it_starts() {
 #[test]
 fn del_reconnects_when_ovsdb_server_restarts_while_it_waits_for_vswitchd() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let conf = node.conf("1.0.0", 0);
     let call = Call::new("ADD", "midwait0123456789", &pod.path(), "eth0");
     node.run(&call, &conf).expect_ok();
     let rep = "midwait01234_h";
     // ovs-vswitchd is held so that DEL sits in its wait when the server restarts.
-    let vswitchd = Pid::from_raw(node.ovs.pid(Daemon::Vswitchd).unwrap());
+    let vswitchd = Pid::from_raw(node.ovs.pid(OvsDaemon::Vswitchd).unwrap());
     kill(vswitchd, Signal::SIGSTOP).unwrap();
     let next_cfg = || -> i64 {
-        let out = node.ovs.vsctl(&["get", "Open_vSwitch", ".", "next_cfg"]);
+        let out = node.ovs.vsctl(["get", "Open_vSwitch", ".", "next_cfg"]);
         out.unwrap().trim().parse().unwrap()
     };
     let before_del = next_cfg();

@@ -8,7 +8,7 @@ use serde_json::json;
 #[test]
 fn every_version_gets_its_own_result_format() {
     let node = Node::new(4);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     for (i, version) in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"].into_iter().enumerate() {
         let cid = format!("c{i}aaaaaaaaaaaaaa");
@@ -56,7 +56,7 @@ fn version_lists_all_supported_versions() {
 #[test]
 fn chains_with_the_real_portmap_plugin() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let before = node.snapshot();
     let cid = "portmap0123456789";
     let call = Call::new("ADD", cid, &pod.path(), "eth0");
@@ -71,38 +71,21 @@ fn chains_with_the_real_portmap_plugin() {
         "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]},
         "prevResult": res,
     });
-    let run_pm = |verb: &'static str| {
-        let mut cmd = node.plugin_command("/usr/lib/cni/portmap", &call.verb(verb));
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(pm_conf.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+    let run_pm = |verb: &str| {
+        node.run_plugin(
+            "/usr/lib/cni/portmap",
+            &call.verb(verb),
+            pm_conf.to_string().as_bytes(),
+        )
     };
     let out = run_pm("ADD");
-    assert!(
-        out.status.success(),
-        "portmap ADD: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let chained: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.ok, "portmap ADD: {} {}", out.stdout, out.stderr);
+    let chained = out.json();
     assert_eq!(chained["ips"][0]["address"], "10.77.0.2/24");
     let nat = sh("ip", &["netns", "exec", node.ns(), "iptables", "-t", "nat", "-S"]);
     assert!(nat.contains("18080"), "{nat}");
     let out = run_pm("DEL");
-    assert!(
-        out.status.success(),
-        "portmap DEL: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.ok, "portmap DEL: {}", out.stdout);
     let mut del_conf = conf.clone();
     del_conf["prevResult"] = chained;
     node.run(&call.verb("DEL"), &del_conf).expect_ok();
@@ -132,8 +115,8 @@ fn status_reports_ovsdb_bridge_and_ipam() {
 #[test]
 fn gc_releases_attachments_not_listed_as_valid() {
     let node = Node::new(2);
-    let pod = PodNs::new();
-    let pod2 = PodNs::new();
+    let pod = pod_ns();
+    let pod2 = pod_ns();
     let before = node.snapshot();
     let keep = Call::new("ADD", "keep0123456789ab", &pod.path(), "net1");
     let drop_ = Call::new("ADD", "drop0123456789ab", &pod2.path(), "net2");
@@ -145,8 +128,8 @@ fn gc_releases_attachments_not_listed_as_valid() {
     node.run(&Call::new("GC", "", "", ""), &gc).expect_ok();
     assert_eq!(node.ports(), vec!["keep0123_net1_h".to_string()]);
     assert!(node.link_exists(&node.vf_name(1)), "dropped VF back on the node");
-    assert!(pod.ip(&["-o", "link"]).contains("net1"));
-    assert!(!pod2.ip(&["-o", "link"]).contains("net2"));
+    assert!(pod.ip(["-o", "link"]).unwrap().contains("net1"));
+    assert!(!pod2.ip(["-o", "link"]).unwrap().contains("net2"));
     assert!(!node.dir.path().join("ipam/sriov-test/10.77.0.3").exists());
     node.run(&keep.verb("DEL"), &node.conf("1.1.0", 0)).expect_ok();
     assert_eq!(node.snapshot(), before);
@@ -155,7 +138,7 @@ fn gc_releases_attachments_not_listed_as_valid() {
 #[test]
 fn gc_keeps_an_attachment_whose_add_finished_while_it_waited() {
     let node = Node::new(1);
-    let pod = PodNs::new();
+    let pod = pod_ns();
     let add = Call::new("ADD", "racegc0123456789", &pod.path(), "net1");
     let conf = node.conf("1.1.0", 0);
     // ADD holds the VF, its record saved as "adding", when the runtime's GC starts with a valid
@@ -167,7 +150,8 @@ fn gc_keeps_an_attachment_whose_add_finished_while_it_waited() {
     gc["logFile"] = json!(gc_log);
     gc["logLevel"] = json!("debug");
     let mut gc_child = node
-        .command(&Call::new("GC", "", "", ""))
+        .plugin_cmd(BIN, &Call::new("GC", "", "", ""))
+        .command()
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -199,6 +183,6 @@ fn gc_keeps_an_attachment_whose_add_finished_while_it_waited() {
         String::from_utf8_lossy(&gc_out.stdout)
     );
     assert_eq!(node.ports(), vec!["racegc01_net1_h".to_string()]);
-    assert!(pod.ip(&["-o", "link"]).contains("net1"));
+    assert!(pod.ip(["-o", "link"]).unwrap().contains("net1"));
     node.run(&add.verb("DEL"), &conf).expect_ok();
 }

@@ -29,7 +29,6 @@ use tokio::time::Instant;
 
 use crate::cdi::{CdiError, CdiSpecDir};
 use crate::discovery::{discover_with, Discovered, DiscoveryError};
-use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
@@ -38,6 +37,7 @@ use crate::registration::{default_registry_dir, Registrar, RegistrationMode};
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
+use sriov_logging::error_chain;
 use sriovdp_config::{self as config, Config, ConfigError, UnknownKeys};
 
 /// How long to wait for more events before reloading or rediscovering.

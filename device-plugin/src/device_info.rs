@@ -1,11 +1,10 @@
 //! Device-info files for the CNI plugin (the network-attachment "device info"
 //! spec, version 1.1.0), written atomically at allocation.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+use sriov_host::atomic::{write_atomic, AtomicWriteError};
 use sriov_host::PciAddress;
 
 /// Writing or removing a device-info file failed.
@@ -20,25 +19,14 @@ pub enum DeviceInfoError {
         #[source]
         source: std::io::Error,
     },
-    /// The temporary file could not be written.
+    /// The file could not be written (or put in place).
     #[error("cannot write {}", path.display())]
     Write {
-        /// The temporary file.
+        /// The file.
         path: PathBuf,
         /// The cause.
         #[source]
-        source: std::io::Error,
-    },
-    /// The temporary file could not be renamed into place.
-    #[error("cannot rename {} to {}", from.display(), to.display())]
-    Rename {
-        /// The temporary file.
-        from: PathBuf,
-        /// The final name.
-        to: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        source: AtomicWriteError,
     },
     /// A file could not be removed.
     #[error("cannot remove {}", path.display())]
@@ -108,8 +96,6 @@ pub struct DeviceInfoDir {
     name: String,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl DeviceInfoDir {
     /// Files of resource `<prefix>/<name>` in `dir`.
     pub fn new(dir: impl Into<PathBuf>, prefix: &str, name: &str) -> DeviceInfoDir {
@@ -140,34 +126,17 @@ impl DeviceInfoDir {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory (created when missing), then a rename, so readers see the old
-/// content or the new one, never a part.
+/// Writes `bytes` to `path` atomically ([`write_atomic`]), creating the directory when
+/// missing, so readers see the old content or the new one, never a part.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DeviceInfoError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| DeviceInfoError::CreateDir {
         path: dir.to_path_buf(),
         source,
     })?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name,
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = std::fs::File::create(&temp).and_then(|mut f| f.write_all(bytes));
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(DeviceInfoError::Write { path: temp, source });
-    }
-    std::fs::rename(&temp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&temp);
-        DeviceInfoError::Rename {
-            from: temp.clone(),
-            to: path.to_path_buf(),
-            source,
-        }
+    write_atomic(path, bytes).map_err(|source| DeviceInfoError::Write {
+        path: path.to_path_buf(),
+        source,
     })
 }
 

@@ -167,7 +167,7 @@ pub fn discover_with(
         .any(|s| s.is_rdma);
     let rdma_index = if wants_rdma {
         sysfs.rdma_index().unwrap_or_else(|error| {
-            tracing::warn!(error = %crate::error_chain(&error), "cannot read the RDMA character devices; isRdma devices get none");
+            tracing::warn!(error = %sriov_logging::error_chain(&error), "cannot read the RDMA character devices; isRdma devices get none");
             RdmaIndex::default()
         })
     } else {

@@ -3,8 +3,8 @@
 use clap::Parser;
 use sriov_device_plugin::cli::Args;
 use sriov_device_plugin::daemon;
-use sriov_device_plugin::error_chain;
 use sriov_device_plugin::probe::probe;
+use sriov_logging::error_chain;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// How long `--probe` waits for each resource's socket.

@@ -149,7 +149,7 @@ impl Plugin {
         };
         let records: Vec<_> = self.pool.devices().into_iter().map(|d| d.record).collect();
         if let Err(error) = CdiSpecDir::new(dir).write(&self.pool.config(), &records) {
-            tracing::error!(error = %crate::error_chain(&error), "cannot write CDI spec; allocations naming its devices will fail in the runtime");
+            tracing::error!(error = %sriov_logging::error_chain(&error), "cannot write CDI spec; allocations naming its devices will fail in the runtime");
         }
     }
 
@@ -161,7 +161,7 @@ impl Plugin {
         remove_device_infos(&self.paths.device_info_dir, &config);
         if let Some(dir) = &self.paths.cdi_spec_dir {
             if let Err(error) = CdiSpecDir::new(dir).remove(&config) {
-                tracing::warn!(error = %crate::error_chain(&error), "cannot remove CDI spec");
+                tracing::warn!(error = %sriov_logging::error_chain(&error), "cannot remove CDI spec");
             }
         }
     }
@@ -185,7 +185,7 @@ fn remove_device_infos(dir: &Path, resource: &ResourceConfig) {
             continue;
         };
         if let Err(error) = files.remove(&address) {
-            tracing::warn!(error = %crate::error_chain(&error), "cannot remove device-info file");
+            tracing::warn!(error = %sriov_logging::error_chain(&error), "cannot remove device-info file");
         }
     }
 }

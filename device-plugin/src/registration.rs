@@ -9,9 +9,9 @@ use std::time::Duration;
 use kubelet_proto::v1beta1::registration_client::RegistrationClient;
 use kubelet_proto::v1beta1::{RegisterRequest, VERSION};
 
-use crate::error_chain;
 use crate::server::plugin_options;
 use crate::transport::{connect, TransportError};
+use sriov_logging::error_chain;
 
 /// How the plugin makes itself known to the kubelet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -18,9 +18,9 @@ use tonic::{Request, Response, Status};
 
 use crate::allocate::{self, AllocateError};
 use crate::device_info::DeviceInfoDir;
-use crate::error_chain;
 use crate::pool::{Pool, PoolDevice};
 use crate::preferred::{preferred, Placement};
+use sriov_logging::error_chain;
 
 /// Options every registration announces.
 pub fn plugin_options() -> DevicePluginOptions {

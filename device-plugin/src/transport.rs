@@ -111,7 +111,7 @@ impl SocketServer {
                 .await
             {
                 // tonic's own text is just "transport error": log the causes.
-                tracing::error!(socket = %socket.display(), error = %crate::error_chain(&error), "gRPC server failed");
+                tracing::error!(socket = %socket.display(), error = %sriov_logging::error_chain(&error), "gRPC server failed");
             }
         });
         Ok(SocketServer {

@@ -252,7 +252,7 @@ async fn go_daemonset_registers(file: &str, args: &[&str], tag: &str) {
     // No command: the image's entrypoint runs, which is our binary in our image.
     assert!(pod.command.is_empty());
     let running = Running::start(&pod, tag);
-    let mut kubelet = TestKubelet::start(&running.host_path("/var/lib/kubelet/device-plugins"));
+    let mut kubelet = Kubelet::registrar(&running.host_path("/var/lib/kubelet/device-plugins")).unwrap();
     // plugins_registry is mounted, as on any recent kubelet: the plugin watcher is used.
     running
         .registers_through("/var/lib/kubelet/plugins_registry")
@@ -269,7 +269,7 @@ async fn go_daemonset_registers(file: &str, args: &[&str], tag: &str) {
         "{log}"
     );
     assert!(log.contains("DEBUG") && log.contains("discovery done"), "{log}");
-    kubelet.stop().await;
+    kubelet.stop();
 }
 
 impl Running {
@@ -355,12 +355,12 @@ async fn our_daemonset_registers_on_a_k0s_kubelet_root() {
     let running = Running::start(&pod, "ko");
     // The kubelet keeps kubelet.sock at /var/lib/kubelet/device-plugins whatever its root,
     // and watches <root>/plugins_registry.
-    let mut kubelet = TestKubelet::start(&running.host_path("/var/lib/kubelet/device-plugins"));
+    let mut kubelet = Kubelet::registrar(&running.host_path("/var/lib/kubelet/device-plugins")).unwrap();
     running
         .registers_through("/var/lib/k0s/kubelet/plugins_registry")
         .await;
     assert!(kubelet.registrations.try_recv().is_err(), "registered twice");
     let log = running.stop().await;
     assert!(!log.contains("WARN"), "{log}");
-    kubelet.stop().await;
+    kubelet.stop();
 }

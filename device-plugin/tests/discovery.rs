@@ -5,12 +5,8 @@ use std::collections::HashSet;
 
 use simnode::{SimNode, SimNodeSpec};
 use sriov_device_plugin::discovery::discover;
-use sriov_host::{PciAddress, Sysfs};
+use sriov_host::Sysfs;
 use sriovdp_config as config;
-
-fn addr(a: &simnode::PciAddr) -> PciAddress {
-    a.to_string().parse().unwrap()
-}
 
 #[test]
 fn resources_take_devices_in_order_and_never_twice() {
@@ -60,7 +56,7 @@ fn resources_take_devices_in_order_and_never_twice() {
         .find(|d| d.address.to_string() == vf(0, 2))
         .unwrap();
     let layout = node.vf(0, 2);
-    assert_eq!(record.pf_address, Some(addr(&node.pf(0).pci)));
+    assert_eq!(record.pf_address, Some(node.pf(0).pci));
     assert_eq!(record.vf_index, Some(2));
     assert_eq!(record.numa_node, Some(1));
     assert_eq!(record.driver.as_deref(), Some("mlx5_core"));
@@ -101,11 +97,7 @@ fn old_kernel_representor_names_are_found() {
     let found = discover(&Sysfs::new(node.sysfs_root()), &config, &HashSet::new()).unwrap();
     assert_eq!(found.resources[0].len(), 4);
     for record in &found.resources[0] {
-        let layout = node
-            .layout()
-            .vfs()
-            .find(|v| addr(&v.pci) == record.address)
-            .unwrap();
+        let layout = node.layout().vfs().find(|v| v.pci == record.address).unwrap();
         assert_eq!(
             record.representor.as_deref(),
             layout.representor_name(),

@@ -177,9 +177,9 @@ async fn kubelet_restart_recreates_sockets_and_registers_again() {
     next_list(&mut stream).await;
 
     // A restarting kubelet removes every socket, then creates kubelet.sock.
-    h.kubelet.take().unwrap().stop().await;
+    h.kubelet.take().unwrap().stop();
     std::fs::remove_file(&socket).unwrap();
-    let mut kubelet = TestKubelet::start(&h.dp_dir());
+    let mut kubelet = Kubelet::registrar(&h.dp_dir()).unwrap();
     let reg = kubelet.next_registration().await;
     assert_eq!(reg.endpoint, GUIDE_SOCKET);
     assert!(socket.exists());
@@ -203,10 +203,10 @@ async fn kubelet_restart_recreates_sockets_and_registers_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_once_kubelet_appears() {
     let mut h = Harness::node(SimNodeSpec::new(prefix("ka"), 1, 1));
-    h.kubelet.take().unwrap().stop().await;
+    h.kubelet.take().unwrap().stop();
     h.start(GUIDE_CONFIG);
     wait_for("socket", || h.dp_dir().join(GUIDE_SOCKET).exists()).await;
-    h.kubelet = Some(TestKubelet::start(&h.dp_dir()));
+    h.kubelet = Some(Kubelet::registrar(&h.dp_dir()).unwrap());
     assert_eq!(h.kubelet().next_registration().await.endpoint, GUIDE_SOCKET);
     h.shutdown().await;
 }

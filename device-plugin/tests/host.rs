@@ -11,24 +11,10 @@ use kubelet_proto::v1beta1::{HEALTHY, UNHEALTHY};
 use simnode::SimNodeSpec;
 use sriov_device_plugin::daemon::Settings;
 use sriov_device_plugin::uevent::UeventListener;
+use testbed::daemon::ChildGuard;
+use testbed::netns::Netns;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
-
-/// A network namespace deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        ip(&["netns", "add", &name]);
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// A veth pair `<name>`/`<name>b`, deleted on drop; creating it raises a
 /// `net` add uevent.
@@ -56,27 +42,18 @@ impl Drop for Veth {
     }
 }
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netdev_with_the_default_route_is_not_offered() {
-    let ns = Netns::new(format!("dpdr{}", std::process::id()));
-    let mut h = Harness::node(SimNodeSpec::new(prefix("dr"), 1, 3).with_netns(ns.0.clone()));
+    let ns = Netns::unique("dpdr").unwrap();
+    let mut h = Harness::node(SimNodeSpec::new(prefix("dr"), 1, 3).with_netns(ns.name()));
     // VF 1's netdev carries the namespace's default route.
     let vf = h.node.vf(0, 1).clone();
     let netdev = vf.netdev_name().unwrap().to_string();
-    ip(&["-n", &ns.0, "link", "set", &netdev, "up"]);
-    ip(&["-n", &ns.0, "addr", "add", "192.0.2.2/24", "dev", &netdev]);
+    ip(&["-n", ns.name(), "link", "set", &netdev, "up"]);
+    ip(&["-n", ns.name(), "addr", "add", "192.0.2.2/24", "dev", &netdev]);
     ip(&[
         "-n",
-        &ns.0,
+        ns.name(),
         "route",
         "add",
         "default",
@@ -86,9 +63,10 @@ async fn netdev_with_the_default_route_is_not_offered() {
         &netdev,
     ]);
     h.write_config(GUIDE_CONFIG);
-    let _child = KillOnDrop(
+    let _child = ChildGuard::new(
+        "sriov-device-plugin",
         Command::new("ip")
-            .args(["netns", "exec", &ns.0, BIN])
+            .args(["netns", "exec", ns.name(), BIN])
             .arg("--config-file")
             .arg(h.config_file())
             .arg("--device-plugin-path")

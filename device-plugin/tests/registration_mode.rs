@@ -73,9 +73,9 @@ async fn auto_mode_falls_back_to_kubelet_sock_when_the_watcher_never_asks_and_st
     assert_eq!(registration.resource_name, "mellanox.com/cx5_sriov_switchdev");
     assert_eq!(registration.endpoint, GUIDE_SOCKET);
     // Once ignored, a kubelet restart gets its registration at once, not after another wait.
-    h.kubelet.take().unwrap().stop().await;
+    h.kubelet.take().unwrap().stop();
     let restarted = Instant::now();
-    h.kubelet = Some(TestKubelet::start(&h.dp_dir()));
+    h.kubelet = Some(Kubelet::registrar(&h.dp_dir()).unwrap());
     let again = h.kubelet().next_registration().await;
     let elapsed = restarted.elapsed();
     assert!(elapsed < PLUGIN_WATCHER_GRACE, "{elapsed:?}");

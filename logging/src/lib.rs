@@ -1,5 +1,6 @@
 //! Log levels, log formats and the `tracing` subscriber: one place, so both binaries
-//! (`sriov-device-plugin`, `sriov-ovs`) accept the same names and write the same shapes.
+//! (`sriov-device-plugin`, `sriov-ovs`) accept the same names and write the same shapes;
+//! and [`error_chain`], the one way errors are put on a line.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -8,6 +9,10 @@ use std::sync::Mutex;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
+
+mod chain;
+
+pub use chain::error_chain;
 
 /// The level names every binary accepts, as error messages list them.
 pub const ACCEPTED_LEVELS: &str = "error, warn (or warning), info, debug, trace";

@@ -1,12 +1,13 @@
 //! Latency figures for the fast path against a private real OVS:
 //! connect + one transaction, add+delete a port, and `ovs-vsctl` as a baseline.
 //!
-//! `cargo run --release -p ovsdb-client --features testing --example ovsdb-bench [ITERATIONS]` (root).
+//! `cargo run --release -p ovsdb-client --example ovsdb-bench [ITERATIONS]` (root).
 
 use std::time::{Duration, Instant};
 
-use ovsdb_client::testing::{unique_name, OvsInstance};
 use ovsdb_client::Client;
+use testbed::names::unique_name;
+use testbed::ovs::OvsInstance;
 
 fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -78,7 +79,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut vsctl = Vec::with_capacity(n / 4);
     for _ in 0..n / 4 {
         let t = Instant::now();
-        ovs.vsctl(&["br-exists", &br])?;
+        // As a shell script on the node runs it: through `ip netns exec`.
+        ovs.command("ovs-vsctl")
+            .arg(format!("--db={endpoint}"))
+            .args(["--timeout=30", "br-exists", &br])
+            .run()?;
         vsctl.push(t.elapsed());
     }
     report("baseline: ovs-vsctl br-exists", vsctl);

@@ -25,9 +25,6 @@ pub mod ops;
 pub mod unixctl;
 pub mod vswitch;
 
-#[cfg(feature = "testing")]
-pub mod testing;
-
 pub use client::{connect, Client, DatabaseSchema, TableSchema, DEFAULT_REQUEST_TIMEOUT};
 pub use connection::Connection;
 pub use data::{Atom, DecodeError, Row, Uuid, Value};

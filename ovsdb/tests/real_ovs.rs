@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ovsdb_client::testing::{unique_name, Daemon, OvsInstance};
 use ovsdb_client::vswitch::{self, OnExisting};
 use ovsdb_client::{Client, Condition, Error, Operation};
+use testbed::names::unique_name;
+use testbed::ovs::{OvsDaemon, OvsInstance};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -21,10 +22,10 @@ fn ovs_with_bridge() -> (OvsInstance, String) {
 fn veth(ovs: &OvsInstance) -> String {
     let a = unique_name("va");
     let b = unique_name("vb");
-    ovs.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])
+    ovs.ip(["link", "add", &a, "type", "veth", "peer", "name", &b])
         .unwrap();
-    ovs.ip(&["link", "set", &a, "up"]).unwrap();
-    ovs.ip(&["link", "set", &b, "up"]).unwrap();
+    ovs.ip(["link", "set", &a, "up"]).unwrap();
+    ovs.ip(["link", "set", &b, "up"]).unwrap();
     a
 }
 
@@ -93,7 +94,7 @@ async fn external_ids_round_trip() {
         vsctl_get(&ovs, &["get", "Interface", &port, "external_ids:c"]),
         "\"x y\""
     );
-    ovs.vsctl(&["set", "Interface", &port, "external_ids:d=4"])
+    ovs.vsctl(["set", "Interface", &port, "external_ids:d=4"])
         .unwrap();
     let ids = vs.interface(&port).await.unwrap().unwrap().external_ids;
     assert_eq!(ids.get("d").map(String::as_str), Some("4"));
@@ -157,7 +158,7 @@ async fn del_port_leaves_ports_of_other_owners() {
 #[tokio::test]
 async fn add_to_missing_bridge_is_typed_error_and_changes_nothing() {
     let (ovs, br) = ovs_with_bridge();
-    let before = ovs.vsctl(&["show"]).unwrap();
+    let before = ovs.vsctl(["show"]).unwrap();
     let client = Client::connect(&ovs.endpoint()).await.unwrap();
     let vs = client.vswitch();
     let missing = unique_name("nobr");
@@ -169,7 +170,7 @@ async fn add_to_missing_bridge_is_typed_error_and_changes_nothing() {
         "{err:?}"
     );
     assert!(err.to_string().contains(&missing));
-    assert_eq!(ovs.vsctl(&["show"]).unwrap(), before);
+    assert_eq!(ovs.vsctl(["show"]).unwrap(), before);
     assert!(vs.port(&port).await.unwrap().is_none());
     assert!(vs.interface(&port).await.unwrap().is_none());
     let _ = br;
@@ -252,7 +253,7 @@ async fn server_killed_mid_session_is_a_typed_error_not_a_hang() {
     // Make sure the monitor is in place before the kill (the interface lookup after it
     // goes through the same session, in order).
     assert!(!vs.bridge_exists("nosuch").await.unwrap());
-    ovs.stop(Daemon::OvsdbServer, Signal::SIGKILL).unwrap();
+    ovs.crash(OvsDaemon::OvsdbServer);
     let err = waiter.await.unwrap().unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
     let err = vs.bridge_exists(&br).await.unwrap_err();
@@ -341,7 +342,7 @@ async fn concurrent_clients_and_requests() {
     for t in tasks {
         ports.push(t.await.unwrap());
     }
-    let listed = ovs.vsctl(&["list-ports", &br]).unwrap();
+    let listed = ovs.vsctl(["list-ports", &br]).unwrap();
     for p in &ports {
         assert!(listed.lines().any(|l| l == p), "{p} missing from {listed}");
     }
@@ -384,10 +385,10 @@ async fn waits_for_external_id_set_later_by_vsctl() {
         let ovs = ovs.clone();
         let port = port.clone();
         tokio::task::spawn_blocking(move || {
-            ovs.vsctl(&["set", "Interface", &port, "external_ids:ovn-installed=false"])
+            ovs.vsctl(["set", "Interface", &port, "external_ids:ovn-installed=false"])
                 .unwrap();
             std::thread::sleep(Duration::from_millis(100));
-            ovs.vsctl(&["set", "Interface", &port, "external_ids:ovn-installed=true"])
+            ovs.vsctl(["set", "Interface", &port, "external_ids:ovn-installed=true"])
                 .unwrap();
         })
     };
@@ -438,8 +439,8 @@ async fn server_echo_requests_are_answered() {
     let ovs = OvsInstance::start().unwrap();
     let probe_sock = ovs.dir().join("probe.sock");
     let target = format!("punix:{}", probe_sock.display());
-    ovs.vsctl(&["set-manager", &target]).unwrap();
-    ovs.vsctl(&["set", "Manager", &target, "inactivity_probe=1000"])
+    ovs.vsctl(["set-manager", &target]).unwrap();
+    ovs.vsctl(["set", "Manager", &target, "inactivity_probe=1000"])
         .unwrap();
     // ovsdb-server creates the socket once it has read the Manager row.
     for _ in 0..500 {
@@ -458,74 +459,15 @@ async fn server_echo_requests_are_answered() {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     client.echo().await.unwrap();
     assert!(ovs
-        .log_tail(Daemon::OvsdbServer, 50)
+        .log_tail(OvsDaemon::OvsdbServer, 50)
         .lines()
         .all(|l| !l.contains("no response to inactivity probe")));
-}
-
-/// Deletes an `ip netns` namespace on drop.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
-fn add_netns() -> NetnsGuard {
-    let ns = unique_name("ovsn");
-    let ok = std::process::Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ip netns add {ns}");
-    NetnsGuard(ns)
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
-#[tokio::test]
-async fn fixture_runs_in_a_given_netns_and_cleans_up() {
-    let ns = add_netns();
-    let ovs = OvsInstance::start_in_netns(&ns.0).unwrap();
-    assert_eq!(ovs.netns(), Some(ns.0.as_str()));
-    let br = unique_name("br");
-    ovs.add_bridge(&br).unwrap();
-    // The bridge's internal port is a tap inside that namespace.
-    ovs.ip(&["link", "show", &br]).unwrap();
-    let client = Client::connect(&ovs.endpoint()).await.unwrap();
-    assert!(client.vswitch().bridge_exists(&br).await.unwrap());
-    let pids = [
-        ovs.pid(Daemon::OvsdbServer).unwrap(),
-        ovs.pid(Daemon::Vswitchd).unwrap(),
-    ];
-    let dir = ovs.dir().to_path_buf();
-    drop(ovs);
-    assert!(pids.iter().all(|p| !alive(*p)));
-    assert!(!dir.exists());
-    // The taps of the userspace datapath are gone with it.
-    assert!(std::process::Command::new("ip")
-        .args(["-n", &ns.0, "link", "show", &br])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap());
-    // The namespace was the caller's: still there.
-    let listed = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).contains(&ns.0));
 }
 
 #[test]
 fn tcp_endpoint_works_inside_the_namespace() {
     let ovs = OvsInstance::start().unwrap();
-    ovs.vsctl(&["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
+    ovs.vsctl(["set-manager", "ptcp:6640:127.0.0.1"]).unwrap();
     let ns_file = std::fs::File::open(format!("/run/netns/{}", ovs.netns().unwrap())).unwrap();
     let dbs = std::thread::spawn(move || {
         // This thread only: enter the instance's namespace, where the port listens.
@@ -557,9 +499,9 @@ async fn unixctl_runs_vswitchd_commands_like_ovs_appctl() {
     let path = ovsdb_client::unixctl::find_socket(ovs.dir(), "ovs-vswitchd").unwrap();
     let ctl = ovsdb_client::Unixctl::connect(&path, LONG).await.unwrap();
     let version = ctl.run("version", &[]).await.unwrap();
-    assert_eq!(version.trim(), ovs.appctl(&["version"]).unwrap().trim());
+    assert_eq!(version.trim(), ovs.appctl(["version"]).unwrap().trim());
     let flows = ctl.run("dpctl/dump-flows", &["-m"]).await.unwrap();
-    assert_eq!(flows, ovs.appctl(&["dpctl/dump-flows", "-m"]).unwrap());
+    assert_eq!(flows, ovs.appctl(["dpctl/dump-flows", "-m"]).unwrap());
     let err = ctl.run("no-such/command", &[]).await.unwrap_err();
     assert!(format!("{:?}", err).contains("is not a valid command"), "{err:?}");
 }
@@ -587,7 +529,7 @@ async fn wait_applied_returns_once_vswitchd_caught_up_and_times_out_while_it_is_
     assert!(cur >= second);
     assert!(vsctl_get(&ovs, &["get", "Interface", &port, "ofport"]) != "[]");
 
-    let vswitchd = Pid::from_raw(ovs.pid(Daemon::Vswitchd).unwrap());
+    let vswitchd = Pid::from_raw(ovs.pid(OvsDaemon::Vswitchd).unwrap());
     kill(vswitchd, Signal::SIGSTOP).unwrap();
     let stalled = vs.wait_applied(Duration::from_millis(300)).await;
     kill(vswitchd, Signal::SIGCONT).unwrap();
@@ -618,7 +560,7 @@ async fn wait_applied_waits_for_vswitchd_to_reconnect_after_an_ovsdb_server_rest
 #[tokio::test]
 async fn overview_reads_root_settings_bridges_and_ports_with_their_bridge() {
     let (ovs, br) = ovs_with_bridge();
-    ovs.vsctl(&["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
+    ovs.vsctl(["set", "Open_vSwitch", ".", "other_config:hw-offload=true"])
         .unwrap();
     let client = Client::connect(&ovs.endpoint()).await.unwrap();
     let vs = client.vswitch();

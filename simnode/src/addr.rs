@@ -4,50 +4,7 @@
 //! follow the PFs by routing ID (PF0's VFs first, then PF1's): `00.2`..`00.7`, `01.0`, ... Two PFs
 //! with 127 VFs each fill the 256 routing IDs of the bus exactly, so addresses never collide.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-/// A PCI function address (`0000:84:00.2`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PciAddr {
-    /// PCI domain (segment).
-    pub domain: u32,
-    /// Bus number.
-    pub bus: u8,
-    /// Device number, 0..32.
-    pub device: u8,
-    /// Function number, 0..8.
-    pub function: u8,
-}
-
-impl PciAddr {
-    /// The function at routing ID `rid` (bus << 8 | device << 3 | function) in domain 0.
-    pub fn from_rid(rid: u16) -> PciAddr {
-        let [bus, devfn] = rid.to_be_bytes();
-        PciAddr {
-            domain: 0,
-            bus,
-            device: devfn >> 3,
-            function: devfn & 7,
-        }
-    }
-
-    /// The routing ID of this function.
-    pub fn rid(&self) -> u16 {
-        u16::from(self.bus) << 8 | u16::from(self.device) << 3 | u16::from(self.function)
-    }
-}
-
-impl fmt::Display for PciAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04x}:{:02x}:{:02x}.{:x}",
-            self.domain, self.bus, self.device, self.function
-        )
-    }
-}
+use sriov_host::PciAddress;
 
 /// Routing IDs reserved for PFs on each card; VFs start right after them.
 const PORTS_PER_CARD: u32 = 2;
@@ -87,16 +44,16 @@ impl Numbering {
     }
 
     /// Address of PF `pf`.
-    pub fn pf(&self, pf: u32) -> PciAddr {
+    pub fn pf(&self, pf: u32) -> PciAddress {
         let base = u16::from(self.bus(self.card(pf))) << 8;
-        PciAddr::from_rid(base + self.port(pf) as u16)
+        PciAddress::from_rid(base + self.port(pf) as u16)
     }
 
     /// Address of VF `vf` of PF `pf`.
-    pub fn vf(&self, pf: u32, vf: u32) -> PciAddr {
+    pub fn vf(&self, pf: u32, vf: u32) -> PciAddress {
         let base = u16::from(self.bus(self.card(pf))) << 8;
         let offset = PORTS_PER_CARD + self.port(pf) * self.vfs_per_pf + vf;
-        PciAddr::from_rid(base + offset as u16)
+        PciAddress::from_rid(base + offset as u16)
     }
 }
 
@@ -104,14 +61,6 @@ impl Numbering {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-
-    #[test]
-    fn formats_like_sysfs() {
-        let a = PciAddr::from_rid(0x8402);
-        assert_eq!(a.to_string(), "0000:84:00.2");
-        assert_eq!(PciAddr::from_rid(0x84ff).to_string(), "0000:84:1f.7");
-        assert_eq!(a.rid(), 0x8402);
-    }
 
     #[test]
     fn vfs_follow_the_pfs_like_mlx5() {

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{Numbering, PciAddr};
-use crate::spec::{EswitchMode, Model, RepresentorNaming, SimNodeSpec, VfDriver};
+use crate::addr::Numbering;
+use crate::spec::{Model, RepresentorNaming, SimNodeSpec, VfDriver};
+use sriov_host::EswitchMode;
+use sriov_host::PciAddress;
 
 /// A netdev of the simulated node: its name and, once created, its ifindex and MAC.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +38,7 @@ pub struct VfLayout {
     /// VF index (`virtfn<N>`).
     pub vf_index: u32,
     /// PCI address of the VF.
-    pub pci: PciAddr,
+    pub pci: PciAddress,
     /// Driver name (`mlx5_core`, `vfio-pci`), `None` when unbound.
     pub driver: Option<String>,
     /// The VF netdev (one end of a veth, or a macvlan in legacy mode); `None` unless bound to mlx5_core.
@@ -77,7 +79,7 @@ pub struct PfLayout {
     /// Port number on its card: the `P` of `p<P>` and `pf<P>vf<N>`.
     pub port: u32,
     /// PCI address of the PF.
-    pub pci: PciAddr,
+    pub pci: PciAddress,
     /// The uplink netdev (PF netdev, `phys_port_name` `p<P>`).
     pub uplink: Netdev,
     /// The veth peer of the uplink: the "wire" a test can put on a bridge.
@@ -106,7 +108,7 @@ pub struct Decoy {
     /// What it is.
     pub kind: DecoyKind,
     /// PCI address.
-    pub pci: PciAddr,
+    pub pci: PciAddress,
     /// Vendor ID.
     pub vendor: u16,
     /// Device ID.
@@ -286,7 +288,7 @@ fn decoys(prefix: &str) -> Vec<Decoy> {
     vec![
         Decoy {
             kind: DecoyKind::VirtioNet,
-            pci: PciAddr::from_rid(0x0018),
+            pci: PciAddress::from_rid(0x0018),
             vendor: 0x1af4,
             device: 0x1041,
             class: 0x020000,
@@ -296,7 +298,7 @@ fn decoys(prefix: &str) -> Vec<Decoy> {
         },
         Decoy {
             kind: DecoyKind::Nvme,
-            pci: PciAddr::from_rid(0x0020),
+            pci: PciAddress::from_rid(0x0020),
             vendor: 0x144d,
             device: 0xa808,
             class: 0x010802,

@@ -26,10 +26,9 @@ pub mod state;
 pub mod status;
 pub mod tree;
 
-pub use addr::PciAddr;
 pub use layout::{Decoy, DecoyKind, Layout, Netdev, PfLayout, VfLayout};
-pub use node::{
-    down_prefix, down_prefix_in, error_chain, instance_state, instance_state_in, SimError, SimNode,
-};
-pub use spec::{EswitchMode, Model, RepresentorNaming, SimNodeSpec, VfDriver};
+pub use node::{down_prefix, down_prefix_in, instance_state, instance_state_in, SimError, SimNode};
+pub use spec::{Model, RepresentorNaming, SimNodeSpec, VfDriver};
+// The host model's types, so a spec can be written with simnode's names alone.
+pub use sriov_host::{EswitchMode, PciAddress};
 pub use state::State;

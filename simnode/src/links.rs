@@ -17,7 +17,7 @@ use tracing::debug;
 
 use crate::ethtool::{EthtoolError, EthtoolSocket};
 use crate::layout::{is_instance_link, Layout};
-use crate::spec::EswitchMode;
+use sriov_host::EswitchMode;
 
 /// Smallest link group `up` hands out: `ip link del group` must never see 0 (the default group).
 pub const MIN_GROUP: u32 = 0x0001_0000;

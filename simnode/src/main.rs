@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use simnode::{
-    down_prefix_in, error_chain, instance_state_in, EswitchMode, Model, RepresentorNaming, SimNode,
-    SimNodeSpec, VfDriver,
+    down_prefix_in, instance_state_in, EswitchMode, Model, RepresentorNaming, SimNode, SimNodeSpec, VfDriver,
 };
+use sriov_logging::error_chain;
 
 /// Simulated switchdev SR-IOV node: mlx5-shaped sysfs tree plus veth pairs.
 #[derive(Parser)]
@@ -65,7 +65,7 @@ struct UpArgs {
     #[arg(long, default_value = "mlx5")]
     vf_driver: VfDriver,
     /// Eswitch mode: switchdev, legacy.
-    #[arg(long, default_value = "switchdev")]
+    #[arg(long, default_value = "switchdev", value_parser = simnode::spec::parse_eswitch)]
     eswitch: EswitchMode,
     /// Give mlx5_core VFs RDMA devices (infiniband/, infiniband_verbs/, infiniband_mad/).
     #[arg(long)]

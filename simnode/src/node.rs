@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sriov_logging::error_chain;
 use tracing::{debug, info, warn};
 
 use crate::layout::{Layout, PfLayout, VfLayout};
@@ -384,16 +385,4 @@ pub fn down_prefix_in(state_dir: &Path, prefix: &str, sysfs_root: Option<&Path>)
         prefix: prefix.to_string(),
         source,
     })
-}
-
-/// Formats an error with its chain of causes, `a: b: c`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -1,10 +1,10 @@
 //! What a simulated node should look like: the options of `simnode up`, with defaults and validation.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use sriov_host::EswitchMode;
 
 /// Most VFs one simulated PF may have (the mlx5 `sriov_totalvfs` of a ConnectX card).
 pub const MAX_VFS_PER_PF: u32 = 127;
@@ -149,26 +149,6 @@ impl VfDriver {
     }
 }
 
-/// The eswitch mode of every PF.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum EswitchMode {
-    /// Representors exist and sit under the PF's `net/`.
-    #[default]
-    Switchdev,
-    /// No representors; VFs are bridged to the uplink (simulated with macvlan).
-    Legacy,
-}
-
-impl EswitchMode {
-    /// The text of `compat/devlink/mode`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EswitchMode::Switchdev => "switchdev",
-            EswitchMode::Legacy => "legacy",
-        }
-    }
-}
-
 macro_rules! parse_enum {
     ($ty:ty, $what:literal, $expected:literal, { $($text:literal => $val:expr),+ $(,)? }) => {
         impl FromStr for $ty {
@@ -194,14 +174,17 @@ parse_enum!(VfDriver, "vf driver", "mlx5, vfio-pci, unbound", {
     "mlx5" => VfDriver::Mlx5, "mlx5_core" => VfDriver::Mlx5, "vfio-pci" => VfDriver::VfioPci,
     "vfio" => VfDriver::VfioPci, "unbound" => VfDriver::Unbound, "none" => VfDriver::Unbound,
 });
-parse_enum!(EswitchMode, "eswitch mode", "switchdev, legacy", {
-    "switchdev" => EswitchMode::Switchdev, "legacy" => EswitchMode::Legacy,
-});
 
-impl fmt::Display for EswitchMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Parses `--eswitch` the way the other options are parsed (any case); the mode itself is the
+/// host model's [`EswitchMode`].
+pub fn parse_eswitch(s: &str) -> Result<EswitchMode, SpecError> {
+    s.to_ascii_lowercase()
+        .parse()
+        .map_err(|_| SpecError::UnknownValue {
+            what: "eswitch mode",
+            value: s.to_string(),
+            expected: "switchdev, legacy",
+        })
 }
 
 /// Everything `SimNode::up` needs. Build with [`SimNodeSpec::new`] and the `with_*`/field setters.
@@ -254,7 +237,7 @@ impl SimNodeSpec {
             numa_node: None,
             naming: RepresentorNaming::default(),
             vf_driver: VfDriver::default(),
-            eswitch: EswitchMode::default(),
+            eswitch: EswitchMode::Switchdev,
             vf_altnames: false,
             rdma: false,
             netns: None,
@@ -405,7 +388,8 @@ mod tests {
             RepresentorNaming::Dpu
         );
         assert_eq!("vfio-pci".parse::<VfDriver>().unwrap(), VfDriver::VfioPci);
-        assert_eq!("legacy".parse::<EswitchMode>().unwrap(), EswitchMode::Legacy);
+        assert_eq!(parse_eswitch("Legacy").unwrap(), EswitchMode::Legacy);
+        assert!(parse_eswitch("off").is_err());
         assert!("cx4".parse::<Model>().is_err());
     }
 

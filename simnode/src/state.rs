@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sriov_host::atomic::{write_atomic, AtomicWriteError};
 
 use crate::layout::Layout;
 
@@ -35,7 +36,7 @@ pub enum StateError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: io::Error,
+        source: AtomicWriteError,
     },
     /// Serializing the state failed.
     #[error("cannot serialize state for {path}")]
@@ -123,14 +124,11 @@ impl State {
     /// Writes the state file atomically (temp file + rename).
     pub fn write(&self, state_dir: &Path) -> Result<(), StateError> {
         let path = state_file(state_dir, &self.prefix);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(|source| StateError::Serialize {
             path: path.clone(),
             source,
         })?;
-        fs::write(&tmp, text)
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|source| StateError::Write { path, source })
+        write_atomic(&path, text.as_bytes()).map_err(|source| StateError::Write { path, source })
     }
 
     /// Reads the state of instance `prefix`, `None` when there is no state file.

@@ -3,12 +3,8 @@
 mod common;
 
 use common::{spec, up};
-use simnode::{EswitchMode, Model, PciAddr, RepresentorNaming, SimNode, VfDriver};
+use simnode::{EswitchMode, Model, RepresentorNaming, SimNode, VfDriver};
 use sriov_host::{PciAddress, RepresentorView, SriovCapability, Sysfs};
-
-fn addr(a: PciAddr) -> PciAddress {
-    a.to_string().parse().unwrap()
-}
 
 /// Every PF and VF of `node` as the host model sees it.
 fn check_functions(node: &SimNode, sysfs: &Sysfs) {
@@ -17,7 +13,7 @@ fn check_functions(node: &SimNode, sysfs: &Sysfs) {
     assert_eq!(nic.len(), node.layout().pfs.len() + node.layout().vfs().count());
     assert!(all.iter().any(|f| f.vendor == 0x1af4 && f.sriov.is_none()));
     for pf in &node.layout().pfs {
-        let f = sysfs.pci_function(&addr(pf.pci)).unwrap();
+        let f = sysfs.pci_function(&pf.pci).unwrap();
         assert_eq!(f.device, node.layout().model.pf_device_id());
         assert_eq!(f.driver.as_deref(), Some("mlx5_core"));
         assert_eq!(f.numa_node, node.layout().numa_node);
@@ -28,19 +24,19 @@ fn check_functions(node: &SimNode, sysfs: &Sysfs) {
                 num_vfs: pf.vfs.len() as u32
             })
         );
-        let vfs: Vec<PciAddress> = pf.vfs.iter().map(|v| addr(v.pci)).collect();
+        let vfs: Vec<PciAddress> = pf.vfs.iter().map(|v| v.pci).collect();
         assert_eq!(f.vfs, vfs);
         assert!(f.netdevs.contains(&pf.uplink.name));
         for vf in &pf.vfs {
-            let v = sysfs.pci_function(&addr(vf.pci)).unwrap();
-            assert_eq!(v.physfn, Some(addr(pf.pci)));
+            let v = sysfs.pci_function(&vf.pci).unwrap();
+            assert_eq!(v.physfn, Some(pf.pci));
             assert_eq!(v.vf_index, Some(vf.vf_index));
             assert_eq!(v.device, node.layout().model.vf_device_id());
             assert_eq!(v.driver, vf.driver);
             let netdevs: Vec<String> = vf.netdev_name().map(str::to_string).into_iter().collect();
             assert_eq!(v.netdevs, netdevs);
             if let Some(n) = vf.netdev_name() {
-                assert_eq!(sysfs.pci_address_of_netdev(n), Some(addr(vf.pci)));
+                assert_eq!(sysfs.pci_address_of_netdev(n), Some(vf.pci));
             }
         }
     }
@@ -48,17 +44,14 @@ fn check_functions(node: &SimNode, sysfs: &Sysfs) {
 
 fn check_representors(node: &SimNode, sysfs: &Sysfs, view: RepresentorView) {
     for pf in &node.layout().pfs {
-        let pfa = addr(pf.pci);
-        assert_eq!(
-            sysfs.eswitch_mode(&pfa).unwrap(),
-            sriov_host::EswitchMode::Switchdev
-        );
+        let pfa = pf.pci;
+        assert_eq!(sysfs.eswitch_mode(&pfa).unwrap(), EswitchMode::Switchdev);
         let uplink = sysfs.uplink(&pfa).unwrap();
         assert_eq!(uplink.netdev, pf.uplink.name);
         assert_eq!(uplink.pf_index, pf.port);
         assert_eq!(uplink.switch_id, pf.switch_id);
         for vf in &pf.vfs {
-            let rep = sysfs.representor(&addr(vf.pci), view).unwrap();
+            let rep = sysfs.representor(&vf.pci, view).unwrap();
             assert_eq!(Some(rep.netdev.as_str()), vf.representor_name(), "{}", vf.pci);
             assert_eq!(rep.pf_index, pf.port);
             assert_eq!(rep.vf_index, vf.vf_index);
@@ -105,11 +98,11 @@ fn host_model_sees_legacy_mode() {
     let node = up(spec.with_eswitch(EswitchMode::Legacy));
     let sysfs = Sysfs::new(node.sysfs_root());
     check_functions(&node, &sysfs);
-    let pf = addr(node.pf(0).pci);
-    assert_eq!(sysfs.eswitch_mode(&pf).unwrap(), sriov_host::EswitchMode::Legacy);
+    let pf = node.pf(0).pci;
+    assert_eq!(sysfs.eswitch_mode(&pf).unwrap(), EswitchMode::Legacy);
     assert!(sysfs.uplink(&pf).is_err());
     assert!(sysfs
-        .representor(&addr(node.vf(0, 0).pci), RepresentorView::Host)
+        .representor(&node.vf(0, 0).pci, RepresentorView::Host)
         .is_err());
 }
 
@@ -119,7 +112,7 @@ fn mirrored_renames_show_in_the_host_model_like_kernel_renames() {
     let node = up(spec);
     let sysfs = Sysfs::new(node.sysfs_root());
     let vf = node.vf(0, 1);
-    let pci = addr(vf.pci);
+    let pci = vf.pci;
     let vf_name = vf.netdev_name().unwrap().to_string();
     let rep_name = vf.representor_name().unwrap().to_string();
     node.mirror_rename(&vf_name, "eth0").unwrap();

@@ -4,8 +4,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{ip_o_link, names_with_prefix, spec, tx_checksum_off, up, Netns};
+use common::{ip_o_link, names_with_prefix, spec, tx_checksum_off, up};
 use simnode::{SimError, SimNode, SimNodeSpec};
+use testbed::netns::Netns;
 
 #[test]
 fn links_exist_with_tx_checksum_off_and_down_restores_ip_link() {
@@ -113,16 +114,16 @@ fn down_prefix_without_state_file_uses_names_and_marker() {
 
 #[test]
 fn links_go_into_the_given_netns() {
-    let ns = Netns::new("sntnetns");
+    let ns = Netns::recreate("sntnetns").unwrap();
     let (_dir, spec) = spec("sntnn", 1, 2);
     let node = up(spec.with_netns("sntnetns"));
     assert!(ip_o_link("sntnn").is_empty(), "nothing in the current netns");
-    let inside = names_with_prefix(Some(&ns.0), "sntnn");
+    let inside = names_with_prefix(Some(ns.name()), "sntnn");
     assert_eq!(inside.len(), 2 + 2 * 2);
     let rep = node.vf(0, 1).representor_name().unwrap();
-    assert!(tx_checksum_off(Some(&ns.0), rep));
+    assert!(tx_checksum_off(Some(ns.name()), rep));
     node.down().unwrap();
-    assert!(names_with_prefix(Some(&ns.0), "sntnn").is_empty());
+    assert!(names_with_prefix(Some(ns.name()), "sntnn").is_empty());
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::str::FromStr;
 /// Displayed in the kernel's canonical form (4-digit domain, lower-case hex),
 /// which is also the name of the function's directory in sysfs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PciAddress {
     /// PCI domain (segment).
     pub domain: u32,
@@ -25,6 +26,24 @@ pub struct PciAddress {
 pub struct PciAddressError {
     /// The text that failed to parse.
     pub input: String,
+}
+
+impl PciAddress {
+    /// The function at routing ID `rid` (bus << 8 | device << 3 | function) in domain 0.
+    pub fn from_rid(rid: u16) -> PciAddress {
+        let [bus, devfn] = rid.to_be_bytes();
+        PciAddress {
+            domain: 0,
+            bus,
+            device: devfn >> 3,
+            function: devfn & 7,
+        }
+    }
+
+    /// The routing ID of this function within its domain.
+    pub fn rid(&self) -> u16 {
+        u16::from(self.bus) << 8 | u16::from(self.device) << 3 | u16::from(self.function)
+    }
 }
 
 impl FromStr for PciAddress {
@@ -99,6 +118,14 @@ mod tests {
         ] {
             assert!(bad.parse::<PciAddress>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn routing_ids_round_trip() {
+        let a = PciAddress::from_rid(0x8402);
+        assert_eq!(a.to_string(), "0000:84:00.2");
+        assert_eq!(PciAddress::from_rid(0x84ff).to_string(), "0000:84:1f.7");
+        assert_eq!(a.rid(), 0x8402);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Eswitch mode of a PF (`compat/devlink/mode`): `switchdev` or `legacy`.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -8,7 +9,8 @@ use crate::pci::PciError;
 use crate::sysfs::{read_attr, Sysfs};
 
 /// The eswitch mode of a PF.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum EswitchMode {
     /// VF traffic goes through representors (what offload needs).
     Switchdev,
@@ -16,14 +18,39 @@ pub enum EswitchMode {
     Legacy,
 }
 
-impl FromStr for EswitchMode {
-    type Err = ();
+impl EswitchMode {
+    /// The text of `compat/devlink/mode` (and of `devlink dev eswitch show`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EswitchMode::Switchdev => "switchdev",
+            EswitchMode::Legacy => "legacy",
+        }
+    }
+}
 
+impl fmt::Display for EswitchMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that is not an eswitch mode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown eswitch mode {value:?}, expected switchdev or legacy")]
+pub struct UnknownEswitchMode {
+    /// The text.
+    pub value: String,
+}
+
+impl FromStr for EswitchMode {
+    type Err = UnknownEswitchMode;
+
+    /// The mode named exactly as the kernel writes it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "switchdev" => Ok(EswitchMode::Switchdev),
             "legacy" => Ok(EswitchMode::Legacy),
-            _ => Err(()),
+            _ => Err(UnknownEswitchMode { value: s.to_string() }),
         }
     }
 }
@@ -81,7 +108,7 @@ impl Sysfs {
                 Ok(None) => continue,
                 Err(source) => return Err(EswitchError::Read { path, source }),
             };
-            return value.parse().map_err(|()| EswitchError::BadValue { path, value });
+            return value.parse().map_err(|_| EswitchError::BadValue { path, value });
         }
         Err(EswitchError::NoModeFile {
             pf: *pf,

@@ -4,9 +4,11 @@
 //! which PCI functions exist, which are PFs and VFs, how they relate, which
 //! netdev represents a VF on the eswitch, and whether a PF's eswitch is in
 //! `switchdev` mode. Everything here reads files below a configurable sysfs
-//! root ([`Sysfs`]), so tests point it at a simulated tree.
+//! root ([`Sysfs`]), so tests point it at a simulated tree. [`atomic`] is how both binaries
+//! replace the files they write.
 
 mod address;
+pub mod atomic;
 mod eswitch;
 mod netdev;
 mod pci;
@@ -16,7 +18,7 @@ mod representor;
 mod sysfs;
 
 pub use address::{PciAddress, PciAddressError};
-pub use eswitch::{EswitchError, EswitchMode};
+pub use eswitch::{EswitchError, EswitchMode, UnknownEswitchMode};
 pub use netdev::NetdevError;
 pub use pci::{PciError, PciFunction, SriovCapability};
 pub use port_name::{PhysPortName, PortNameError};

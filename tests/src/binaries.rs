@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use crate::daemon::ChildGuard;
+use testbed::daemon::ChildGuard;
 
 /// The CNI plugin binary.
 pub const CNI_PLUGIN: &str = "sriov-ovs";

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::cmd::ip;
-use crate::daemon::{alive, read_pid, terminate};
-use crate::names::base_dir;
+use testbed::cmd::ip;
+use testbed::daemon::{alive, read_pid, terminate};
+use testbed::names::base_dir;
 
 /// Netns names of cluster `prefix` (`<prefix>-...`).
 pub fn netns_of(prefix: &str) -> Vec<String> {
@@ -99,7 +99,10 @@ pub fn remove_prefix(prefix: &str) -> Vec<String> {
                 let sysfs = d.parent().map(|p| p.join("sys"));
                 match simnode::down_prefix_in(d, &name, sysfs.as_deref()) {
                     Ok(()) => done.push(format!("removed simulated NIC {name}")),
-                    Err(e) => done.push(format!("simulated NIC {name}: {}", crate::error_chain(&e))),
+                    Err(e) => done.push(format!(
+                        "simulated NIC {name}: {}",
+                        sriov_logging::error_chain(&e)
+                    )),
                 }
             }
         }

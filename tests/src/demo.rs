@@ -239,7 +239,7 @@ pub fn down() -> Result<(), DemoError> {
         source,
     })?;
     let valid =
-        |p: &&str| p.len() == crate::names::PREFIX_LEN && p.chars().all(|c| c.is_ascii_alphanumeric());
+        |p: &&str| p.len() == testbed::names::PREFIX_LEN && p.chars().all(|c| c.is_ascii_alphanumeric());
     for prefix in text.split_whitespace().filter(valid) {
         say(&format!("removing cluster {prefix}"));
         for step in cleanup::remove_prefix(prefix) {

@@ -4,8 +4,9 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::cmd::{ip, ip_in, tx_off, CmdError};
-use crate::ovs::{Ovs, OvsError};
+use testbed::cmd::{ip_in, tx_off, CmdError};
+use testbed::netns::Netns;
+use testbed::ovs::{OvsError, OvsInstance, OvsNetns};
 
 /// Bridge of the management network, carrying the nodes' IPs and Geneve.
 pub const MGMT_BRIDGE: &str = "brmgmt";
@@ -50,42 +51,12 @@ pub enum FabricError {
     },
 }
 
-/// A named netns, deleted on drop.
-#[derive(Debug)]
-pub struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// Creates the netns `name` with `lo` up.
-    pub fn create(name: &str) -> Result<Netns, FabricError> {
-        let err = |source| FabricError::CreateNetns {
-            netns: name.to_string(),
-            source,
-        };
-        ip(["netns", "add", name]).map_err(err)?;
-        let ns = Netns {
-            name: name.to_string(),
-        };
-        ip_in(name, ["link", "set", "lo", "up"]).map_err(err)?;
-        Ok(ns)
-    }
-
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its path, as `CNI_NETNS` wants it.
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(["netns", "del", &self.name]);
-    }
+/// Creates the netns `name` with `lo` up.
+pub fn create_netns(name: &str) -> Result<Netns, FabricError> {
+    Netns::create(name).map_err(|source| FabricError::CreateNetns {
+        netns: name.to_string(),
+        source,
+    })
 }
 
 /// The upstream router: its netns and, for a tagged VLAN, the OVS instance terminating the VLAN
@@ -93,7 +64,7 @@ impl Drop for Netns {
 #[derive(Debug)]
 struct Router {
     // The OVS instance stops before its netns goes.
-    ovs: Option<Ovs>,
+    ovs: Option<OvsInstance>,
     netns: Netns,
 }
 
@@ -109,7 +80,7 @@ pub struct Fabric {
 impl Fabric {
     /// Creates `<prefix>-fab` with both bridges up; `mtu` is the management network's MTU.
     pub fn create(prefix: &str, mtu: u32) -> Result<Fabric, FabricError> {
-        let netns = Netns::create(&format!("{prefix}-fab"))?;
+        let netns = create_netns(&format!("{prefix}-fab"))?;
         let ns = netns.name().to_string();
         for br in [MGMT_BRIDGE, PHYS_BRIDGE] {
             let link = |source| FabricError::Link {
@@ -209,7 +180,7 @@ impl Fabric {
         vlan: u16,
         ovs_dir: &Path,
     ) -> Result<(), FabricError> {
-        let netns = Netns::create(&format!("{}-gw", self.prefix))?;
+        let netns = create_netns(&format!("{}-gw", self.prefix))?;
         let rns = netns.name().to_string();
         self.router = Some(Router { ovs: None, netns });
         self.cable(&rns, "up0", &format!("{}gw", self.prefix), PHYS_BRIDGE, 1500)?;
@@ -222,10 +193,12 @@ impl Fabric {
         let dev = if vlan == 0 {
             "up0".to_string()
         } else {
-            let ovs = Ovs::start(ovs_dir, &rns).map_err(|source| FabricError::Ovs {
-                netns: rns.clone(),
-                source: Box::new(source),
-            })?;
+            let ovs = OvsInstance::start_with(OvsNetns::Existing(rns.clone()), Some(ovs_dir)).map_err(
+                |source| FabricError::Ovs {
+                    netns: rns.clone(),
+                    source: Box::new(source),
+                },
+            )?;
             let tag = format!("tag={vlan}");
             ovs.vsctl([
                 "add-br",

@@ -10,30 +10,13 @@
 pub mod binaries;
 pub mod cleanup;
 pub mod cluster;
-pub mod cmd;
-pub mod daemon;
 pub mod demo;
 pub mod fabric;
-pub mod kubelet;
 pub mod logical;
 pub mod multus;
 pub mod nad;
-pub mod names;
 pub mod node;
 pub mod ovn_central;
-pub mod ovs;
 pub mod pod;
 pub mod scenarios;
 pub mod traffic;
-
-/// An error and its sources, joined with `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}

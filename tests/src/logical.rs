@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use crate::cmd::CmdError;
 use crate::ovn_central::OvnCentral;
+use testbed::cmd::CmdError;
 
 /// Kube-OVN's cluster router.
 pub const CLUSTER_ROUTER: &str = "ovn-cluster";

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::cmd::{ip_in, Cmd, CmdError};
 pub use crate::nad::{Nad, NadError, NetworkSelection, RESOURCE_ANNOTATION};
+use testbed::cmd::{ip_in, CmdError};
+use testbed::cni::CniCall;
 
 /// Errors of the Multus stand-in.
 #[derive(Debug, thiserror::Error)]
@@ -136,35 +137,36 @@ impl CniEnv {
             .to_string();
         let bin = self.find_plugin(&plugin)?;
         let path = std::env::join_paths(&self.cni_path).unwrap_or_default();
-        let mut cmd = Cmd::new(bin)
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &pod.container_id)
-            .env("CNI_NETNS", &pod.netns_path)
-            .env("CNI_IFNAME", ifname)
-            .env("CNI_ARGS", cni_args)
-            .env("CNI_PATH", path)
-            .stdin(Value::Object(conf.clone()).to_string())
-            .netns(self.node_netns.as_deref());
-        for (k, v) in &self.env {
-            cmd = cmd.env(k, v);
-        }
-        let out = cmd.output().map_err(|source| MultusError::Exec {
-            plugin: plugin.clone(),
-            source,
-        })?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
+        let call = CniCall {
+            verb: command.to_string(),
+            container_id: pod.container_id.clone(),
+            netns: pod.netns_path.clone(),
+            ifname: ifname.to_string(),
+            args: cni_args.to_string(),
+            path: path.to_string_lossy().into_owned(),
+            extra_env: self.env.clone(),
+        };
+        let conf = Value::Object(conf.clone()).to_string();
+        let out = call
+            .run(&bin, self.node_netns.as_deref(), conf.as_bytes())
+            .map_err(|source| MultusError::Exec {
+                plugin: plugin.clone(),
+                source,
+            })?;
+        let stdout = out.stdout.as_str();
+        if !out.ok {
             return Err(MultusError::Plugin {
                 command,
                 plugin,
-                msg: format!("{} {}", stdout.trim(), stderr.trim()).trim().to_string(),
+                msg: format!("{} {}", stdout.trim(), out.stderr.trim())
+                    .trim()
+                    .to_string(),
             });
         }
         if stdout.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&stdout).map_err(|e| MultusError::Plugin {
+        serde_json::from_str(stdout).map_err(|e| MultusError::Plugin {
             command,
             plugin,
             msg: format!("unparsable result ({e}): {stdout}"),

@@ -4,8 +4,8 @@ use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cmd::{Cmd, CmdError};
-use crate::daemon::{wait_for, Daemon};
+use testbed::cmd::{Cmd, CmdError};
+use testbed::daemon::{wait_for, Daemon};
 
 const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";

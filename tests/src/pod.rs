@@ -4,12 +4,13 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use crate::cmd::{ip_in, tx_off, CmdError};
-use crate::fabric::{FabricError, Netns};
+use crate::fabric::{create_netns, FabricError};
 use crate::logical::PortAddress;
 use crate::multus::Attachment;
 use crate::node::Node;
 use crate::traffic::{self, TrafficError};
+use testbed::cmd::{ip_in, tx_off, CmdError};
+use testbed::netns::Netns;
 
 /// Pod MTU: leaves room for Geneve on a 1500-byte underlay, as Kube-OVN sets.
 pub const POD_MTU: u32 = 1400;
@@ -114,7 +115,7 @@ impl Pod {
         addr: PortAddress,
         ifname: &str,
     ) -> Result<Pod, PodError> {
-        let netns = Netns::create(&format!("{prefix}-{name}")).map_err(|source| PodError::Netns {
+        let netns = create_netns(&format!("{prefix}-{name}")).map_err(|source| PodError::Netns {
             pod: name.to_string(),
             source: Box::new(source),
         })?;

@@ -5,11 +5,11 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::cluster::{Attach, Cluster, ClusterError};
-use crate::cmd::ip_in;
-use crate::error_chain;
 use crate::fabric::UPSTREAM_REMOTE;
 use crate::logical::OVN_DEFAULT;
 use crate::pod::{Pod, PodNic};
+use sriov_logging::error_chain;
+use testbed::cmd::ip_in;
 
 /// How long ports get to reach `ovn-installed` and be bound.
 pub const PORT_TIMEOUT: Duration = Duration::from_secs(30);

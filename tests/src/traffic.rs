@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::cmd::{Cmd, CmdError};
+use testbed::cmd::{Cmd, CmdError};
 
 /// Errors of a traffic check.
 #[derive(Debug, thiserror::Error)]

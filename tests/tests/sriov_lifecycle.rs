@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use integration_tests::cleanup::leftovers;
 use integration_tests::cluster::{Attach, Cluster, ClusterSpec};
-use integration_tests::cmd::ip_in;
-use integration_tests::daemon::wait_for;
 use integration_tests::logical::OVN_DEFAULT;
 use integration_tests::pod::PodNic;
 use integration_tests::scenarios::{self, resource, PORT_TIMEOUT, TCP_BYTES};
+use testbed::cmd::ip_in;
+use testbed::daemon::wait_for;
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -51,7 +51,7 @@ fn deleting_a_pod_frees_its_vf_and_a_new_pod_reuses_it() {
         .add_sriov_pod(0, "p3", OVN_DEFAULT, Attach::DefaultNetwork)
         .unwrap_err();
     assert!(
-        integration_tests::error_chain(&err).contains("0 device(s) available"),
+        sriov_logging::error_chain(&err).contains("0 device(s) available"),
         "{err:?}"
     );
     assert!(c.pod("p3").is_none());

@@ -125,7 +125,7 @@ pub async fn run(opts: &Options) -> Report {
                     Check::fail(
                         "sriovdp-config",
                         path.display().to_string(),
-                        crate::error::chain(&e),
+                        sriov_logging::error_chain(&e),
                     )
                     .fix("fix the ConfigMap sriovdp-config (the device plugin rejects it too)"),
                 );
@@ -179,7 +179,10 @@ pub async fn run(opts: &Options) -> Report {
                             report.push(Check::warn(
                                 "vf-representor",
                                 pf.label(),
-                                format!("cannot list the PF's representors: {}", crate::error::chain(&e)),
+                                format!(
+                                    "cannot list the PF's representors: {}",
+                                    sriov_logging::error_chain(&e)
+                                ),
                             ));
                             None
                         }
@@ -206,7 +209,7 @@ pub async fn run(opts: &Options) -> Report {
         Err(e) => report.push(Check::fail(
             "pf",
             sysfs.root().display().to_string(),
-            crate::error::chain(&e),
+            sriov_logging::error_chain(&e),
         )),
     }
 
@@ -236,8 +239,8 @@ pub async fn run(opts: &Options) -> Report {
 /// Every link of the doctor's network namespace, or why not as one sentence.
 async fn links() -> Result<Vec<crate::netlink::link::Link>, String> {
     use crate::sys::Net;
-    let host = crate::netns::Netns::host().map_err(|e| crate::error::chain(&e))?;
-    host.links().await.map_err(|e| crate::error::chain(&e))
+    let host = crate::netns::Netns::host().map_err(|e| sriov_logging::error_chain(&e))?;
+    host.links().await.map_err(|e| sriov_logging::error_chain(&e))
 }
 
 /// The OVSDB facts, or what went wrong as one sentence.
@@ -245,12 +248,12 @@ async fn ovs_facts(opts: &Options) -> Result<ovs::OvsFacts, String> {
     let connect = ovsdb_client::Client::connect(&opts.ovsdb);
     let client = match tokio::time::timeout(Duration::from_secs(5), connect).await {
         Ok(Ok(c)) => c.with_request_timeout(Some(Duration::from_secs(10))),
-        Ok(Err(e)) => return Err(crate::error::chain(&e)),
+        Ok(Err(e)) => return Err(sriov_logging::error_chain(&e)),
         Err(_) => return Err(format!("connecting to {} timed out after 5s", opts.ovsdb)),
     };
     ovs::read(&client, &opts.bridge)
         .await
-        .map_err(|e| crate::error::chain(&e))
+        .map_err(|e| sriov_logging::error_chain(&e))
 }
 
 #[cfg(test)]

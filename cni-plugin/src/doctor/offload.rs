@@ -73,7 +73,7 @@ pub fn checks(
                 "ovs-vswitchd",
                 format!(
                     "cannot dump datapath flows: {} (pass --ovs-rundir)",
-                    crate::error::chain(e)
+                    sriov_logging::error_chain(e)
                 ),
             )]
         }

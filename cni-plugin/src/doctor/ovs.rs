@@ -140,7 +140,7 @@ pub async fn ovn_controller(facts: &OvsFacts, ovn_rundir: &Path) -> Check {
             subject,
             format!(
                 "{encap}; connection unknown: {} (pass --ovn-rundir)",
-                crate::error::chain(&e)
+                sriov_logging::error_chain(&e)
             ),
         ),
     }

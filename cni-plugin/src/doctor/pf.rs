@@ -47,7 +47,7 @@ fn eswitch(sysfs: &Sysfs, pf: &PfTarget) -> (Check, bool) {
             false,
         ),
         Err(e) => (
-            Check::warn(CHECK, pf.label(), format!("cannot read: {}", crate::error::chain(&e))),
+            Check::warn(CHECK, pf.label(), format!("cannot read: {}", sriov_logging::error_chain(&e))),
             false,
         ),
     }
@@ -104,7 +104,7 @@ pub fn tc_offload(subject: &str, netdev: &str) -> Check {
         Err(e) => Check::warn(
             CHECK,
             subject,
-            format!("{} (run the doctor in the host network namespace)", crate::error::chain(&e)),
+            format!("{} (run the doctor in the host network namespace)", sriov_logging::error_chain(&e)),
         ),
     }
 }
@@ -149,7 +149,7 @@ fn bond(sysfs: &Sysfs, subject: &str, netdev: &str) -> Check {
                 format!("{netdev}'s master {master} is not a bond"),
             )
         }
-        Err(e) => return Check::warn(CHECK, subject, crate::error::chain(&e)),
+        Err(e) => return Check::warn(CHECK, subject, sriov_logging::error_chain(&e)),
     };
     // `802.3ad 4`: the name, then the number.
     let name = mode.split_whitespace().next().unwrap_or_default();

@@ -78,7 +78,7 @@ pub fn driver(pf: &PfTarget, vf: &VfTarget) -> Check {
 /// A VF whose sysfs entry cannot be read: its driver and representor are not checked.
 pub fn unreadable(sysfs: &Sysfs, pf: &PfTarget, address: &PciAddress) -> Check {
     let why = match sysfs.pci_function(address) {
-        Err(e) => crate::error::chain(&e),
+        Err(e) => sriov_logging::error_chain(&e),
         Ok(_) => "it vanished while listed".to_string(),
     };
     Check::warn(

@@ -2,138 +2,31 @@
 //! network namespace of a private OVS, pod namespaces, and the plugin binary run in that node.
 #![allow(dead_code)]
 
-use ovsdb_client::testing::{unique_name, OvsInstance};
 use serde_json::{json, Value};
 use simnode::{SimNode, SimNodeSpec};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use tempfile::TempDir;
+use testbed::cmd::Cmd;
+pub use testbed::cni::{CniCall as Call, Outcome};
+use testbed::names::unique_name;
+pub use testbed::netns::Netns;
+use testbed::ovs::OvsInstance;
 
 /// The plugin binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sriov-ovs");
 
-/// A pod network namespace, deleted on drop.
-pub struct PodNs {
-    pub name: String,
-}
-
-impl PodNs {
-    pub fn new() -> PodNs {
-        let name = unique_name("pod");
-        sh("ip", &["netns", "add", &name]);
-        sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
-        PodNs { name }
-    }
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-    /// `ip -n POD args`.
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut a = vec!["-n", self.name.as_str()];
-        a.extend_from_slice(args);
-        sh("ip", &a)
-    }
-    /// Emulates the kernel's asynchronous namespace cleanup: the namespace is gone at once, the
-    /// VF comes back to `node_ns` only after `delay` (it waits in a limbo namespace meanwhile).
-    /// Join the returned thread to know it is back.
-    pub fn vanish_returning_later(
-        &self,
-        ifname: &str,
-        node_ns: &str,
-        delay: std::time::Duration,
-    ) -> std::thread::JoinHandle<()> {
-        let limbo = PodNs::new();
-        sh(
-            "ip",
-            &["-n", &self.name, "link", "set", ifname, "netns", &limbo.name],
-        );
-        sh("ip", &["netns", "del", &self.name]);
-        let (ifname, node_ns) = (ifname.to_string(), node_ns.to_string());
-        std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            limbo.vanish_returning(&ifname, &node_ns);
-        })
-    }
-
-    /// Emulates the kernel returning a VF to the host when the namespace dies, then deletes it.
-    pub fn vanish_returning(&self, ifname: &str, node_ns: &str) {
-        sh("ip", &["-n", &self.name, "link", "set", ifname, "netns", node_ns]);
-        sh("ip", &["netns", "del", &self.name]);
-    }
-}
-
-impl Drop for PodNs {
-    fn drop(&mut self) {
-        if Path::new(&self.path()).exists() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.name])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
+/// A fresh pod network namespace (deleted on drop).
+pub fn pod_ns() -> Netns {
+    Netns::unique("pod").unwrap()
 }
 
 /// Runs a command and returns stdout; panics on failure.
 pub fn sh(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// One plugin invocation's outcome.
-#[derive(Debug)]
-pub struct Outcome {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Outcome {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout not JSON ({e}): {:?} stderr: {}", self.stdout, self.stderr))
-    }
-    pub fn code(&self) -> u64 {
-        assert!(!self.ok, "expected failure, got {}", self.stdout);
-        self.json()["code"].as_u64().unwrap()
-    }
-    #[track_caller]
-    pub fn expect_ok(&self) -> &Self {
-        assert!(self.ok, "plugin failed: {} stderr: {}", self.stdout, self.stderr);
-        self
-    }
-}
-
-/// A CNI invocation to run.
-#[derive(Clone, Debug)]
-pub struct Call {
-    pub verb: &'static str,
-    pub container_id: String,
-    pub netns: String,
-    pub ifname: String,
-    pub args: String,
-    pub extra_env: Vec<(String, String)>,
-}
-
-impl Call {
-    pub fn new(verb: &'static str, container_id: &str, netns: &str, ifname: &str) -> Call {
-        Call {
-            verb,
-            container_id: container_id.into(),
-            netns: netns.into(),
-            ifname: ifname.into(),
-            args: format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{container_id};K8S_POD_INFRA_CONTAINER_ID={container_id}"),
-            extra_env: Vec::new(),
-        }
-    }
-    pub fn verb(&self, verb: &'static str) -> Call {
-        Call { verb, ..self.clone() }
-    }
+    Cmd::new(prog)
+        .args(args)
+        .run()
+        .unwrap_or_else(|e| panic!("{}", sriov_logging::error_chain(&e)))
 }
 
 /// A simulated node with its own OVS.
@@ -219,21 +112,17 @@ impl Node {
     pub fn spawn_paused(&self, call: &Call, conf: &Value, step: &str) -> (std::process::Child, PathBuf) {
         let pause = self.dir.path().join(format!("pause-{}", unique_name("p")));
         std::fs::write(&pause, b"").unwrap();
-        let mut call = call.clone();
-        call.extra_env.push(("SRIOV_OVS_PAUSE_AT".into(), step.into()));
-        call.extra_env
-            .push(("SRIOV_OVS_PAUSE_FILE".into(), pause.display().to_string()));
-        let mut cmd = self.command(&call);
+        let call = call
+            .clone()
+            .env("SRIOV_OVS_PAUSE_AT", step)
+            .env("SRIOV_OVS_PAUSE_FILE", pause.display().to_string());
+        let mut cmd = self.plugin_cmd(BIN, &call).command();
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.to_string().as_bytes())
-            .unwrap();
+        // Written and closed at once, as Cmd::output does: the plugin reads it before pausing.
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), conf.to_string().as_bytes()).unwrap();
         let reached = pause.with_extension("reached");
         let start = std::time::Instant::now();
         while !reached.exists() {
@@ -255,40 +144,25 @@ impl Node {
 
     /// Runs the plugin with raw stdin.
     pub fn run_raw(&self, call: &Call, stdin: &[u8]) -> Outcome {
-        let mut cmd = self.command(call);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        Outcome {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.run_plugin(BIN, call, stdin)
     }
 
-    /// The command that runs the plugin in the node (not started).
-    pub fn command(&self, call: &Call) -> Command {
-        self.plugin_command(BIN, call)
+    /// Runs any CNI plugin binary in the node.
+    pub fn run_plugin(&self, bin: &str, call: &Call, stdin: &[u8]) -> Outcome {
+        self.sim_call(call)
+            .run(Path::new(bin), Some(self.ns()), stdin)
+            .unwrap()
     }
 
-    /// Any CNI plugin binary run in the node.
-    pub fn plugin_command(&self, bin: &str, call: &Call) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", self.ns(), bin])
-            .env("CNI_COMMAND", call.verb)
-            .env("CNI_CONTAINERID", &call.container_id)
-            .env("CNI_NETNS", &call.netns)
-            .env("CNI_IFNAME", &call.ifname)
-            .env("CNI_ARGS", &call.args)
-            .env("CNI_PATH", "/usr/lib/cni")
-            .env("SRIOV_SYSFS_ROOT", self.sim.sysfs_root());
-        for (k, v) in &call.extra_env {
-            cmd.env(k, v);
-        }
-        cmd
+    /// `call` with the node's simulated sysfs root.
+    fn sim_call(&self, call: &Call) -> Call {
+        call.clone()
+            .env("SRIOV_SYSFS_ROOT", self.sim.sysfs_root().display().to_string())
+    }
+
+    /// Any CNI plugin binary run in the node (not started).
+    pub fn plugin_cmd(&self, bin: &str, call: &Call) -> Cmd {
+        self.sim_call(call).apply(Cmd::new(bin)).netns(Some(self.ns()))
     }
 
     /// `ip -n NODE args`.
@@ -323,17 +197,17 @@ impl Node {
     /// Links of the node (names, flags, MTU, MAC, alias, altnames) and the bridge's ports, for before/after comparisons.
     pub fn snapshot(&self) -> String {
         let links = self.snapshot_links();
-        let ports = self.ovs.vsctl(&["list-ports", &self.bridge]).unwrap();
+        let ports = self.ovs.vsctl(["list-ports", &self.bridge]).unwrap();
         let ifaces = self
             .ovs
-            .vsctl(&["--columns=name,external_ids", "list", "Interface"])
+            .vsctl(["--columns=name,external_ids", "list", "Interface"])
             .unwrap();
         format!("{links}\n--ports--\n{ports}\n--ifaces--\n{ifaces}")
     }
 
     pub fn ports(&self) -> Vec<String> {
         self.ovs
-            .vsctl(&["list-ports", &self.bridge])
+            .vsctl(["list-ports", &self.bridge])
             .unwrap()
             .lines()
             .map(str::to_string)
@@ -342,7 +216,7 @@ impl Node {
 
     pub fn iface_col(&self, iface: &str, col: &str) -> String {
         self.ovs
-            .vsctl(&["get", "Interface", iface, col])
+            .vsctl(["get", "Interface", iface, col])
             .unwrap()
             .trim()
             .to_string()

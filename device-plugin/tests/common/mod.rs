@@ -1,4 +1,4 @@
-//! Test harness: a simulated node, a test kubelet serving `Registration` on a
+//! Test harness: a simulated node, the test bed's kubelet stand-in serving `Registration` on a
 //! temporary `kubelet.sock`, and the daemon running in-process.
 
 #![allow(dead_code)]
@@ -9,18 +9,17 @@ use std::time::Duration;
 use kubelet_proto::pluginregistration::registration_client::RegistrationClient;
 use kubelet_proto::pluginregistration::{InfoRequest, PluginInfo, RegistrationStatus};
 use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
-use kubelet_proto::v1beta1::registration_server::{Registration, RegistrationServer};
 use kubelet_proto::v1beta1::{
     AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse, Empty, ListAndWatchResponse,
-    RegisterRequest,
 };
 use simnode::{SimNode, SimNodeSpec};
 use sriov_device_plugin::daemon::{self, Settings};
-use sriov_device_plugin::transport::{connect, SocketServer};
-use tokio::sync::{mpsc, oneshot, watch};
+use sriov_device_plugin::transport::connect;
+pub use testbed::kubelet::Kubelet;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Server};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::transport::Channel;
+use tonic::Streaming;
 
 /// Generous bound for things that should happen "at once".
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -43,60 +42,11 @@ pub fn prefix(tag: &str) -> String {
     format!("dp{tag}{:05}", std::process::id() % 100_000)
 }
 
-/// Records registrations.
-struct KubeletService {
-    registrations: mpsc::UnboundedSender<RegisterRequest>,
-}
-
-#[tonic::async_trait]
-impl Registration for KubeletService {
-    async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Empty>, Status> {
-        let _ = self.registrations.send(request.into_inner());
-        Ok(Response::new(Empty {}))
-    }
-}
-
-/// A kubelet as far as registration goes.
-pub struct TestKubelet {
-    server: Option<SocketServer>,
-    pub registrations: mpsc::UnboundedReceiver<RegisterRequest>,
-}
-
-impl TestKubelet {
-    /// Serves `Registration` on `<dir>/kubelet.sock`.
-    pub fn start(dir: &Path) -> TestKubelet {
-        let (tx, registrations) = mpsc::unbounded_channel();
-        let router =
-            Server::builder().add_service(RegistrationServer::new(KubeletService { registrations: tx }));
-        let (stop, _) = watch::channel(false);
-        let server = SocketServer::start(&dir.join("kubelet.sock"), router, stop).unwrap();
-        TestKubelet {
-            server: Some(server),
-            registrations,
-        }
-    }
-
-    /// The next registration.
-    pub async fn next_registration(&mut self) -> RegisterRequest {
-        tokio::time::timeout(WAIT, self.registrations.recv())
-            .await
-            .expect("no registration in time")
-            .expect("kubelet gone")
-    }
-
-    /// Stops serving and removes `kubelet.sock`.
-    pub async fn stop(mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop().await;
-        }
-    }
-}
-
 /// A node, directories, a kubelet and the daemon.
 pub struct Harness {
     pub node: SimNode,
     pub tmp: tempfile::TempDir,
-    pub kubelet: Option<TestKubelet>,
+    pub kubelet: Option<Kubelet>,
     shutdown: Option<oneshot::Sender<()>>,
     pub daemon: Option<JoinHandle<Result<(), daemon::DaemonError>>>,
 }
@@ -113,7 +63,7 @@ impl Harness {
         for dir in ["dp", "devinfo", "config"] {
             std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
         }
-        let kubelet = Some(TestKubelet::start(&tmp.path().join("dp")));
+        let kubelet = Some(Kubelet::registrar(&tmp.path().join("dp")).unwrap());
         Harness {
             node,
             tmp,
@@ -176,7 +126,7 @@ impl Harness {
         self.start_with(self.settings());
     }
 
-    pub fn kubelet(&mut self) -> &mut TestKubelet {
+    pub fn kubelet(&mut self) -> &mut Kubelet {
         self.kubelet.as_mut().unwrap()
     }
 
@@ -194,7 +144,7 @@ impl Harness {
             tokio::time::timeout(WAIT, task).await.unwrap().unwrap().unwrap();
         }
         if let Some(kubelet) = self.kubelet.take() {
-            kubelet.stop().await;
+            kubelet.stop();
         }
     }
 }

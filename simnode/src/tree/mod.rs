@@ -4,9 +4,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::addr::PciAddr;
 use crate::layout::{Decoy, Layout, PfLayout, VfLayout};
-use crate::spec::{EswitchMode, Model};
+use crate::spec::Model;
+use sriov_host::EswitchMode;
+use sriov_host::PciAddress;
 
 mod bond;
 mod rdma;
@@ -212,9 +213,9 @@ fn remove_if_present(path: &Path, dir: bool) -> Result<(), TreeError> {
 }
 
 /// The root port above a card's bus, `None` when the card sits on a root bus itself.
-fn bridge_of(bus: u8, card: u32) -> Option<PciAddr> {
+fn bridge_of(bus: u8, card: u32) -> Option<PciAddress> {
     let root = root_bus(bus);
-    (root != bus).then(|| PciAddr {
+    (root != bus).then(|| PciAddress {
         domain: 0,
         bus: root,
         device: 0x10 + (card as u8 & 0x0f),

@@ -5,12 +5,12 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use super::TreeError;
-use crate::addr::PciAddr;
 use crate::layout::Netdev;
+use sriov_host::PciAddress;
 
 /// The common files and links of a PCI function.
 pub(super) struct Function<'a> {
-    pub(super) addr: PciAddr,
+    pub(super) addr: PciAddress,
     /// Root-relative directory of the function.
     pub(super) dir: PathBuf,
     pub(super) vendor: u16,

@@ -21,7 +21,7 @@ pub fn spec(prefix: &str, pfs: u32, vfs: u32) -> (tempfile::TempDir, SimNodeSpec
 pub fn up(spec: SimNodeSpec) -> SimNode {
     match SimNode::up(spec) {
         Ok(n) => n,
-        Err(e) => panic!("simnode up: {}", simnode::error_chain(&e)),
+        Err(e) => panic!("simnode up: {}", sriov_logging::error_chain(&e)),
     }
 }
 
@@ -96,25 +96,6 @@ pub fn read(path: impl AsRef<Path>) -> String {
 pub fn link_target(path: impl AsRef<Path>) -> PathBuf {
     let path = path.as_ref();
     fs::read_link(path).unwrap_or_else(|e| panic!("readlink {}: {e}", path.display()))
-}
-
-/// A named netns removed on drop.
-pub struct Netns(pub String);
-
-impl Netns {
-    /// Creates netns `name` (removing a stale one first).
-    pub fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
-        let st = Command::new("ip").args(["netns", "add", name]).status().unwrap();
-        assert!(st.success());
-        Netns(name.to_string())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 /// Whether any tmpfs of instance `prefix` is still mounted.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use integration_tests::demo::{self, DemoOptions};
-use integration_tests::error_chain;
+use sriov_logging::error_chain;
 
 /// Runs the overlay and underlay scenarios of the Kube-OVN offload guide on two simulated nodes
 /// (real OVN/OVS in userspace, simulated SR-IOV NICs, our device plugin and CNI plugin).

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::Cluster;
-use crate::cmd::{ip_in, Cmd};
 use crate::node::PROVIDER_BRIDGE;
+use testbed::cmd::{ip_in, Cmd};
 
 impl Cluster {
     /// Every node's OVS layout, OpenFlow ports, datapath flows and links; the fabric's links and
@@ -13,8 +13,8 @@ impl Cluster {
     /// Each command's failure is reported in place, so the snapshot is always complete.
     pub fn diagnostics(&self) -> String {
         let mut out = String::new();
-        let mut section = |title: &str, r: Result<String, crate::cmd::CmdError>| {
-            let body = r.unwrap_or_else(|e| format!("(failed: {})", crate::error_chain(&e)));
+        let mut section = |title: &str, r: Result<String, testbed::cmd::CmdError>| {
+            let body = r.unwrap_or_else(|e| format!("(failed: {})", sriov_logging::error_chain(&e)));
             let _ = writeln!(out, "----- {title}\n{}", body.trim_end());
         };
         for node in self.nodes() {

@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::binaries::{self, BinaryError, DevicePluginPaths};
-use crate::daemon::ChildGuard;
 use crate::fabric::{Fabric, FabricError};
-use crate::kubelet::{Kubelet, KubeletError};
 use crate::logical::{self, Ipam, LogicalError, Subnet};
 use crate::multus::{MultusError, Nad};
-use crate::names;
 use crate::node::{Node, NodeError, NodeSpec};
 use crate::ovn_central::{CentralError, CentralOptions, OvnCentral};
 use crate::pod::{Pod, PodError};
+use testbed::daemon::ChildGuard;
+use testbed::kubelet::{Kubelet, KubeletError};
+use testbed::names;
 
 mod diagnostics;
 mod pods;
@@ -298,7 +298,7 @@ impl Cluster {
                 let ready = || {
                     node.ovn_installed(lsp) && self.central.port_chassis(lsp).as_deref() == Some(node.name())
                 };
-                if crate::daemon::wait_for(timeout, || ready().then_some(())).is_none() {
+                if testbed::daemon::wait_for(timeout, || ready().then_some(())).is_none() {
                     return Err(ClusterError::Harness(format!(
                         "port {lsp} of pod {} not ready on {} (ovn-installed={}, chassis={:?})",
                         pod.name,
@@ -318,7 +318,7 @@ impl Drop for Cluster {
         while let Some(pod) = self.pods.pop() {
             let name = pod.name.clone();
             if let Err(e) = self.teardown_pod(pod) {
-                tracing::warn!(pod = %name, error = %crate::error_chain(&e), "pod teardown failed");
+                tracing::warn!(pod = %name, error = %sriov_logging::error_chain(&e), "pod teardown failed");
             }
         }
         // Remaining fields drop in declaration order: device plugins, kubelets, nodes, fabric,

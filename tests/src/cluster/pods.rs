@@ -148,7 +148,7 @@ impl Cluster {
             }
             Err(e) => {
                 if let Err(undo) = self.teardown_pod(pod) {
-                    tracing::warn!(error = %crate::error_chain(&undo), "undoing a failed pod creation");
+                    tracing::warn!(error = %sriov_logging::error_chain(&undo), "undoing a failed pod creation");
                 }
                 Err(e)
             }

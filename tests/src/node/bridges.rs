@@ -2,8 +2,8 @@
 //! `ovn-controller` settings, and the provider bridge holding the PF uplink for underlay networks.
 
 use super::{Node, NodeError, MGMT_IF, PROVIDER_BRIDGE};
-use crate::cmd::{ip_in, tx_off};
 use crate::fabric::{Fabric, PHYS_BRIDGE};
+use testbed::cmd::{ip_in, tx_off};
 
 impl Node {
     pub(super) fn setup_bridges(&self) -> Result<(), NodeError> {

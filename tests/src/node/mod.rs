@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use simnode::{SimNode, SimNodeSpec, VfLayout};
 
-use crate::cmd::{Cmd, CmdError};
-use crate::daemon::{wait_for, Daemon};
-use crate::fabric::{Fabric, FabricError, Netns, MGMT_BRIDGE};
+use crate::fabric::{create_netns, Fabric, FabricError, MGMT_BRIDGE};
 use crate::ovn_central::OvnCentral;
-use crate::ovs::{Ovs, OvsError};
+use testbed::cmd::{Cmd, CmdError};
+use testbed::daemon::{wait_for, Daemon};
+use testbed::netns::Netns;
+use testbed::ovs::{OvsError, OvsInstance, OvsNetns};
 
 mod bridges;
 
@@ -103,7 +104,7 @@ pub struct NodeSpec {
 pub struct Node {
     // Fields drop in order: daemons, then the NIC's links, then the netns.
     controller: Daemon,
-    ovs: Ovs,
+    ovs: OvsInstance,
     nic: Option<SimNode>,
     netns: Netns,
     spec: NodeSpec,
@@ -130,7 +131,7 @@ impl Node {
             node: node.clone(),
             source: Box::new(source),
         };
-        let netns = Netns::create(&format!("{prefix}-n{}", spec.index)).map_err(fab)?;
+        let netns = create_netns(&format!("{prefix}-n{}", spec.index)).map_err(fab)?;
         fabric
             .cable(
                 netns.name(),
@@ -140,10 +141,12 @@ impl Node {
                 spec.mgmt_mtu,
             )
             .map_err(fab)?;
-        let ovs = Ovs::start(dir, netns.name()).map_err(|source| NodeError::Ovs {
-            node: node.clone(),
-            source: Box::new(source),
-        })?;
+        let ovs = OvsInstance::start_with(OvsNetns::Existing(netns.name().to_string()), Some(dir)).map_err(
+            |source| NodeError::Ovs {
+                node: node.clone(),
+                source: Box::new(source),
+            },
+        )?;
         let mut n = Node {
             controller: Daemon::new("ovn-controller", dir.join("ovn-controller.pid")),
             ovs,
@@ -235,7 +238,7 @@ impl Node {
 
     /// The OVSDB socket of the node's `ovsdb-server`.
     pub fn db_sock(&self) -> PathBuf {
-        self.ovs.db_sock()
+        self.ovs.socket_path()
     }
 
     /// The simulated NIC, if the node has one.
@@ -325,7 +328,7 @@ impl Node {
 
     /// Kills the node's `ovsdb-server` and starts it again on the same database file.
     pub fn restart_ovsdb_server(&self) -> Result<(), NodeError> {
-        self.ovs.restart_ovsdb().map_err(|source| NodeError::Ovs {
+        self.ovs.restart_ovsdb_server().map_err(|source| NodeError::Ovs {
             node: self.spec.name.clone(),
             source: Box::new(source),
         })

@@ -1,6 +1,9 @@
-//! A stand-in kubelet device manager: serves `Registration` on `kubelet.sock`, connects to each
-//! registered plugin, tracks its devices from `ListAndWatch`, and allocates devices to pods with
-//! `GetPreferredAllocation` and `Allocate` like the kubelet does.
+//! The kubelet stand-in: serves `Registration` on `kubelet.sock` and hands each registration to
+//! the test ([`Kubelet::next_registration`]). Started with [`Kubelet::start`] it is also the
+//! device manager: it connects to each registered plugin, tracks its devices from
+//! `ListAndWatch`, and allocates devices to pods with `GetPreferredAllocation` and `Allocate`
+//! like the kubelet does; [`Kubelet::registrar`] only records registrations, for tests that
+//! talk to the plugin themselves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,10 +14,10 @@ use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
 use kubelet_proto::v1beta1::registration_server::RegistrationServer;
 use kubelet_proto::v1beta1::{
     AllocateRequest, ContainerAllocateRequest, ContainerPreferredAllocationRequest, DevicePluginOptions,
-    PreStartContainerRequest, PreferredAllocationRequest, HEALTHY, KUBELET_SOCKET,
+    PreStartContainerRequest, PreferredAllocationRequest, RegisterRequest, HEALTHY, KUBELET_SOCKET,
 };
 use tokio::net::UnixListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Channel;
 use tonic::Status;
@@ -112,9 +115,14 @@ pub struct Allocation {
     pub envs: BTreeMap<String, String>,
 }
 
-/// The running kubelet stand-in; stops serving on drop.
+/// How long [`Kubelet::next_registration`] waits.
+pub const REGISTRATION_WAIT: Duration = Duration::from_secs(15);
+
+/// The running kubelet stand-in; stops serving (and removes `kubelet.sock`) on drop.
 #[derive(Debug)]
 pub struct Kubelet {
+    /// Every registration accepted, in order.
+    pub registrations: mpsc::UnboundedReceiver<RegisterRequest>,
     dir: PathBuf,
     state: Arc<Mutex<State>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -126,8 +134,18 @@ pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Kubelet {
-    /// Serves `Registration` on `<device_plugin_dir>/kubelet.sock` (the directory is created).
+    /// Serves `Registration` on `<device_plugin_dir>/kubelet.sock` (the directory is created)
+    /// and acts as the device manager of every plugin that registers.
     pub fn start(device_plugin_dir: &Path) -> Result<Kubelet, KubeletError> {
+        Kubelet::serve(device_plugin_dir, true)
+    }
+
+    /// Serves `Registration` only: registrations are recorded, plugins are not contacted.
+    pub fn registrar(device_plugin_dir: &Path) -> Result<Kubelet, KubeletError> {
+        Kubelet::serve(device_plugin_dir, false)
+    }
+
+    fn serve(device_plugin_dir: &Path, manage: bool) -> Result<Kubelet, KubeletError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -145,9 +163,12 @@ impl Kubelet {
             UnixListener::bind(&sock).map_err(listen)?
         };
         let state = Arc::new(Mutex::new(State::default()));
+        let (registered, registrations) = mpsc::unbounded_channel();
         let svc = RegistrationService {
             dir: device_plugin_dir.to_path_buf(),
             state: state.clone(),
+            registered,
+            manage,
         };
         let (tx, rx) = oneshot::channel::<()>();
         rt.spawn(async move {
@@ -162,11 +183,29 @@ impl Kubelet {
             }
         });
         Ok(Kubelet {
+            registrations,
             dir: device_plugin_dir.to_path_buf(),
             state,
             shutdown: Some(tx),
             rt: Some(rt),
         })
+    }
+
+    /// The next registration, in the order they came.
+    ///
+    /// # Panics
+    /// When none comes within [`REGISTRATION_WAIT`]: the test has failed.
+    pub async fn next_registration(&mut self) -> RegisterRequest {
+        match tokio::time::timeout(REGISTRATION_WAIT, self.registrations.recv()).await {
+            Ok(Some(request)) => request,
+            Ok(None) => panic!("kubelet stand-in gone"),
+            Err(_) => panic!("no registration within {REGISTRATION_WAIT:?}"),
+        }
+    }
+
+    /// Stops serving and removes `kubelet.sock` (a kubelet restart, when another starts).
+    pub fn stop(self) {
+        drop(self);
     }
 
     /// The device plugin directory.
@@ -189,7 +228,7 @@ impl Kubelet {
     }
 
     /// How many times a plugin registered `resource`.
-    pub fn registrations(&self, resource: &str) -> u64 {
+    pub fn registration_count(&self, resource: &str) -> u64 {
         lock(&self.state)
             .resources
             .get(resource)
@@ -348,8 +387,51 @@ impl Drop for Kubelet {
             let _ = tx.send(());
         }
         if let Some(rt) = self.rt.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
+            // Not waiting: the stand-in may be dropped inside an async test.
+            rt.shutdown_background();
         }
         let _ = std::fs::remove_file(self.dir.join(KUBELET_SOCKET));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubelet_proto::v1beta1::registration_client::RegistrationClient;
+    use kubelet_proto::v1beta1::VERSION;
+
+    #[test]
+    fn registrar_hands_over_registrations_and_refuses_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kubelet = Kubelet::registrar(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let channel = registration::connect(dir.path().join(KUBELET_SOCKET))
+                .await
+                .unwrap();
+            let mut client = RegistrationClient::new(channel);
+            let good = RegisterRequest {
+                version: VERSION.into(),
+                endpoint: "r.sock".into(),
+                resource_name: "example.com/r".into(),
+                options: None,
+            };
+            client.register(good.clone()).await.unwrap();
+            let bad = RegisterRequest {
+                resource_name: "no-domain".into(),
+                ..good
+            };
+            assert!(client.register(bad).await.is_err());
+            assert_eq!(kubelet.next_registration().await.resource_name, "example.com/r");
+            assert!(kubelet.registrations.try_recv().is_err());
+        });
+        // Only recorded: no device manager behind it.
+        assert_eq!(kubelet.registration_count("example.com/r"), 1);
+        assert_eq!(kubelet.allocatable("example.com/r"), 0);
+        kubelet.stop();
+        assert!(!dir.path().join(KUBELET_SOCKET).exists());
     }
 }

@@ -1,4 +1,5 @@
-//! Unique, short name prefixes so clusters of parallel tests never share a netns, link or directory.
+//! Unique, short names so parallel tests (and test processes) never share a netns, link, bridge
+//! or directory: [`unique_name`] for one object, [`unique_prefix`] for a whole cluster.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,6 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const PREFIX_LEN: usize = 5;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `prefix`, then the pid and a counter in hex (keep
+/// `prefix` short: link names are at most 15 bytes).
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{n:x}", std::process::id() % 0x10000)
+}
 
 /// A fresh prefix like `e3k9x`, reserved by creating its directory `/tmp/e2e-<prefix>`
 /// (atomically, so two processes never get the same one); no netns carries it yet.
@@ -69,5 +77,8 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with('e') && a.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(base36(35, 2), "0z");
+        let (x, y) = (unique_name("br"), unique_name("br"));
+        assert!(x.starts_with("br") && x.len() <= 15);
+        assert_ne!(x, y);
     }
 }

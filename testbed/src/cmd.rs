@@ -1,4 +1,5 @@
-//! Running the host tools the harness drives (`ip`, `ovs-vsctl`, `ovn-nbctl`, daemons), optionally inside a netns.
+//! Running the host tools tests drive (`ip`, `ovs-vsctl`, `ovn-nbctl`, daemons, plugins),
+//! optionally inside a netns.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -97,7 +98,8 @@ impl Cmd {
         self
     }
 
-    fn command(&self) -> Command {
+    /// The process to run, not started (for a test that spawns it and drives it itself).
+    pub fn command(&self) -> Command {
         let mut c = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");

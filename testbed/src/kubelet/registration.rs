@@ -9,6 +9,7 @@ use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
 use kubelet_proto::v1beta1::registration_server::Registration;
 use kubelet_proto::v1beta1::{Empty, RegisterRequest, VERSION};
 use tokio::net::UnixStream;
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Response, Status};
@@ -18,6 +19,10 @@ use super::{lock, State};
 pub(super) struct RegistrationService {
     pub(super) dir: PathBuf,
     pub(super) state: Arc<Mutex<State>>,
+    /// Where accepted registrations go, for the test.
+    pub(super) registered: mpsc::UnboundedSender<RegisterRequest>,
+    /// Whether to follow each plugin's `ListAndWatch` (device manager) or only record.
+    pub(super) manage: bool,
 }
 
 #[tonic::async_trait]
@@ -46,12 +51,16 @@ impl Registration for RegistrationService {
             r.client = None;
             r.registrations += 1;
         }
-        tokio::spawn(watch(self.state.clone(), req.resource_name, endpoint));
+        // A test that no longer reads registrations is no reason to refuse one.
+        let _ = self.registered.send(req.clone());
+        if self.manage {
+            tokio::spawn(watch(self.state.clone(), req.resource_name, endpoint));
+        }
         Ok(Response::new(Empty {}))
     }
 }
 
-async fn connect(path: PathBuf) -> Result<Channel, tonic::transport::Error> {
+pub(super) async fn connect(path: PathBuf) -> Result<Channel, tonic::transport::Error> {
     Endpoint::from_static("http://[::]:50051")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
