@@ -1,7 +1,8 @@
 //! Port rate limits against a real `ovsdb-server` and `ovs-vswitchd`: ingress policing on the
 //! Interface, an egress `linux-htb` QoS with one queue, and both gone with the port. Run as root.
 
-use ovsdb_client::testing::{unique_name, OvsInstance};
+use testbed::names::unique_name;
+use testbed::ovs::OvsInstance;
 use ovsdb_client::Client;
 
 #[tokio::test]

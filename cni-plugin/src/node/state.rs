@@ -6,7 +6,6 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sriov_host::PciAddress;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,6 +41,15 @@ pub enum StateError {
         /// Cause.
         #[source]
         source: std::io::Error,
+    },
+    /// Replacing a file failed.
+    #[error("cannot write state file {path}")]
+    Persist {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: sriov_host::atomic::AtomicWriteError,
     },
     /// Reading a file failed.
     #[error("cannot read state file {path}")]
@@ -265,18 +273,14 @@ impl StateDir {
     }
 }
 
+// No fsync: the records must survive a crash of the plugin (the page cache does), not a power
+// loss, after which every pod namespace and VF assignment is gone anyway; a record torn by one
+// reads as corrupt and release then falls back to the VF given.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let err = |source| StateError::Write {
+    sriov_host::atomic::write_atomic(path, bytes).map_err(|source| StateError::Persist {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = File::create(&tmp).map_err(err)?;
-    // No fsync: the records must survive a crash of the plugin (the page cache does), not a
-    // power loss, after which every pod namespace and VF assignment is gone anyway; a record
-    // torn by one reads as corrupt and DEL then falls back to `deviceID`.
-    file.write_all(bytes).map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 fn read_with<T>(

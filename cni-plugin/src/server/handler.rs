@@ -5,7 +5,7 @@
 use super::allocation::{self, Allocation, AllocationError};
 use super::cluster::{Cluster, ClusterError};
 use super::protocol::{self, CniRequest, CniResponse};
-use crate::error::chain;
+use sriov_logging::error_chain as chain;
 use crate::node::{
     self, Addresses, Addressing, AttachRequest, Attachment, Node, PortRequest, ReleaseRequest,
 };

@@ -20,7 +20,7 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(run(opts)) {
-        tracing::error!(error = %sriov_ovs::error::chain(&e), "sriov-ovs-server stopped");
+        tracing::error!(error = %sriov_logging::error_chain(&e), "sriov-ovs-server stopped");
         std::process::exit(1);
     }
 }
