@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod demo;
 pub mod fabric;
 pub mod kubelet;
+pub mod kubeovn;
 pub mod logical;
 pub mod multus;
 pub mod nad;

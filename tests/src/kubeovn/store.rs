@@ -1,0 +1,568 @@
+//! The object store behind the API-server stand-in: pods (namespaced, core `v1`) and Kube-OVN
+//! Subnets (cluster-scoped, `kubeovn.io/v1`) as JSON, one resourceVersion counter bumped on every
+//! change, and the event history watches replay from. The Rust API here is what tests and the
+//! controller stand-in use to play kubelet, scheduler and controller.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast;
+
+use crate::logical;
+
+/// The kinds the stand-in serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `pods`, core `v1`, namespaced.
+    Pod,
+    /// `subnets.kubeovn.io`, `kubeovn.io/v1`, cluster-scoped.
+    Subnet,
+}
+
+impl Kind {
+    /// The plural resource name in URLs and Status details.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Pod => "pods",
+            Kind::Subnet => "subnets",
+        }
+    }
+
+    /// The API group (`""` for core).
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Pod => "",
+            Kind::Subnet => "kubeovn.io",
+        }
+    }
+
+    /// `apiVersion` of objects and lists.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Pod => "v1",
+            Kind::Subnet => "kubeovn.io/v1",
+        }
+    }
+
+    /// `kind` of one object.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Kind::Pod => "Pod",
+            Kind::Subnet => "Subnet",
+        }
+    }
+
+    /// Whether list items carry `kind`/`apiVersion`: the real server drops them for built-in
+    /// types and keeps them for custom resources.
+    pub fn typed_list_items(self) -> bool {
+        self == Kind::Subnet
+    }
+}
+
+/// A watch event type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed; the event carries its last state.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name (`ADDED`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches stream it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The resourceVersion the change produced.
+    pub rv: u64,
+    /// Kind of the object.
+    pub kind: Kind,
+    /// What happened.
+    pub event_type: EventType,
+    /// The object after the change (before it, for `Deleted`).
+    pub object: Value,
+}
+
+impl Event {
+    /// `metadata.namespace` (empty for cluster-scoped objects).
+    pub fn namespace(&self) -> &str {
+        meta_str(&self.object, "namespace")
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        meta_str(&self.object, "name")
+    }
+}
+
+/// `metadata.<key>` of an object as a string, empty when missing.
+pub fn meta_str<'a>(object: &'a Value, key: &str) -> &'a str {
+    object
+        .pointer(&format!("/metadata/{key}"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// `metadata.annotations[key]` of an object.
+pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+/// Errors of the Rust API.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such object.
+    #[error("{} {namespace}/{name} not found", kind.plural())]
+    NotFound {
+        /// Kind.
+        kind: Kind,
+        /// Namespace (empty for cluster-scoped).
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The object exists already.
+    #[error("{} {namespace}/{name} already exists", kind.plural())]
+    AlreadyExists {
+        /// Kind.
+        kind: Kind,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// Annotation changes applied in one update: `Some` sets, `None` removes.
+pub type AnnotationPatch = Vec<(String, Option<String>)>;
+
+/// A pod to create: what the tests decide; the rest is filled in as the real server does.
+#[derive(Clone, Debug, Default)]
+pub struct NewPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.nodeName` (the scheduler's choice).
+    pub node_name: Option<String>,
+    /// Annotations (`k8s.v1.cni.cncf.io/networks`, `<provider>.kubernetes.io/logical_switch`, ...).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Kube-OVN Subnet's spec fields the node server and the controller stand-in read.
+#[derive(Clone, Debug, Default)]
+pub struct SubnetSpec {
+    /// Name (`ovn-default`, `vlan0`).
+    pub name: String,
+    /// `spec.protocol` (`IPv4`).
+    pub protocol: String,
+    /// `spec.provider` (`ovn`, or `<nad>.<ns>.ovn` for a subnet of one attachment).
+    pub provider: String,
+    /// `spec.cidrBlock`.
+    pub cidr_block: String,
+    /// `spec.gateway`.
+    pub gateway: String,
+    /// `spec.excludeIps`.
+    pub exclude_ips: Vec<String>,
+    /// `spec.vlan` (a `Vlan` object's name), empty for overlay.
+    pub vlan: String,
+    /// `spec.vpc`.
+    pub vpc: String,
+    /// `spec.mtu`, absent when `None`.
+    pub mtu: Option<u32>,
+}
+
+impl SubnetSpec {
+    /// The Subnet object of a harness subnet, as the guide declares it (`provider: ovn`,
+    /// `excludeIps` up to the first pod address, `vpc: ovn-cluster` as the controller fills in).
+    pub fn from_logical(s: &logical::Subnet) -> SubnetSpec {
+        let first = u32::from(s.first_pod_ip);
+        let exclude_ips = if first > u32::from(s.network) + 1 {
+            let from = std::net::Ipv4Addr::from(u32::from(s.network) + 1);
+            let to = std::net::Ipv4Addr::from(first - 1);
+            vec![format!("{from}..{to}")]
+        } else {
+            vec![]
+        };
+        SubnetSpec {
+            name: s.name.clone(),
+            protocol: "IPv4".into(),
+            provider: "ovn".into(),
+            cidr_block: s.cidr(),
+            gateway: s.gateway.to_string(),
+            exclude_ips,
+            vlan: s
+                .underlay
+                .as_ref()
+                .map(|u| u.vlan_name.clone())
+                .unwrap_or_default(),
+            vpc: logical::CLUSTER_ROUTER.into(),
+            mtu: None,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut spec = json!({
+            "protocol": self.protocol,
+            "provider": self.provider,
+            "cidrBlock": self.cidr_block,
+            "gateway": self.gateway,
+            "excludeIps": self.exclude_ips,
+            "vpc": self.vpc,
+            "gatewayType": "distributed",
+            "natOutgoing": false,
+            "private": false,
+        });
+        if !self.vlan.is_empty() {
+            spec["vlan"] = json!(self.vlan);
+        }
+        if let Some(mtu) = self.mtu {
+            spec["mtu"] = json!(mtu);
+        }
+        json!({"kind": "Subnet", "apiVersion": Kind::Subnet.api_version(), "metadata": {"name": self.name}, "spec": spec})
+    }
+}
+
+type Key = (Kind, String, String);
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    history: Vec<Event>,
+}
+
+/// The store; shared between the HTTP server and the Rust API.
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Event>,
+    uid: AtomicU64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            inner: Mutex::new(Inner::default()),
+            tx: broadcast::channel(4096).0,
+            uid: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Store {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&(kind, namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Objects of `kind` (in `namespace` if given) that `filter` accepts, and the current
+    /// resourceVersion.
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        filter: &dyn Fn(&Value) -> bool,
+    ) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((k, ns, _), _)| *k == kind && namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v)
+            .filter(|v| filter(v))
+            .cloned()
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Events after `rv` and a receiver of later ones, taken atomically so none is lost.
+    pub fn subscribe_after(&self, rv: u64) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let past = inner.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        (past, rx)
+    }
+
+    /// The current objects of `kind` as synthetic `ADDED` events and a receiver of later
+    /// events, taken atomically (a watch without resourceVersion).
+    pub fn subscribe_current(&self, kind: Kind) -> (Vec<Event>, u64, broadcast::Receiver<Event>) {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let now = inner
+            .objects
+            .iter()
+            .filter(|((k, _, _), _)| *k == kind)
+            .map(|(_, v)| Event {
+                rv: rv_of(v),
+                kind,
+                event_type: EventType::Added,
+                object: v.clone(),
+            })
+            .collect();
+        (now, inner.rv, rx)
+    }
+
+    fn commit(&self, inner: &mut Inner, kind: Kind, event_type: EventType, mut object: Value) -> Value {
+        inner.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        let key = (
+            kind,
+            meta_str(&object, "namespace").to_string(),
+            meta_str(&object, "name").to_string(),
+        );
+        if event_type == EventType::Deleted {
+            inner.objects.remove(&key);
+        } else {
+            inner.objects.insert(key, object.clone());
+        }
+        let event = Event {
+            rv: inner.rv,
+            kind,
+            event_type,
+            object: object.clone(),
+        };
+        inner.history.push(event.clone());
+        // No receiver is fine: nobody watches.
+        let _ = self.tx.send(event);
+        object
+    }
+
+    fn create(&self, kind: Kind, mut object: Value) -> Result<Value, StoreError> {
+        let mut inner = self.lock();
+        let (namespace, name) = (
+            meta_str(&object, "namespace").to_string(),
+            meta_str(&object, "name").to_string(),
+        );
+        if inner
+            .objects
+            .contains_key(&(kind, namespace.clone(), name.clone()))
+        {
+            return Err(StoreError::AlreadyExists {
+                kind,
+                namespace,
+                name,
+            });
+        }
+        let uid = self.uid.fetch_add(1, Ordering::Relaxed);
+        object["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{uid:012x}"));
+        object["metadata"]["creationTimestamp"] = json!(rfc3339_now());
+        Ok(self.commit(&mut inner, kind, EventType::Added, object))
+    }
+
+    fn modify(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Result<Value, StoreError> {
+        let mut inner = self.lock();
+        let key = (kind, namespace.to_string(), name.to_string());
+        let Some(mut object) = inner.objects.get(&key).cloned() else {
+            return Err(not_found(kind, namespace, name));
+        };
+        change(&mut object);
+        Ok(self.commit(&mut inner, kind, EventType::Modified, object))
+    }
+
+    fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, StoreError> {
+        let mut inner = self.lock();
+        let key = (kind, namespace.to_string(), name.to_string());
+        let Some(object) = inner.objects.get(&key).cloned() else {
+            return Err(not_found(kind, namespace, name));
+        };
+        Ok(self.commit(&mut inner, kind, EventType::Deleted, object))
+    }
+
+    /// Creates a pod (`Pending`, one container), as kubectl apply + the scheduler would.
+    pub fn create_pod(&self, pod: NewPod) -> Result<Value, StoreError> {
+        let mut spec = json!({"containers": [{"name": pod.name, "image": "docker.io/library/nginx:alpine"}]});
+        if let Some(node) = &pod.node_name {
+            spec["nodeName"] = json!(node);
+        }
+        let object = json!({
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": {"name": pod.name, "namespace": pod.namespace, "annotations": pod.annotations},
+            "spec": spec,
+            "status": {"phase": "Pending"},
+        });
+        self.create(Kind::Pod, object)
+    }
+
+    /// A pod.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.get(Kind::Pod, namespace, name)
+    }
+
+    /// Sets (`Some`) or removes (`None`) pod annotations in one change, like kube-ovn's
+    /// `util.PatchAnnotations` merge patch.
+    pub fn patch_pod_annotations(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &[(String, Option<String>)],
+    ) -> Result<Value, StoreError> {
+        self.modify(Kind::Pod, namespace, name, |pod| {
+            let meta = &mut pod["metadata"];
+            if !meta.get("annotations").is_some_and(Value::is_object) {
+                meta["annotations"] = Value::Object(Map::new());
+            }
+            if let Some(annotations) = meta["annotations"].as_object_mut() {
+                for (k, v) in patch {
+                    match v {
+                        Some(v) => annotations.insert(k.clone(), json!(v)),
+                        None => annotations.remove(k),
+                    };
+                }
+            }
+        })
+    }
+
+    /// Deletes a pod at once (no graceful `deletionTimestamp` phase: the kubelet stand-in has
+    /// already torn the sandbox down when a test deletes).
+    pub fn delete_pod(&self, namespace: &str, name: &str) -> Result<Value, StoreError> {
+        self.delete(Kind::Pod, namespace, name)
+    }
+
+    /// Creates or replaces a Subnet.
+    pub fn put_subnet(&self, spec: &SubnetSpec) -> Value {
+        let object = spec.to_json();
+        let replaced = self.modify(Kind::Subnet, "", &spec.name, |old| {
+            let meta = old["metadata"].clone();
+            *old = object.clone();
+            old["metadata"] = meta;
+        });
+        match replaced {
+            Ok(v) => v,
+            // Not there: create. Nothing else can fail, and a racing creator is only a test bug.
+            Err(_) => self.create(Kind::Subnet, object).unwrap_or(Value::Null),
+        }
+    }
+
+    /// A Subnet.
+    pub fn subnet(&self, name: &str) -> Option<Value> {
+        self.get(Kind::Subnet, "", name)
+    }
+
+    /// Deletes a Subnet.
+    pub fn delete_subnet(&self, name: &str) -> Result<Value, StoreError> {
+        self.delete(Kind::Subnet, "", name)
+    }
+}
+
+fn not_found(kind: Kind, namespace: &str, name: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// `metadata.resourceVersion` as a number (0 when missing).
+pub fn rv_of(object: &Value) -> u64 {
+    meta_str(object, "resourceVersion").parse().unwrap_or(0)
+}
+
+/// Now as RFC 3339 UTC with seconds, as `metav1.Time` is written.
+fn rfc3339_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_bumps_resource_version_and_is_replayed_after_it() {
+        let s = Store::default();
+        let p = s
+            .create_pod(NewPod {
+                namespace: "default".into(),
+                name: "a".into(),
+                ..NewPod::default()
+            })
+            .unwrap();
+        let rv1 = rv_of(&p);
+        let p = s
+            .patch_pod_annotations("default", "a", &[("k".into(), Some("v".into()))])
+            .unwrap();
+        assert!(rv_of(&p) > rv1);
+        assert_eq!(annotation(&p, "k"), Some("v"));
+        let (past, _rx) = s.subscribe_after(rv1);
+        assert_eq!(past.len(), 1);
+        assert_eq!(past[0].event_type, EventType::Modified);
+        s.delete_pod("default", "a").unwrap();
+        assert!(s.pod("default", "a").is_none());
+        assert!(matches!(
+            s.delete_pod("default", "a"),
+            Err(StoreError::NotFound { .. })
+        ));
+        let ts = meta_str(&p, "creationTimestamp");
+        assert_eq!(ts.len(), 20, "{ts}");
+        assert!(ts.starts_with("20") && ts.ends_with('Z'));
+    }
+
+    #[test]
+    fn subnet_from_harness_subnet_carries_guide_fields() {
+        let s = Store::default();
+        let v = s.put_subnet(&SubnetSpec {
+            mtu: Some(1400),
+            ..SubnetSpec::from_logical(&logical::Subnet::vlan0(0))
+        });
+        assert_eq!(v["spec"]["cidrBlock"], "10.10.204.0/24");
+        assert_eq!(v["spec"]["gateway"], "10.10.204.254");
+        assert_eq!(v["spec"]["vlan"], "vlan0");
+        assert_eq!(v["spec"]["mtu"], 1400);
+        assert_eq!(v["spec"]["excludeIps"], json!(["10.10.204.1..10.10.204.100"]));
+        let again = s.put_subnet(&SubnetSpec::from_logical(&logical::Subnet::vlan0(0)));
+        assert!(rv_of(&again) > rv_of(&v));
+        assert!(again["spec"].get("mtu").is_none());
+        assert_eq!(meta_str(&again, "uid"), meta_str(&v, "uid"));
+    }
+}
