@@ -125,6 +125,8 @@ impl Drop for ApiServer {
 async fn accept_loop(listener: tokio::net::TcpListener, store: Arc<Store>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let store = Arc::clone(&store);

@@ -445,6 +445,17 @@ impl Store {
         })
     }
 
+    /// Changes a pod with `change` (status, `spec.nodeName`, labels...): one update, one
+    /// `MODIFIED` event.
+    pub fn update_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Result<Value, StoreError> {
+        self.modify(Kind::Pod, namespace, name, change)
+    }
+
     /// Deletes a pod at once (no graceful `deletionTimestamp` phase: the kubelet stand-in has
     /// already torn the sandbox down when a test deletes).
     pub fn delete_pod(&self, namespace: &str, name: &str) -> Result<Value, StoreError> {
@@ -537,6 +548,11 @@ mod tests {
         let (past, _rx) = s.subscribe_after(rv1);
         assert_eq!(past.len(), 1);
         assert_eq!(past[0].event_type, EventType::Modified);
+        let p2 = s
+            .update_pod("default", "a", |p| p["spec"]["nodeName"] = json!("node-b"))
+            .unwrap();
+        assert_eq!(p2["spec"]["nodeName"], "node-b");
+        assert!(rv_of(&p2) > rv_of(&p));
         s.delete_pod("default", "a").unwrap();
         assert!(s.pod("default", "a").is_none());
         assert!(matches!(
