@@ -208,6 +208,40 @@ async fn kube_rs_watch_and_await_condition_see_a_late_annotation() {
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(got.metadata.annotations.unwrap()[&routed], "true");
 
+    // A watch from an older version replays what happened since, as the real server does
+    // within its history window.
+    let before = api.store().resource_version().to_string();
+    api.store()
+        .patch_pod_annotations("default", "late", &[("replayed".into(), Some("yes".into()))])
+        .unwrap();
+    let mut stream = Box::pin(pods.watch(&wp, &before).await.unwrap());
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("no replayed event")
+        .unwrap()
+        .unwrap();
+    match ev {
+        WatchEvent::Modified(p) => assert_eq!(p.metadata.annotations.unwrap()["replayed"], "yes"),
+        other => panic!("expected the replayed MODIFIED, got {other:?}"),
+    }
+
+    // timeoutSeconds ends the stream (kube-runtime then re-watches).
+    let short = WatchParams::default().fields("metadata.name=late").timeout(1);
+    let mut stream = Box::pin(pods.watch(&short, "0").await.unwrap());
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut n = 0;
+        while stream.next().await.is_some() {
+            n += 1;
+        }
+        n
+    })
+    .await
+    .expect("watch did not end after timeoutSeconds");
+    assert_eq!(
+        drained, 1,
+        "a watch without resourceVersion starts with the pod as ADDED"
+    );
+
     // A deletion is seen as DELETED by a watch from the last version.
     let last = api.store().resource_version().to_string();
     let mut stream = Box::pin(pods.watch(&wp, &last).await.unwrap());
