@@ -1,7 +1,7 @@
 //! Stand-in of the Kubernetes API server for what the Kube-OVN node server uses: pod get, list
 //! and watch (`fieldSelector=metadata.name=...`, `resourceVersion`, `allowWatchBookmarks`,
 //! `sendInitialEvents`, `timeoutSeconds`) and Kube-OVN Subnet get/list/watch
-//! (`/apis/kubeovn.io/v1/subnets`, CRD `kubeovn.io_subnets` of kube-ovn `dist/images/install.sh`
+//! (`/apis/kubeovn.io/v1/subnets`, CRD `subnets.kubeovn.io` of kube-ovn `dist/images/install.sh`
 //! at v1.12.35). Plain http on a loopback port, no authentication; errors are `Status` objects
 //! as the real server writes them. Objects live in a [`Store`] the tests change directly.
 
@@ -10,18 +10,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
+use tokio::sync::oneshot;
 
 use super::http::{full, Body};
-use super::store::{meta_str, Event, Kind, Store};
+use super::store::{meta_str, Kind, Store};
+use super::watch::{watch, WatchOptions};
 
 /// Errors of starting the stand-in.
 #[derive(Debug, thiserror::Error)]
@@ -331,7 +328,19 @@ fn handle(store: &Arc<Store>, req: &Request<Incoming>) -> Response<Body> {
             && field_name.as_deref().is_none_or(|n| meta_str(obj, "name") == n)
     };
     if query.watch {
-        return watch(store, target.kind, &query, matches);
+        let opts = WatchOptions {
+            resource_version: query.resource_version.clone(),
+            timeout: query.timeout,
+            bookmarks: query.bookmarks,
+            send_initial_events: query.send_initial_events,
+        };
+        return match watch(store, target.kind, &opts, matches) {
+            Ok(resp) => resp,
+            Err(msg) => respond(
+                StatusCode::BAD_REQUEST,
+                &status_failure(StatusCode::BAD_REQUEST, "BadRequest", &msg, None),
+            ),
+        };
     }
     let (items, rv) = store.list(target.kind, None, &matches);
     let items: Vec<Value> = items
@@ -355,99 +364,6 @@ fn handle(store: &Arc<Store>, req: &Request<Incoming>) -> Response<Body> {
             "items": items,
         }),
     )
-}
-
-fn event_line(event_type: &str, object: &Value) -> Bytes {
-    let mut line = json!({"type": event_type, "object": object}).to_string();
-    line.push('\n');
-    Bytes::from(line)
-}
-
-fn watch(
-    store: &Arc<Store>,
-    kind: Kind,
-    query: &Query,
-    matches: impl Fn(&Value) -> bool + Send + Sync + 'static,
-) -> Response<Body> {
-    let from: Option<u64> = match query.resource_version.as_deref() {
-        None | Some("") | Some("0") => None,
-        Some(v) => match v.parse() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                let msg = format!("invalid resource version {v:?}");
-                return respond(
-                    StatusCode::BAD_REQUEST,
-                    &status_failure(StatusCode::BAD_REQUEST, "BadRequest", &msg, None),
-                );
-            }
-        },
-    };
-    // Without a resourceVersion (or with sendInitialEvents) the server starts with the current
-    // state as ADDED events; with one it replays what happened after it.
-    let initial = from.is_none() || query.send_initial_events;
-    let (backlog, rv_now, rx) = if initial {
-        store.subscribe_current(kind)
-    } else {
-        let (past, rx) = store.subscribe_after(from.unwrap_or(0));
-        (past, store.resource_version(), rx)
-    };
-    let end_bookmark = (query.send_initial_events && query.bookmarks).then(|| {
-        json!({"kind": kind.kind(), "apiVersion": kind.api_version(),
-               "metadata": {"resourceVersion": rv_now.to_string(),
-                            "annotations": {"k8s.io/initial-events-end": "true"}}})
-    });
-    let (tx, body_rx) = mpsc::channel::<Bytes>(64);
-    let timeout = query.timeout.unwrap_or(Duration::from_secs(1800));
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(timeout, pump(kind, backlog, end_bookmark, rx, tx, matches)).await;
-    });
-    let stream = ReceiverStream::new(body_rx).map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
-    let mut resp = Response::new(StreamBody::new(stream).boxed());
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-async fn pump(
-    kind: Kind,
-    backlog: Vec<Event>,
-    end_bookmark: Option<Value>,
-    mut rx: broadcast::Receiver<Event>,
-    tx: mpsc::Sender<Bytes>,
-    matches: impl Fn(&Value) -> bool,
-) {
-    for e in backlog.iter().filter(|e| e.kind == kind && matches(&e.object)) {
-        if tx
-            .send(event_line(e.event_type.as_str(), &e.object))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    if let Some(b) = end_bookmark {
-        if tx.send(event_line("BOOKMARK", &b)).await.is_err() {
-            return;
-        }
-    }
-    // The receiver was subscribed with the backlog under the store's lock: it holds exactly
-    // the later events.
-    loop {
-        // A lagging watcher is cut off; clients re-watch from their last resourceVersion.
-        let Ok(e) = rx.recv().await else { return };
-        if e.kind != kind || !matches(&e.object) {
-            continue;
-        }
-        if tx
-            .send(event_line(e.event_type.as_str(), &e.object))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::annotations::{self as ann, DEFAULT_NETWORK, NETWORKS, OVN_PROVIDER};
+use super::annotations as ann;
 use super::nbctl::{NbCtl, NbError};
+use super::podnets::{pod_nets, NetsError, PodNet};
 use super::store::{annotation, meta_str, AnnotationPatch, EventType, Kind, Store, StoreError};
 use crate::logical::{self, Ipam, LogicalError, PortAddress};
 use crate::nad::Nad;
@@ -78,22 +78,9 @@ impl ControllerConfig {
 /// Errors of handling one pod (logged; the real controller retries, the stand-in gives up).
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    /// A network-selection annotation does not parse.
-    #[error("pod {pod}: annotation {key} is not a network selection")]
-    Selection {
-        /// `ns/name`.
-        pod: String,
-        /// The annotation.
-        key: &'static str,
-    },
-    /// A selected NAD is unknown.
-    #[error("pod {pod}: no NetworkAttachmentDefinition {nad}")]
-    NoNad {
-        /// `ns/name`.
-        pod: String,
-        /// `ns/name` of the NAD.
-        nad: String,
-    },
+    /// The pod's networks cannot be determined.
+    #[error(transparent)]
+    Nets(#[from] NetsError),
     /// No address pool for the subnet.
     #[error("pod {pod}: no subnet {subnet} in the stand-in's pools")]
     NoSubnet {
@@ -124,15 +111,6 @@ pub enum ControllerError {
         #[source]
         source: NbError,
     },
-}
-
-/// One Kube-OVN network of a pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodNet {
-    /// Provider (`ovn`, `sriov.default.ovn`).
-    pub provider: String,
-    /// Subnet (logical switch) name.
-    pub subnet: String,
 }
 
 /// An allocation the controller made.
@@ -261,9 +239,11 @@ fn on_pod(shared: &Arc<Shared>, event_type: EventType, pod: &Value) {
         tokio::task::spawn_blocking(move || release(&shared, &key));
         return;
     }
-    let nets = match pod_nets(shared, pod) {
+    let subnets = shared.store.list(Kind::Subnet, None, &|_| true).0;
+    let nets = match pod_nets(pod, &shared.config.nads, &subnets, &shared.config.default_subnet) {
         Ok(n) => n,
         Err(e) => {
+            let e = ControllerError::from(e);
             tracing::warn!(error = %crate::error_chain(&e), "controller stand-in skips pod");
             return;
         }
@@ -304,98 +284,6 @@ fn on_pod(shared: &Arc<Shared>, event_type: EventType, pod: &Value) {
             tracing::debug!(error = %e, "pod gone before routed");
         }
     });
-}
-
-/// `getPodKubeovnNets` at v1.12.35.
-fn pod_nets(shared: &Shared, pod: &Value) -> Result<Vec<PodNet>, ControllerError> {
-    let (ns, name) = (meta_str(pod, "namespace"), meta_str(pod, "name"));
-    let id = format!("{ns}/{name}");
-    let default_net = annotation(pod, DEFAULT_NETWORK);
-    let mut selections = vec![];
-    for (key, text) in [
-        (DEFAULT_NETWORK, default_net),
-        (NETWORKS, annotation(pod, NETWORKS)),
-    ] {
-        if let Some(text) = text.filter(|t| !t.is_empty()) {
-            selections.extend(
-                parse_selections(text, ns).ok_or(ControllerError::Selection { pod: id.clone(), key })?,
-            );
-        }
-    }
-    let subnets = shared.store.list(Kind::Subnet, None, &|_| true).0;
-    let default_subnet = annotation(pod, &ann::key(OVN_PROVIDER, ann::LOGICAL_SWITCH))
-        .unwrap_or(&shared.config.default_subnet)
-        .to_string();
-    let mut nets = vec![];
-    for (nad_ns, nad_name) in selections {
-        let nad = shared
-            .config
-            .nads
-            .iter()
-            .find(|n| n.namespace == nad_ns && n.name == nad_name)
-            .ok_or_else(|| ControllerError::NoNad {
-                pod: id.clone(),
-                nad: format!("{nad_ns}/{nad_name}"),
-            })?;
-        let is_ovn = nad.plugins().is_ok_and(|ps| {
-            ps.iter()
-                .any(|p| p.get("type").and_then(Value::as_str) == Some(super::shim::CNI_TYPE))
-        });
-        if !is_ovn {
-            continue;
-        }
-        let provider = format!("{nad_name}.{nad_ns}.ovn");
-        let subnet = annotation(pod, &ann::key(&provider, ann::LOGICAL_SWITCH))
-            .map(str::to_string)
-            .or_else(|| {
-                subnets
-                    .iter()
-                    .find(|s| s.pointer("/spec/provider").and_then(Value::as_str) == Some(provider.as_str()))
-                    .map(|s| meta_str(s, "name").to_string())
-            })
-            .unwrap_or_else(|| default_subnet.clone());
-        nets.push(PodNet { provider, subnet });
-    }
-    if default_net.is_none() {
-        nets.push(PodNet {
-            provider: OVN_PROVIDER.to_string(),
-            subnet: default_subnet,
-        });
-    }
-    Ok(nets)
-}
-
-#[derive(Deserialize)]
-struct Selection {
-    name: String,
-    namespace: Option<String>,
-}
-
-/// Network-selection annotation: a JSON list of elements, or `ns/name@if` items separated by
-/// commas (Multus' short form).
-fn parse_selections(text: &str, pod_ns: &str) -> Option<Vec<(String, String)>> {
-    let text = text.trim();
-    if text.starts_with('[') {
-        let list: Vec<Selection> = serde_json::from_str(text).ok()?;
-        return Some(
-            list.into_iter()
-                .map(|s| (s.namespace.unwrap_or_else(|| pod_ns.to_string()), s.name))
-                .collect(),
-        );
-    }
-    Some(
-        text.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                let item = item.split('@').next().unwrap_or(item);
-                match item.split_once('/') {
-                    Some((ns, name)) => (ns.to_string(), name.to_string()),
-                    None => (pod_ns.to_string(), item.to_string()),
-                }
-            })
-            .collect(),
-    )
 }
 
 /// `reconcileAllocateSubnets`: address, port, then one annotation patch. Returns the providers.
@@ -544,28 +432,4 @@ fn release(shared: &Shared, key: &(String, String)) {
 /// Where the NB is, for the controller thread (it cannot borrow the test's `OvnCentral`).
 pub fn nb_of(central: &crate::ovn_central::OvnCentral) -> NbCtl {
     NbCtl::new(central.nb_sock(), PathBuf::from(central.dir()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selections_in_json_and_short_form() {
-        assert_eq!(
-            parse_selections(
-                r#"[{"name":"sriov","namespace":"default","default-route":["10.10.204.254"]}]"#,
-                "x"
-            ),
-            Some(vec![("default".into(), "sriov".into())])
-        );
-        assert_eq!(
-            parse_selections("default/sriov, other@net2", "ns"),
-            Some(vec![
-                ("default".into(), "sriov".into()),
-                ("ns".into(), "other".into())
-            ])
-        );
-        assert_eq!(parse_selections("[{", "ns"), None);
-    }
 }

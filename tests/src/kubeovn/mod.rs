@@ -11,11 +11,14 @@ pub mod apiserver;
 pub mod controller;
 pub mod http;
 pub mod nbctl;
+pub mod objects;
+pub mod podnets;
 pub mod protocol;
 pub mod result;
 pub mod shim;
 pub mod store;
 pub mod sysctl;
+pub mod watch;
 
 /// The CNI plugin name the shim is installed under (`/opt/cni/bin/kube-ovn`).
 pub const SHIM_PLUGIN: &str = "kube-ovn";
