@@ -1,6 +1,6 @@
 //! The objects of the API-server stand-in: the kinds it serves with their API names, the pod and
 //! Subnet shapes tests create (a Kube-OVN Subnet as the guide declares it, CRD
-//! `kubeovn.io_subnets` of kube-ovn `dist/images/install.sh` at v1.12.35), and metadata helpers.
+//! `subnets.kubeovn.io` of kube-ovn `dist/images/install.sh` at v1.12.35), and metadata helpers.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
