@@ -12,8 +12,11 @@
 //! `all` and `default` in the pod's netns; RPC failures are CNI error 11 `RPC failed` with
 //! `request ip return <status> <error>` (ADD, any status but 200) or `delete ip return <status>
 //! <body>` (DEL, any status but 204) as details; DEL sends neither `routes`, `dns`, `vf_driver`
-//! nor `vhost_user_socket_name`. CHECK, STATUS and GC are not in the shim's `CNIFuncs`; the
-//! stand-in answers them with success and no output.
+//! nor `vhost_user_socket_name`. Like CNI's `skel` (v1.3.0, which the shim's `main` runs), ADD and DEL
+//! first require the CNI environment (`required env variables [...] missing`, code 4) and a netconf
+//! `name` (`missing network name`, code 7). CHECK and GC have no function in the shim's
+//! `CNIFuncs`, so `skel` answers success; the stand-in does so for them and STATUS without
+//! `skel`'s version checks.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -77,6 +80,15 @@ pub enum ShimError {
         /// What was given.
         command: String,
     },
+    /// `skel`: CNI environment variables missing (code 4).
+    #[error("required env variables [{}] missing", missing.join(","))]
+    MissingEnv {
+        /// The variables.
+        missing: Vec<&'static str>,
+    },
+    /// `skel`: the netconf has no `name` (code 7).
+    #[error("missing network name")]
+    NoName,
     /// `KUBE_OVN_SHIM_REPLY` has a value other than `flat` or `ips` (code 7).
     #[error("{REPLY_ENV}={value:?}: expected flat or ips")]
     ReplyShape {
@@ -112,7 +124,8 @@ impl ShimError {
             | ShimError::NoCniArgs
             | ShimError::MissingArg { .. }
             | ShimError::ReplyShape { .. } => (7, "Invalid Configuration".into(), self.to_string()),
-            ShimError::Command { .. } => (4, self.to_string(), String::new()),
+            ShimError::Command { .. } | ShimError::MissingEnv { .. } => (4, self.to_string(), String::new()),
+            ShimError::NoName => (7, self.to_string(), String::new()),
             ShimError::Rpc { details } => (11, "RPC failed".into(), details.clone()),
             // skel turns a plain Go error into code 999 with the error text as msg.
             ShimError::Sysctl { .. } | ShimError::Result(_) => (999, crate::error_chain(self), String::new()),
@@ -234,6 +247,7 @@ fn dispatch(var: &dyn Fn(&str) -> String, stdin: &[u8]) -> Result<Option<String>
         "CHECK" | "STATUS" | "GC" => return Ok(None),
         _ => return Err(ShimError::Command { command }),
     }
+    skel_checks(var, &command, stdin)?;
     let conf = load_netconf(stdin)?;
     let args = var("CNI_ARGS");
     let pod_name = arg_value("K8S_POD_NAME", &args)?;
@@ -293,6 +307,30 @@ fn dispatch(var: &dyn Fn(&str) -> String, stdin: &[u8]) -> Result<Option<String>
         .map_err(ShimError::Result)
 }
 
+/// What `skel` checks before calling ADD or DEL: the environment (`CNI_NETNS` optional for
+/// DEL) and a netconf `name`.
+fn skel_checks(var: &dyn Fn(&str) -> String, command: &str, stdin: &[u8]) -> Result<(), ShimError> {
+    let mut required = vec!["CNI_CONTAINERID"];
+    if command == "ADD" {
+        required.push("CNI_NETNS");
+    }
+    required.extend(["CNI_IFNAME", "CNI_PATH"]);
+    let missing: Vec<&'static str> = required.into_iter().filter(|k| var(k).is_empty()).collect();
+    if !missing.is_empty() {
+        return Err(ShimError::MissingEnv { missing });
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(default)]
+        name: String,
+    }
+    let named: Named = serde_json::from_slice(stdin).map_err(ShimError::Decode)?;
+    if named.name.is_empty() {
+        return Err(ShimError::NoName);
+    }
+    Ok(())
+}
+
 fn check_status(status: u16, error: &str) -> Result<(), ShimError> {
     if status == 200 {
         return Ok(());
@@ -347,5 +385,28 @@ mod tests {
             Err(ShimError::MissingArg { .. })
         ));
         assert!(matches!(arg_value("K8S_POD_NAME", ""), Err(ShimError::NoCniArgs)));
+    }
+
+    #[test]
+    fn skel_requires_environment_and_network_name() {
+        let env: HashMap<String, String> = [("CNI_COMMAND", "DEL"), ("CNI_IFNAME", "eth0")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut out = vec![];
+        assert_eq!(run(&env, br#"{"name":"n","server_socket":"/s"}"#, &mut out), 1);
+        let err: CniErrorJson = serde_json::from_slice(&out).unwrap();
+        assert_eq!(err.code, 4);
+        assert_eq!(
+            err.msg,
+            "required env variables [CNI_CONTAINERID,CNI_PATH] missing"
+        );
+        let mut env = env;
+        env.insert("CNI_CONTAINERID".into(), "c".into());
+        env.insert("CNI_PATH".into(), "/opt/cni/bin".into());
+        let mut out = vec![];
+        assert_eq!(run(&env, br#"{"server_socket":"/s"}"#, &mut out), 1);
+        let err: CniErrorJson = serde_json::from_slice(&out).unwrap();
+        assert_eq!((err.code, err.msg.as_str()), (7, "missing network name"));
     }
 }
