@@ -171,31 +171,11 @@ impl Controller {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (stop, mut stopped) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel();
         let run = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("kube-ovn-controller".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                let (backlog, _, mut rx) = run.store.subscribe_current(Kind::Pod);
-                for e in backlog {
-                    on_pod(&run, e.event_type, &e.object);
-                }
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        e = rx.recv() => match e {
-                            Ok(e) if e.kind == Kind::Pod => on_pod(&run, e.event_type, &e.object),
-                            Ok(_) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                tracing::warn!(missed = n, "controller stand-in lagged behind pod events");
-                            }
-                            Err(_) => break,
-                        },
-                    }
-                }
-            });
-            })?;
+            .spawn(move || rt.block_on(event_loop(run, stopped)))?;
         Ok(Controller {
             shared,
             stop: Some(stop),
@@ -221,6 +201,27 @@ impl Drop for Controller {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Handles the current pods, then every pod event until `stopped`.
+async fn event_loop(run: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
+    let (backlog, _, mut rx) = run.store.subscribe_current(Kind::Pod);
+    for e in backlog {
+        on_pod(&run, e.event_type, &e.object);
+    }
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            e = rx.recv() => match e {
+                Ok(e) if e.kind == Kind::Pod => on_pod(&run, e.event_type, &e.object),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "controller stand-in lagged behind pod events");
+                }
+                Err(_) => break,
+            },
         }
     }
 }
