@@ -13,6 +13,8 @@ use testbed::daemon::ChildGuard;
 pub const CNI_PLUGIN: &str = "sriov-ovs";
 /// The device plugin binary.
 pub const DEVICE_PLUGIN: &str = "sriov-device-plugin";
+/// The Kube-OVN CNI shim stand-in (this crate's binary; see `kubeovn::shim`).
+pub const KUBE_OVN_SHIM: &str = "kube-ovn-shim";
 
 /// Errors of finding or starting our binaries.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,7 @@ fn package_of(name: &str) -> &str {
     match name {
         CNI_PLUGIN => "sriov-ovs",
         DEVICE_PLUGIN => "sriov-device-plugin",
+        KUBE_OVN_SHIM => "integration-tests",
         other => other,
     }
 }

@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod cluster;
 pub mod demo;
 pub mod fabric;
+pub mod kubeovn;
 pub mod logical;
 pub mod multus;
 pub mod nad;
