@@ -285,7 +285,7 @@ impl Cluster {
 
     /// The `default/sriov` NAD from `manifests/`.
     pub fn nad(&self) -> Result<Nad, ClusterError> {
-        Nad::find(&binaries::manifests_dir(), POD_NAMESPACE, "sriov").map_err(|e| MultusError::from(e).into())
+        Nad::find(&binaries::manifests_dir().join("examples"), POD_NAMESPACE, "sriov").map_err(|e| MultusError::from(e).into())
     }
 
     /// Waits until every pod's port has `ovn-installed=true` on its node and its `Port_Binding`
