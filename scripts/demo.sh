@@ -8,6 +8,8 @@
 #   sudo ./scripts/demo.sh --keep     leave the cluster up for inspection
 #   sudo ./scripts/demo.sh --down     remove a cluster left by --keep
 #   sudo ./scripts/demo.sh --vlan 100 underlay on VLAN 100 instead of untagged
+#   sudo ./scripts/demo.sh --plain    pods through the type: sriov-ovs NAD instead of the
+#                                     guide's Kube-OVN NAD and sriov-ovs-server (the default)
 #   --release                         build and run optimised binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."

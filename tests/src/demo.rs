@@ -25,6 +25,9 @@ pub struct DemoOptions {
     pub vlan: u16,
     /// Leave the cluster running.
     pub keep: bool,
+    /// Run pods through the `type: sriov-ovs` NAD instead of the guide's Kube-OVN NAD and
+    /// `sriov-ovs-server`.
+    pub plain: bool,
 }
 
 /// Errors of the demo itself (scenario failures are reported in the outcome instead).
@@ -69,9 +72,15 @@ pub fn run(opts: &DemoOptions) -> Result<bool, DemoError> {
         vfs_per_node: opts.vfs,
         underlay: Some(sub.clone()),
         sriov: true,
+        kube_ovn: (!opts.plain).then(crate::cluster::KubeOvnSpec::default),
     })
     .map_err(|e| DemoError::Cluster(Box::new(e)))?;
     say(&format!("    cluster {} in {}", c.prefix(), c.dir().display()));
+    say(if opts.plain {
+        "    path: NAD type sriov-ovs (manifests/examples/nad-sriov-ovs.yaml)"
+    } else {
+        "    path: the guide's NAD type kube-ovn -> kube-ovn shim -> sriov-ovs-server; addresses and ports from the kube-ovn-controller stand-in"
+    });
     say("==> [2/5] sriov-device-plugin registering VFs with the kubelet stand-in");
     let res = scenarios::resource(&c).map_err(|e| DemoError::Cluster(Box::new(e)))?;
     let mut outcomes = vec![];

@@ -48,6 +48,7 @@ fn healthy_simulated_node_passes_every_check_a_veth_can_pass() {
         vfs_per_node: 2,
         underlay: None,
         sriov: true,
+        kube_ovn: None,
     })
     .unwrap();
     let prefix = c.prefix().to_string();

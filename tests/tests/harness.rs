@@ -22,6 +22,7 @@ fn overlay_veth_pods_talk_across_nodes_over_geneve() {
         vfs_per_node: 0,
         underlay: None,
         sriov: false,
+        kube_ovn: None,
     })
     .unwrap();
     assert_eq!(c.central().chassis_names().len(), 2);
@@ -49,6 +50,7 @@ fn underlay_veth_pods(vlan: u16) {
         vfs_per_node: 1,
         underlay: Some(sub.clone()),
         sriov: false,
+        kube_ovn: None,
     })
     .unwrap();
     c.add_veth_pod(0, "ua", &sub.name).unwrap();

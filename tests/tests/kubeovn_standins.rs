@@ -19,8 +19,6 @@ use kube::runtime::wait::await_condition;
 use serde_json::{json, Value};
 use tokio_stream::StreamExt;
 
-use testbed::cmd::Cmd;
-use testbed::netns::Netns;
 use integration_tests::kubeovn::annotations::{self as ann};
 use integration_tests::kubeovn::apiserver::ApiServer;
 use integration_tests::kubeovn::controller::{nb_of, Controller, ControllerConfig, Mode};
@@ -32,8 +30,10 @@ use integration_tests::kubeovn::{install_shim, SHIM_PLUGIN};
 use integration_tests::logical::{self, Subnet};
 use integration_tests::multus::{CniEnv, NetworkSelection, PodRef};
 use integration_tests::nad::Nad;
-use testbed::names::{base_dir, unique_prefix};
 use integration_tests::ovn_central::{CentralOptions, OvnCentral};
+use testbed::cmd::Cmd;
+use testbed::names::{base_dir, unique_prefix};
+use testbed::netns::Netns;
 
 /// The guide's NAD ("创建 NetworkAttachmentDefinition"), `server_socket` left as written.
 const GUIDE_NAD: &str = r#"

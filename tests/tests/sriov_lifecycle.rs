@@ -36,6 +36,7 @@ fn deleting_a_pod_frees_its_vf_and_a_new_pod_reuses_it() {
         vfs_per_node: 2,
         underlay: None,
         sriov: true,
+        kube_ovn: None,
     })
     .unwrap();
     let res = resource(&c).unwrap();
@@ -135,6 +136,7 @@ fn traffic_recovers_after_ovn_controller_and_ovsdb_server_restarts_without_leaks
         vfs_per_node: 1,
         underlay: None,
         sriov: true,
+        kube_ovn: None,
     })
     .unwrap();
     let prefix = c.prefix().to_string();
@@ -168,6 +170,7 @@ fn a_failing_test_still_removes_its_cluster() {
             vfs_per_node: 1,
             underlay: None,
             sriov: false,
+            kube_ovn: None,
         })
         .unwrap();
         *prefix.lock().unwrap() = c.prefix().to_string();
@@ -188,6 +191,7 @@ fn vfs_in_use_stay_healthy_and_allocatable() {
         vfs_per_node: 2,
         underlay: None,
         sriov: true,
+        kube_ovn: None,
     })
     .unwrap();
     let res = resource(&c).unwrap();

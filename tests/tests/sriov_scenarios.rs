@@ -41,6 +41,7 @@ fn overlay_vf_pods_ping_and_stream_tcp_across_nodes_over_geneve() {
         vfs_per_node: 3,
         underlay: None,
         sriov: true,
+        kube_ovn: None,
     })
     .unwrap();
     let prefix = c.prefix().to_string();
@@ -70,6 +71,7 @@ fn underlay(vlan: u16) {
         vfs_per_node: 2,
         underlay: Some(sub.clone()),
         sriov: true,
+        kube_ovn: None,
     })
     .unwrap();
     let prefix = c.prefix().to_string();

@@ -5,7 +5,6 @@
 use super::allocation::{self, Allocation, AllocationError};
 use super::cluster::{Cluster, ClusterError};
 use super::protocol::{self, CniRequest, CniResponse};
-use sriov_logging::error_chain as chain;
 use crate::node::{
     self, Addresses, Addressing, AttachRequest, Attachment, Node, PortRequest, ReleaseRequest,
 };
@@ -14,6 +13,7 @@ use crate::result::{Dns, Route};
 use crate::sys::Namespaces;
 use ovsdb_client::Endpoint;
 use sriov_host::{PciAddress, Sysfs};
+use sriov_logging::error_chain as chain;
 use std::net::IpAddr;
 use std::time::Duration;
 

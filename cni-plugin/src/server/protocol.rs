@@ -2,7 +2,12 @@
 //! the shim `/opt/cni/bin/kube-ovn` POSTs a [`CniRequest`] as JSON to `/api/v1/add` or
 //! `/api/v1/del` on the unix socket the NAD's `server_socket` names.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Go encodes a nil slice as `null`: read it as empty.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
 
 /// A route as the protocol carries it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,16 +24,28 @@ pub struct Route {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dns {
     /// Name servers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub nameservers: Vec<String>,
     /// Domain.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub domain: String,
     /// Search domains.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub search: Vec<String>,
     /// Options.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
 }
 
@@ -52,8 +69,10 @@ pub struct CniRequest {
     /// Kube-OVN provider (`ovn` or `<nad>.<ns>.ovn`).
     pub provider: String,
     /// Routes from the NAD.
+    #[serde(deserialize_with = "null_as_empty")]
     pub routes: Vec<Route>,
     /// DNS from the NAD.
+    #[serde(deserialize_with = "null_as_empty")]
     pub dns: Dns,
     /// Driver the VF should have (unused: the device plugin's pool fixes it).
     pub vf_driver: String,
@@ -111,5 +130,28 @@ pub fn protocol_of(ip: &std::net::IpAddr) -> &'static str {
         "IPv4"
     } else {
         "IPv6"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_shims_request_with_go_nulls_and_unknown_fields() {
+        let r: CniRequest = serde_json::from_str(
+            r#"{"cni_type":"kube-ovn","pod_name":"p","pod_namespace":"default","container_id":"c",
+            "net_ns":"/var/run/netns/x","if_name":"net1","provider":"sriov.default.ovn","routes":null,
+            "dns":{"nameservers":null,"search":null},"vf_driver":"","deviceID":"0000:84:00.2",
+            "vhost_user_socket_volume_name":"","something_newer":1}"#,
+        )
+        .unwrap();
+        assert!(r.routes.is_empty() && r.dns.nameservers.is_empty());
+        assert_eq!(
+            (r.device_id.as_str(), r.if_name.as_str()),
+            ("0000:84:00.2", "net1")
+        );
+        let null_dns: CniRequest = serde_json::from_str(r#"{"dns":null}"#).unwrap();
+        assert_eq!(null_dns.dns, Dns::default());
     }
 }

@@ -7,7 +7,8 @@ use integration_tests::demo::{self, DemoOptions};
 use sriov_logging::error_chain;
 
 /// Runs the overlay and underlay scenarios of the Kube-OVN offload guide on two simulated nodes
-/// (real OVN/OVS in userspace, simulated SR-IOV NICs, our device plugin and CNI plugin).
+/// (real OVN/OVS in userspace, simulated SR-IOV NICs, our device plugin and, by default, the
+/// guide's Kube-OVN NAD served by sriov-ovs-server with Kube-OVN stand-ins).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -26,6 +27,10 @@ struct Args {
     /// VLAN id of the underlay network (0 = untagged, as in the seed guide).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=4094))]
     vlan: u16,
+    /// Attach pods through the `type: sriov-ovs` NAD (manifests/examples/nad-sriov-ovs.yaml)
+    /// instead of the guide's Kube-OVN NAD served by sriov-ovs-server.
+    #[arg(long)]
+    plain: bool,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
             vfs: args.vfs,
             vlan: args.vlan,
             keep: args.keep,
+            plain: args.plain,
         })
     };
     match result {

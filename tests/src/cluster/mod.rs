@@ -18,7 +18,10 @@ use testbed::daemon::ChildGuard;
 use testbed::kubelet::{Kubelet, KubeletError};
 use testbed::names;
 
+pub use kubeovn::{KubeOvn, KubeOvnSpec, NodeServer};
+
 mod diagnostics;
+mod kubeovn;
 mod pods;
 
 /// MTU of the management network: room for Geneve around 1400-byte pod packets and more.
@@ -69,6 +72,9 @@ pub struct ClusterSpec {
     pub underlay: Option<Subnet>,
     /// Start `sriov-device-plugin` and a kubelet stand-in on every node.
     pub sriov: bool,
+    /// Run VF pods through the guide's Kube-OVN NAD and `sriov-ovs-server` (with the
+    /// API-server and controller stand-ins) instead of the `type: sriov-ovs` NAD.
+    pub kube_ovn: Option<KubeOvnSpec>,
 }
 
 macro_rules! boxed_from {
@@ -99,6 +105,7 @@ impl Default for ClusterSpec {
             vfs_per_node: 4,
             underlay: None,
             sriov: false,
+            kube_ovn: None,
         }
     }
 }
@@ -129,6 +136,7 @@ impl Drop for DirGuard {
 #[derive(Debug)]
 pub struct Cluster {
     pods: Vec<Pod>,
+    kube_ovn: Option<KubeOvn>,
     device_plugins: Vec<Option<ChildGuard>>,
     kubelets: Vec<Option<Kubelet>>,
     nodes: Vec<Node>,
@@ -150,6 +158,7 @@ impl Cluster {
         let fabric = Fabric::create(&prefix, MGMT_MTU)?;
         let mut c = Cluster {
             pods: vec![],
+            kube_ovn: None,
             device_plugins: vec![],
             kubelets: vec![],
             nodes: vec![],
@@ -197,6 +206,9 @@ impl Cluster {
             for i in 0..c.nodes.len() {
                 c.start_sriov(i)?;
             }
+        }
+        if let Some(k) = &spec.kube_ovn {
+            c.start_kube_ovn(k)?;
         }
         Ok(c)
     }
@@ -285,7 +297,15 @@ impl Cluster {
 
     /// The `default/sriov` NAD from `manifests/`.
     pub fn nad(&self) -> Result<Nad, ClusterError> {
-        Nad::find(&binaries::manifests_dir().join("examples"), POD_NAMESPACE, "sriov").map_err(|e| MultusError::from(e).into())
+        if let Some(k) = &self.kube_ovn {
+            return Ok(k.nad.clone());
+        }
+        Nad::find(
+            &binaries::manifests_dir().join("examples"),
+            POD_NAMESPACE,
+            "sriov",
+        )
+        .map_err(|e| MultusError::from(e).into())
     }
 
     /// Waits until every pod's port has `ovn-installed=true` on its node and its `Port_Binding`

@@ -64,6 +64,9 @@ impl Cluster {
     /// The CNI environment of node `i`: plugins run in the node netns, `CNI_PATH` holds our
     /// `sriov-ovs` and the reference plugins, node-local OVSDB socket and state directory.
     pub fn cni_env(&self, i: usize) -> Result<CniEnv, ClusterError> {
+        if let Some(k) = &self.kube_ovn {
+            return Ok(self.kube_ovn_env(k, i));
+        }
         let node = &self.nodes[i];
         let ours = binaries::binary(binaries::CNI_PLUGIN)?;
         let ours_dir = ours.parent().map_or_else(PathBuf::new, Path::to_path_buf);
@@ -96,6 +99,9 @@ impl Cluster {
         subnet: &str,
         attach: Attach,
     ) -> Result<(), ClusterError> {
+        if self.kube_ovn.is_some() {
+            return self.add_kube_ovn_pod(node, name, subnet, attach);
+        }
         let nad = self.nad()?;
         let resource = nad
             .resource_name
@@ -224,6 +230,9 @@ impl Cluster {
     }
 
     pub(super) fn teardown_pod(&mut self, pod: Pod) -> Result<(), ClusterError> {
+        if self.kube_ovn.is_some() {
+            return self.teardown_kube_ovn_pod(pod);
+        }
         let mut first_err: Option<ClusterError> = None;
         match &pod.nic {
             PodNic::Vf { attachment, .. } => match self.cni_env(pod.node) {
@@ -256,6 +265,186 @@ impl Cluster {
             first_err.get_or_insert(e.into());
         }
         self.release(&pod.subnet.clone(), pod.addr.ip);
+        drop(pod);
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Cluster {
+    /// A VF pod through the guide's Kube-OVN NAD: the pod object goes to the API-server
+    /// stand-in, the controller stand-in allocates (late), Multus runs the kube-ovn shim, which
+    /// asks the node's `sriov-ovs-server`; the pod's address is what the controller allocated.
+    fn add_kube_ovn_pod(
+        &mut self,
+        node: usize,
+        name: &str,
+        subnet: &str,
+        attach: Attach,
+    ) -> Result<(), ClusterError> {
+        let Some(k) = &self.kube_ovn else {
+            return Err(ClusterError::Harness("no Kube-OVN path".into()));
+        };
+        let nad = k.nad.clone();
+        let provider = format!("{}.{}.ovn", nad.name, nad.namespace);
+        let lsp = logical::port_name(name, POD_NAMESPACE, &provider);
+        let (ifname, gateways) = match &attach {
+            Attach::DefaultNetwork => ("eth0", None),
+            Attach::Secondary { default_route } => ("net1", Some(default_route.clone())),
+        };
+        let unknown = logical::PortAddress {
+            mac: String::new(),
+            ip: Ipv4Addr::UNSPECIFIED,
+            prefix_len: 0,
+            gateway: Ipv4Addr::UNSPECIFIED,
+        };
+        let mut pod = Pod::create(
+            &self.prefix,
+            name,
+            POD_NAMESPACE,
+            node,
+            subnet,
+            &lsp,
+            unknown,
+            ifname,
+        )?;
+        let object = super::kubeovn::pod_object(
+            name,
+            self.nodes[node].name(),
+            &nad,
+            &provider,
+            subnet,
+            gateways.as_deref(),
+        );
+        if let Err(e) = k.api.store().create_pod(object) {
+            return Err(ClusterError::Harness(format!(
+                "create pod object {name}: {}",
+                sriov_logging::error_chain(&e)
+            )));
+        }
+        match self.attach_kube_ovn_vf(&mut pod, &nad, &provider, gateways) {
+            Ok(()) => {
+                self.pods.push(pod);
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(undo) = self.teardown_kube_ovn_pod(pod) {
+                    tracing::warn!(error = %sriov_logging::error_chain(&undo), "undoing a failed pod creation");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The controller's allocation of `provider` for the pod, waiting for it.
+    fn allocation_of(
+        &self,
+        pod: &str,
+        provider: &str,
+    ) -> Result<crate::kubeovn::controller::Allocation, ClusterError> {
+        let k = self
+            .kube_ovn
+            .as_ref()
+            .ok_or_else(|| ClusterError::Harness("no Kube-OVN path".into()))?;
+        testbed::daemon::wait_for(std::time::Duration::from_secs(30), || {
+            k.controller
+                .allocations(POD_NAMESPACE, pod)
+                .into_iter()
+                .find(|a| a.net.provider == provider)
+        })
+        .ok_or_else(|| {
+            ClusterError::Harness(format!(
+                "kube-ovn-controller stand-in allocated nothing for {pod} provider {provider}"
+            ))
+        })
+    }
+
+    fn attach_kube_ovn_vf(
+        &mut self,
+        pod: &mut Pod,
+        nad: &Nad,
+        provider: &str,
+        gateways: Option<Vec<Ipv4Addr>>,
+    ) -> Result<(), ClusterError> {
+        let node = pod.node;
+        if gateways.is_some() {
+            // The pod's default network, as Kube-OVN's own CNI makes it from the controller's
+            // `ovn` allocation.
+            let primary = self.allocation_of(&pod.name, "ovn")?;
+            self.veth_count += 1;
+            let host_if = format!("vp{}", self.veth_count);
+            pod.plug_primary(&self.nodes[node], &host_if, &primary.lsp, primary.addr)?;
+        }
+        let resource = nad
+            .resource_name
+            .clone()
+            .ok_or_else(|| ClusterError::Harness(format!("{} has no resourceName", nad.id())))?;
+        let alloc = match self.kubelet(node) {
+            Some(k) => k.allocate(&pod.uid, &resource, 1)?,
+            None => return Err(ClusterError::Harness(format!("node {node} has no kubelet"))),
+        };
+        let device_id = alloc.device_ids.first().cloned().unwrap_or_default();
+        let sel = NetworkSelection {
+            name: nad.name.clone(),
+            namespace: nad.namespace.clone(),
+            interface: Some(pod.ifname.clone()),
+            ips: vec![],
+            mac: None,
+            default_route: gateways.unwrap_or_default(),
+        };
+        let pref = PodRef {
+            name: pod.name.clone(),
+            namespace: POD_NAMESPACE.to_string(),
+            uid: pod.uid.clone(),
+            container_id: pod.container_id.clone(),
+            netns_path: pod.netns_path(),
+            netns: pod.netns().to_string(),
+        };
+        let env = self.cni_env(node)?;
+        let attachment = env.add(nad, &sel, &pref, &pod.ifname, Some(&device_id))?;
+        pod.addr = self.allocation_of(&pod.name, provider)?.addr;
+        let n = &self.nodes[node];
+        let vf_netdev = n
+            .vf_by_pci(&device_id)
+            .and_then(|vf| vf.netdev_name().map(str::to_string))
+            .unwrap_or_default();
+        let representor = n.interfaces_of(&pod.lsp).into_iter().next().unwrap_or_default();
+        pod.nic = PodNic::Vf {
+            device_id,
+            vf_netdev,
+            representor,
+            add_time: attachment.add_time,
+            attachment: Box::new(attachment),
+        };
+        Ok(())
+    }
+
+    /// CNI DEL through the shim and the node server, the kubelet's release, then the pod
+    /// object's deletion (the controller stand-in deletes its ports and frees its addresses).
+    fn teardown_kube_ovn_pod(&mut self, pod: Pod) -> Result<(), ClusterError> {
+        let mut first_err: Option<ClusterError> = None;
+        if let PodNic::Vf { attachment, .. } = &pod.nic {
+            match self.cni_env(pod.node) {
+                Ok(env) => {
+                    if let Err(e) = env.del(attachment) {
+                        first_err.get_or_insert(e.into());
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(k) = self.kubelet(pod.node) {
+            k.release(&pod.uid);
+        }
+        if let Some(primary) = &pod.primary {
+            let _ = self.nodes[pod.node].vsctl(["--if-exists", "del-port", "br-int", &primary.host_if]);
+        }
+        if let Some(k) = &self.kube_ovn {
+            if let Err(e) = k.api.store().delete_pod(POD_NAMESPACE, &pod.name) {
+                tracing::debug!(error = %sriov_logging::error_chain(&e), pod = %pod.name, "pod object already gone");
+            }
+        }
         drop(pod);
         first_err.map_or(Ok(()), Err)
     }

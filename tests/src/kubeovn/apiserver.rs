@@ -41,6 +41,7 @@ pub enum ApiServerError {
 pub struct ApiServer {
     addr: SocketAddr,
     store: Arc<Store>,
+    runtime: tokio::runtime::Handle,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -59,6 +60,7 @@ impl ApiServer {
             .build()
             .map_err(ApiServerError::Start)?;
         let store = Arc::new(Store::default());
+        let runtime = rt.handle().clone();
         let (stop, stopped) = oneshot::channel();
         let served = Arc::clone(&store);
         let thread = std::thread::spawn(move || {
@@ -76,6 +78,7 @@ impl ApiServer {
         Ok(ApiServer {
             addr,
             store,
+            runtime,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -86,6 +89,47 @@ impl ApiServer {
         format!("http://{}", self.addr)
     }
 
+    /// Also serves on `127.0.0.1:<free port>` inside network namespace `netns` (by name, as
+    /// `ip netns` knows it), so a process confined there (a simulated node's server) reaches
+    /// the same store; returns that URL. Stops with the server.
+    pub fn listen_in(&self, netns: &str) -> Result<String, ApiServerError> {
+        let path = Path::new("/var/run/netns").join(netns);
+        // A socket belongs to the namespace of the thread that creates it: bind on a thread
+        // that joined `netns`, then serve it from the runtime like the first listener.
+        let bound = std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            l.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>(l)
+        })
+        .join()
+        .map_err(|_| ApiServerError::Start(std::io::Error::other("listener thread panicked")))?
+        .map_err(ApiServerError::Start)?;
+        let addr = bound.local_addr().map_err(ApiServerError::Start)?;
+        let store = Arc::clone(&self.store);
+        self.runtime.spawn(async move {
+            if let Ok(listener) = tokio::net::TcpListener::from_std(bound) {
+                accept_loop(listener, store).await;
+            }
+        });
+        Ok(format!("http://{addr}"))
+    }
+
+    /// Writes a kubeconfig for `url` (one of [`ApiServer::url`] or [`ApiServer::listen_in`]).
+    pub fn write_kubeconfig_for(&self, url: &str, path: &Path) -> Result<(), ApiServerError> {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {url}\n\
+             users:\n- name: standin\n  user:\n    token: standin-dummy-token\n\
+             contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n    namespace: default\n\
+             current-context: standin\n"
+        );
+        std::fs::write(path, text).map_err(|source| ApiServerError::Kubeconfig {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// The objects served.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
@@ -94,17 +138,7 @@ impl ApiServer {
     /// Writes a kubeconfig for this server (`server: http://127.0.0.1:PORT`, a dummy token the
     /// stand-in ignores, namespace `default`).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), ApiServerError> {
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {}\n\
-             users:\n- name: standin\n  user:\n    token: standin-dummy-token\n\
-             contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n    namespace: default\n\
-             current-context: standin\n",
-            self.url()
-        );
-        std::fs::write(path, text).map_err(|source| ApiServerError::Kubeconfig {
-            path: path.to_path_buf(),
-            source,
-        })
+        self.write_kubeconfig_for(&self.url(), path)
     }
 }
 

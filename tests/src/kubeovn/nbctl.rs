@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use testbed::cmd::{Cmd, CmdError};
 use crate::logical::PortAddress;
+use testbed::cmd::{Cmd, CmdError};
 
 /// A failed NB write.
 #[derive(Debug, thiserror::Error)]

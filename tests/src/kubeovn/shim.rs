@@ -128,7 +128,9 @@ impl ShimError {
             ShimError::NoName => (7, self.to_string(), String::new()),
             ShimError::Rpc { details } => (11, "RPC failed".into(), details.clone()),
             // skel turns a plain Go error into code 999 with the error text as msg.
-            ShimError::Sysctl { .. } | ShimError::Result(_) => (999, sriov_logging::error_chain(self), String::new()),
+            ShimError::Sysctl { .. } | ShimError::Result(_) => {
+                (999, sriov_logging::error_chain(self), String::new())
+            }
         };
         CniErrorJson { code, msg, details }
     }
