@@ -1,9 +1,9 @@
 //! Port rate limits against a real `ovsdb-server` and `ovs-vswitchd`: ingress policing on the
 //! Interface, an egress `linux-htb` QoS with one queue, and both gone with the port. Run as root.
 
+use ovsdb_client::Client;
 use testbed::names::unique_name;
 use testbed::ovs::OvsInstance;
-use ovsdb_client::Client;
 
 #[tokio::test]
 async fn rate_limits_are_set_with_the_port_and_removed_with_it() {

@@ -147,18 +147,8 @@ impl Cluster {
             default_route,
         };
         let secondary = matches!(attach, Attach::Secondary { .. });
-        match self.attach_vf(&mut pod, &nad, &resource, &sel, &env, secondary) {
-            Ok(()) => {
-                self.pods.push(pod);
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(undo) = self.teardown_pod(pod) {
-                    tracing::warn!(error = %sriov_logging::error_chain(&undo), "undoing a failed pod creation");
-                }
-                Err(e)
-            }
-        }
+        let created = self.attach_vf(&mut pod, &nad, &resource, &sel, &env, secondary);
+        self.keep_or_undo(pod, created)
     }
 
     /// The kubelet, Kube-OVN and Multus steps of a VF pod; `teardown_pod` undoes any prefix of them.
@@ -181,11 +171,7 @@ impl Cluster {
             logical::add_port(&self.central, OVN_DEFAULT, &lsp, &addr, &pod.name, POD_NAMESPACE)?;
             pod.plug_primary(&self.nodes[node], &host_if, &lsp, addr)?;
         }
-        let alloc = match self.kubelet(node) {
-            Some(k) => k.allocate(&pod.uid, resource, 1)?,
-            None => return Err(ClusterError::Harness(format!("node {node} has no kubelet"))),
-        };
-        let device_id = alloc.device_ids.first().cloned().unwrap_or_default();
+        let device_id = self.allocate_vf(pod, resource)?;
         logical::add_port(
             &self.central,
             &pod.subnet,
@@ -194,6 +180,27 @@ impl Cluster {
             &pod.name,
             POD_NAMESPACE,
         )?;
+        self.multus_add(pod, nad, sel, env, device_id)
+    }
+
+    /// The kubelet's `Allocate` of one VF of `resource` for the pod.
+    fn allocate_vf(&self, pod: &Pod, resource: &str) -> Result<String, ClusterError> {
+        let alloc = match self.kubelet(pod.node) {
+            Some(k) => k.allocate(&pod.uid, resource, 1)?,
+            None => return Err(ClusterError::Harness(format!("node {} has no kubelet", pod.node))),
+        };
+        Ok(alloc.device_ids.first().cloned().unwrap_or_default())
+    }
+
+    /// Multus ADD of `nad` with VF `device_id` for the pod, recorded as the pod's NIC.
+    fn multus_add(
+        &self,
+        pod: &mut Pod,
+        nad: &Nad,
+        sel: &NetworkSelection,
+        env: &CniEnv,
+        device_id: String,
+    ) -> Result<(), ClusterError> {
         let pref = PodRef {
             name: pod.name.clone(),
             namespace: POD_NAMESPACE.to_string(),
@@ -203,7 +210,7 @@ impl Cluster {
             netns: pod.netns().to_string(),
         };
         let attachment = env.add(nad, sel, &pref, &pod.ifname, Some(&device_id))?;
-        let n = &self.nodes[node];
+        let n = &self.nodes[pod.node];
         let vf_netdev = n
             .vf_by_pci(&device_id)
             .and_then(|vf| vf.netdev_name().map(str::to_string))
@@ -217,6 +224,22 @@ impl Cluster {
             attachment: Box::new(attachment),
         };
         Ok(())
+    }
+
+    /// Keeps the pod when its creation succeeded, else undoes whatever part of it happened.
+    fn keep_or_undo(&mut self, pod: Pod, created: Result<(), ClusterError>) -> Result<(), ClusterError> {
+        match created {
+            Ok(()) => {
+                self.pods.push(pod);
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(undo) = self.teardown_pod(pod) {
+                    tracing::warn!(error = %sriov_logging::error_chain(&undo), "undoing a failed pod creation");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Deletes pod `name`: CNI DEL (reverse chain) for VF pods, frees its devices in the kubelet,
@@ -321,18 +344,8 @@ impl Cluster {
                 sriov_logging::error_chain(&e)
             )));
         }
-        match self.attach_kube_ovn_vf(&mut pod, &nad, &provider, gateways) {
-            Ok(()) => {
-                self.pods.push(pod);
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(undo) = self.teardown_kube_ovn_pod(pod) {
-                    tracing::warn!(error = %sriov_logging::error_chain(&undo), "undoing a failed pod creation");
-                }
-                Err(e)
-            }
-        }
+        let created = self.attach_kube_ovn_vf(&mut pod, &nad, &provider, gateways);
+        self.keep_or_undo(pod, created)
     }
 
     /// The controller's allocation of `provider` for the pod, waiting for it.
@@ -378,11 +391,7 @@ impl Cluster {
             .resource_name
             .clone()
             .ok_or_else(|| ClusterError::Harness(format!("{} has no resourceName", nad.id())))?;
-        let alloc = match self.kubelet(node) {
-            Some(k) => k.allocate(&pod.uid, &resource, 1)?,
-            None => return Err(ClusterError::Harness(format!("node {node} has no kubelet"))),
-        };
-        let device_id = alloc.device_ids.first().cloned().unwrap_or_default();
+        let device_id = self.allocate_vf(pod, &resource)?;
         let sel = NetworkSelection {
             name: nad.name.clone(),
             namespace: nad.namespace.clone(),
@@ -391,30 +400,10 @@ impl Cluster {
             mac: None,
             default_route: gateways.unwrap_or_default(),
         };
-        let pref = PodRef {
-            name: pod.name.clone(),
-            namespace: POD_NAMESPACE.to_string(),
-            uid: pod.uid.clone(),
-            container_id: pod.container_id.clone(),
-            netns_path: pod.netns_path(),
-            netns: pod.netns().to_string(),
-        };
         let env = self.cni_env(node)?;
-        let attachment = env.add(nad, &sel, &pref, &pod.ifname, Some(&device_id))?;
+        // Multus stores the result; the pod's address is the controller's allocation.
+        self.multus_add(pod, nad, &sel, &env, device_id)?;
         pod.addr = self.allocation_of(&pod.name, provider)?.addr;
-        let n = &self.nodes[node];
-        let vf_netdev = n
-            .vf_by_pci(&device_id)
-            .and_then(|vf| vf.netdev_name().map(str::to_string))
-            .unwrap_or_default();
-        let representor = n.interfaces_of(&pod.lsp).into_iter().next().unwrap_or_default();
-        pod.nic = PodNic::Vf {
-            device_id,
-            vf_netdev,
-            representor,
-            add_time: attachment.add_time,
-            attachment: Box::new(attachment),
-        };
         Ok(())
     }
 
