@@ -361,3 +361,104 @@ fn sixteen_concurrent_adds_and_bad_requests_on_the_socket() {
     }
     assert_node_untouched(&c);
 }
+
+fn percentile(mut v: Vec<Duration>, p: usize) -> Duration {
+    v.sort();
+    v[(v.len() - 1) * p / 100]
+}
+
+/// Benchmark (prints, asserts nothing about time): ADD through the server once the
+/// annotations are present, against ADD by the `sriov-ovs` CNI binary on the same node and VF,
+/// neither waiting for `ovn-installed`. Issue 11 wants the server within the CNI's ADD + 5 ms.
+#[test]
+fn add_cost_of_the_server_against_the_cni_binary() {
+    const N: usize = 15;
+    let k = KubeOvnSpec {
+        alloc_delay: Duration::ZERO,
+        routed_delay: Duration::ZERO,
+        ovn_installed_timeout: Duration::ZERO,
+        ..KubeOvnSpec::default()
+    };
+    let c = cluster(1, 2, None, k);
+    let kube = c.kube_ovn().unwrap();
+    let node = c.node(0);
+    let vf = node.nic().unwrap().layout().vf(0, 0).unwrap().pci.to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let socket = kube.servers[0].socket.clone();
+    let mut server = Vec::new();
+    for i in 0..N {
+        let name = format!("bs{i}");
+        let mut annotations = std::collections::BTreeMap::new();
+        annotations.insert(
+            "k8s.v1.cni.cncf.io/networks".to_string(),
+            json!([{"name": "sriov", "namespace": "default"}]).to_string(),
+        );
+        kube.api
+            .store()
+            .create_pod(NewPod {
+                namespace: "default".into(),
+                name: name.clone(),
+                node_name: Some(node.name().to_string()),
+                annotations,
+            })
+            .unwrap();
+        let allocated = testbed::daemon::wait_for(Duration::from_secs(10), || {
+            (!kube.controller.allocations("default", &name).is_empty()).then_some(())
+        });
+        assert!(allocated.is_some(), "no allocation for {name}");
+        let ns = Netns::create(&format!("{}-{name}", c.prefix())).unwrap();
+        let body = request(&name, &ns.path(), &vf);
+        let started = std::time::Instant::now();
+        let (status, reply) = rt
+            .block_on(post_unix(
+                &socket,
+                "http://dummy/api/v1/add",
+                body.to_string().into_bytes(),
+            ))
+            .unwrap();
+        server.push(started.elapsed());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        let (status, _) = rt
+            .block_on(post_unix(
+                &socket,
+                "http://dummy/api/v1/del",
+                body.to_string().into_bytes(),
+            ))
+            .unwrap();
+        assert_eq!(status, 204);
+        let _ = kube.api.store().delete_pod("default", &name);
+    }
+    let plugin = integration_tests::binaries::binary(integration_tests::binaries::CNI_PLUGIN).unwrap();
+    let mut cni = Vec::new();
+    for i in 0..N {
+        let ns = Netns::create(&format!("{}-bc{i}", c.prefix())).unwrap();
+        let conf = json!({
+            "cniVersion": "1.0.0", "name": "bench", "type": "sriov-ovs", "deviceID": vf,
+            "ovsdbSocket": format!("unix:{}", node.db_sock().display()),
+            "stateDir": node.dir().join("cni-state"),
+            "runtimeConfig": {"ips": ["10.16.9.9/16"]},
+        })
+        .to_string();
+        let call = testbed::cni::CniCall::new("ADD", &format!("bc{i}"), &ns.path(), "net1").env(
+            "SRIOV_SYSFS_ROOT",
+            node.sysfs_root().unwrap().display().to_string(),
+        );
+        let started = std::time::Instant::now();
+        let out = call.run(&plugin, Some(node.netns()), conf.as_bytes()).unwrap();
+        cni.push(started.elapsed());
+        out.expect_ok();
+        call.verb("DEL")
+            .run(&plugin, Some(node.netns()), conf.as_bytes())
+            .unwrap()
+            .expect_ok();
+    }
+    let (s50, c50) = (percentile(server.clone(), 50), percentile(cni.clone(), 50));
+    println!(
+        "ADD, {N} runs each: sriov-ovs-server p50 {:.1} ms (min {:.1}), sriov-ovs CNI p50 {:.1} ms (min {:.1}); difference p50 {:+.1} ms (target <= +5 ms)",
+        s50.as_secs_f64() * 1e3,
+        percentile(server, 0).as_secs_f64() * 1e3,
+        c50.as_secs_f64() * 1e3,
+        percentile(cni, 0).as_secs_f64() * 1e3,
+        (s50.as_secs_f64() - c50.as_secs_f64()) * 1e3
+    );
+}

@@ -34,6 +34,8 @@ pub struct KubeOvnSpec {
     pub wait_timeout: Duration,
     /// The reply shape the kube-ovn shim reads (v1.12–v1.15 flat, or v1.16+ `ips`).
     pub reply: ReplyShape,
+    /// `--ovn-installed-timeout` of the node servers (zero: don't wait).
+    pub ovn_installed_timeout: Duration,
 }
 
 impl Default for KubeOvnSpec {
@@ -44,6 +46,7 @@ impl Default for KubeOvnSpec {
             mode: Mode::Allocate,
             wait_timeout: Duration::from_secs(30),
             reply: ReplyShape::Flat,
+            ovn_installed_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -64,7 +67,7 @@ impl NodeServer {
     fn start(
         node: &Node,
         kubeconfig: &std::path::Path,
-        wait_timeout: Duration,
+        spec: &KubeOvnSpec,
     ) -> Result<NodeServer, ClusterError> {
         let socket = node.dir().join("sriov-ovs.sock");
         let mut args = vec![
@@ -77,7 +80,9 @@ impl NodeServer {
             "--state-dir".into(),
             node.dir().join("cni-state").display().to_string(),
             "--wait-timeout".into(),
-            format!("{}ms", wait_timeout.as_millis()),
+            format!("{}ms", spec.wait_timeout.as_millis()),
+            "--ovn-installed-timeout".into(),
+            format!("{}ms", spec.ovn_installed_timeout.as_millis()),
             "--log-level".into(),
             "debug".into(),
         ];
@@ -190,7 +195,7 @@ impl Cluster {
             let kubeconfig = node.dir().join("kubeconfig");
             api.write_kubeconfig_for(&url, &kubeconfig)
                 .map_err(|e| harness(&e))?;
-            servers.push(NodeServer::start(node, &kubeconfig, spec.wait_timeout)?);
+            servers.push(NodeServer::start(node, &kubeconfig, spec)?);
         }
         self.kube_ovn = Some(KubeOvn {
             servers,
