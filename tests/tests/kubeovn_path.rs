@@ -267,6 +267,14 @@ fn sixteen_concurrent_adds_and_bad_requests_on_the_socket() {
             "k8s.v1.cni.cncf.io/networks".to_string(),
             json!([{"name": "sriov", "namespace": "default"}]).to_string(),
         );
+        if i == 0 {
+            // Mbit/s, as Kube-OVN's QoS annotations.
+            annotations.insert(
+                "sriov.default.ovn.kubernetes.io/ingress_rate".into(),
+                "100".into(),
+            );
+            annotations.insert("sriov.default.ovn.kubernetes.io/egress_rate".into(), "50".into());
+        }
         k.api
             .store()
             .create_pod(NewPod {
@@ -347,6 +355,14 @@ fn sixteen_concurrent_adds_and_bad_requests_on_the_socket() {
     for r in rt.block_on(futures::future::join_all(dels)) {
         assert_eq!(r.unwrap().0, 204);
     }
+    assert_eq!(
+        c.node(0)
+            .vsctl(["--columns=_uuid", "list", "QoS"])
+            .unwrap()
+            .trim(),
+        "",
+        "QoS left"
+    );
     // DEL is idempotent.
     let (status, _) = rt
         .block_on(post(
