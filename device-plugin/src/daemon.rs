@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kubelet_proto::v1beta1::KUBELET_SOCKET;
@@ -31,10 +33,12 @@ use crate::cdi::{CdiError, CdiSpecDir};
 use crate::discovery::{discover_with, Discovered, DiscoveryError};
 use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
+use crate::metrics::Metrics;
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
 use crate::rdma::RdmaMemory;
 use crate::registration::{default_registry_dir, Registrar, RegistrationMode};
+use crate::status::{StatusError, StatusQuery, StatusServer, STATUS_SOCKET};
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
@@ -67,6 +71,9 @@ pub struct Settings {
     pub unknown_keys: UnknownKeys,
     /// With `--use-cdi`: the directory CDI specs are written to.
     pub cdi_spec_dir: Option<PathBuf>,
+    /// `--metrics-address`: where to serve metrics and health over TCP
+    /// (health is always served on the status socket too).
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// The daemon could not start.
@@ -103,6 +110,9 @@ pub enum DaemonError {
     /// Old CDI specs could not be removed.
     #[error("cannot clean the CDI spec directory")]
     Cdi(#[source] CdiError),
+    /// The metrics and health endpoint could not be served.
+    #[error("cannot serve metrics and health")]
+    Status(#[source] StatusError),
 }
 
 /// Runs the daemon until `shutdown` completes, then stops every stream,
@@ -123,7 +133,17 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         // Specs of resources dropped while the plugin was down go too.
         CdiSpecDir::new(dir).remove_all().map_err(DaemonError::Cdi)?;
     }
-    let mut daemon = Daemon::start(settings, config).await?;
+    let metrics = Metrics::new();
+    let (queries_tx, queries) = mpsc::channel(16);
+    let status = StatusServer::start(
+        &settings.device_plugin_path.join(STATUS_SOCKET),
+        settings.metrics_address,
+        Arc::clone(&metrics),
+        queries_tx,
+    )
+    .await
+    .map_err(DaemonError::Status)?;
+    let mut daemon = Daemon::start(settings, config, metrics, status, queries).await?;
     let result = daemon.event_loop(shutdown).await;
     daemon.stop().await;
     result
@@ -143,6 +163,9 @@ struct Daemon {
     /// Netlink masters of the served VFs' uplinks at the last discovery.
     uplink_masters: crate::topology::UplinkMasters,
     plugins: BTreeMap<String, Plugin>,
+    metrics: Arc<Metrics>,
+    status: StatusServer,
+    status_queries: mpsc::Receiver<StatusQuery>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
     uevents: mpsc::UnboundedReceiver<crate::uevent::Uevent>,
@@ -152,7 +175,13 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn start(settings: Settings, config: Config) -> Result<Daemon, DaemonError> {
+    async fn start(
+        settings: Settings,
+        config: Config,
+        metrics: Arc<Metrics>,
+        status: StatusServer,
+        status_queries: mpsc::Receiver<StatusQuery>,
+    ) -> Result<Daemon, DaemonError> {
         let links = LinkMonitor::start().await.map_err(DaemonError::Links)?;
         let (fs_sender, fs_events) = mpsc::unbounded_channel();
         let mut dirs = vec![
@@ -190,6 +219,9 @@ impl Daemon {
             rdma: RdmaMemory::default(),
             uplink_masters: Default::default(),
             plugins: BTreeMap::new(),
+            metrics,
+            status,
+            status_queries,
             fs_events,
             fs_sender,
             uevents,
@@ -272,6 +304,7 @@ impl Daemon {
             if let Some(plugin) = self.plugins.remove(&name) {
                 tracing::info!(resource = %name, "resource removed from config; stopping it");
                 plugin.stop().await;
+                self.metrics.forget(&name);
             }
         }
         for (resource, devices) in self.config.resources.clone().into_iter().zip(found.resources) {
@@ -281,7 +314,7 @@ impl Daemon {
                 plugin.write_cdi_spec();
                 continue;
             }
-            let pool = Pool::new(resource.clone());
+            let pool = Pool::with_metrics(resource.clone(), self.metrics.resource(&name));
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
             plugin.write_cdi_spec();
@@ -336,6 +369,11 @@ impl Daemon {
                         Trigger::None => {}
                     }
                 }
+                Some(query) = self.status_queries.recv() => {
+                    // Answered here, not by the HTTP task: this is what
+                    // tells that the event loop runs.
+                    query.answer(self.plugins.values().map(Plugin::status).collect());
+                }
                 Some(event) = self.uevents.recv() => {
                     tracing::debug!(?event, "uevent");
                     rediscover_at = rediscover_at.or(Some(Instant::now() + DEBOUNCE));
@@ -368,7 +406,9 @@ impl Daemon {
                     Trigger::None
                 };
             }
-            if event.removed() && self.plugins.values().any(|p| event.is(&p.socket_name())) {
+            if event.removed()
+                && (event.is(STATUS_SOCKET) || self.plugins.values().any(|p| event.is(&p.socket_name())))
+            {
                 return Trigger::SocketRemoved;
             }
         }
@@ -400,6 +440,12 @@ impl Daemon {
     }
 
     async fn recreate_missing_sockets(&mut self) {
+        if !self.status.socket_present() {
+            tracing::info!(socket = %self.status.socket().display(), "status socket was removed; recreating it");
+            if let Err(error) = self.status.recreate_socket() {
+                tracing::error!(error = %error_chain(&error), "cannot recreate the status socket; --probe fails until the plugin restarts");
+            }
+        }
         for (name, plugin) in &mut self.plugins {
             if plugin.sockets_present() {
                 continue;

@@ -10,6 +10,7 @@ use kubelet_proto::v1beta1::registration_client::RegistrationClient;
 use kubelet_proto::v1beta1::{RegisterRequest, VERSION};
 
 use crate::error_chain;
+use crate::metrics::ResourceMetrics;
 use crate::server::plugin_options;
 use crate::transport::{connect, TransportError};
 
@@ -169,6 +170,7 @@ pub async fn register_unless_watched(
     kubelet_socket: PathBuf,
     resource: String,
     endpoint: String,
+    metrics: ResourceMetrics,
 ) {
     let grace = if ignored.load(Ordering::Relaxed) {
         Duration::ZERO
@@ -181,20 +183,27 @@ pub async fn register_unless_watched(
     }
     ignored.store(true, Ordering::Relaxed);
     tracing::warn!(%resource, waited = ?grace, "the kubelet's plugin watcher did not query our socket; registering with kubelet.sock instead");
-    register_until_done(kubelet_socket, resource, endpoint).await;
+    register_until_done(kubelet_socket, resource, endpoint, metrics).await;
 }
 
-/// Registers, retrying with backoff (50 ms doubling to 2 s) until it works.
-/// Cancel by aborting the task running it.
-pub async fn register_until_done(kubelet_socket: PathBuf, resource: String, endpoint: String) {
+/// Registers, retrying with backoff (50 ms doubling to 2 s) until it works,
+/// counting attempts into `metrics`. Cancel by aborting the task running it.
+pub async fn register_until_done(
+    kubelet_socket: PathBuf,
+    resource: String,
+    endpoint: String,
+    metrics: ResourceMetrics,
+) {
     let mut delay = Duration::from_millis(50);
     loop {
         match register(&kubelet_socket, &resource, &endpoint).await {
             Ok(()) => {
+                metrics.registered();
                 tracing::info!(%resource, %endpoint, "registered with the kubelet");
                 return;
             }
             Err(error) => {
+                metrics.registration_failed();
                 tracing::warn!(%resource, error = %error_chain(&error), retry_in = ?delay, "registration failed");
             }
         }

@@ -56,15 +56,6 @@ impl Drop for Veth {
     }
 }
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netdev_with_the_default_route_is_not_offered() {
     let ns = Netns::new(format!("dpdr{}", std::process::id()));
@@ -89,14 +80,7 @@ async fn netdev_with_the_default_route_is_not_offered() {
     let _child = KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &ns.0, BIN])
-            .arg("--config-file")
-            .arg(h.config_file())
-            .arg("--device-plugin-path")
-            .arg(h.dp_dir())
-            .arg("--device-info-dir")
-            .arg(h.devinfo_dir())
-            .arg("--sysfs-root")
-            .arg(h.node.sysfs_root())
+            .args(h.plugin_flags())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
