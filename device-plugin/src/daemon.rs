@@ -30,7 +30,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::cdi::{CdiError, CdiSpecDir};
-use crate::discovery::{discover_with, Discovered, DiscoveryError};
+use crate::discovery::{
+    discover_from, discover_with, exclude_netdevs, read_functions, Discovered, DiscoveryError,
+};
 use crate::error_chain;
 use crate::health::{HealthError, LinkMonitor};
 use crate::metrics::Metrics;
@@ -118,6 +120,7 @@ pub enum DaemonError {
 /// Runs the daemon until `shutdown` completes, then stops every stream,
 /// removes our sockets and device-info files and returns.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let phases = Phases::start();
     // Validate before touching anything.
     let config = config::load_with(
         &settings.config_file,
@@ -125,6 +128,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         settings.unknown_keys,
     )
     .map_err(DaemonError::Config)?;
+    phases.done("config");
     std::fs::create_dir_all(&settings.device_plugin_path).map_err(|source| DaemonError::CreateDir {
         path: settings.device_plugin_path.clone(),
         source,
@@ -143,7 +147,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     )
     .await
     .map_err(DaemonError::Status)?;
-    let mut daemon = Daemon::start(settings, config, metrics, status, queries).await?;
+    phases.done("status endpoint");
+    let mut daemon = Daemon::start(settings, config, metrics, status, queries, &phases).await?;
     let result = daemon.event_loop(shutdown).await;
     daemon.stop().await;
     result
@@ -181,8 +186,26 @@ impl Daemon {
         metrics: Arc<Metrics>,
         status: StatusServer,
         status_queries: mpsc::Receiver<StatusQuery>,
+        phases: &Phases,
     ) -> Result<Daemon, DaemonError> {
+        // Discovery (sysfs only) runs on its own thread while netlink dumps
+        // the links and the default route on this one; the default route's
+        // netdevs are taken out of its result afterwards.
+        let sysfs = Sysfs::new(&settings.sysfs_root);
+        let discovery = tokio::task::spawn_blocking({
+            let sysfs = sysfs.clone();
+            let config = config.clone();
+            move || {
+                let started = std::time::Instant::now();
+                let mut rdma = RdmaMemory::default();
+                let functions = read_functions(&sysfs)?;
+                let found = discover_from(&sysfs, &functions, &config, &mut rdma);
+                tracing::debug!(elapsed = ?started.elapsed(), "discovery done (in parallel with netlink)");
+                Ok::<_, DiscoveryError>((functions, found, rdma))
+            }
+        });
         let links = LinkMonitor::start().await.map_err(DaemonError::Links)?;
+        phases.done("netlink link dump");
         let (fs_sender, fs_events) = mpsc::unbounded_channel();
         let mut dirs = vec![
             (settings.device_plugin_path.clone(), dir_changes()),
@@ -209,8 +232,9 @@ impl Daemon {
         } else {
             None
         };
+        phases.done("watches");
         let mut daemon = Daemon {
-            sysfs: Sysfs::new(&settings.sysfs_root),
+            sysfs,
             settings,
             registrar,
             config,
@@ -236,12 +260,25 @@ impl Daemon {
             .default_route_netdevs()
             .await
             .map_err(DaemonError::DefaultRoute)?;
-        let found = daemon.discover_devices().map_err(DaemonError::Discovery)?;
+        phases.done("default route");
+        let (functions, mut found, rdma) = match discovery.await {
+            Ok(discovered) => discovered.map_err(DaemonError::Discovery)?,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        };
+        daemon.rdma = rdma;
+        exclude_netdevs(&mut found, &functions, &daemon.excluded_netdevs);
+        phases.done("discovery (waited for)");
+        let dirs_to_watch = (found.pf_dirs.clone(), found.device_dirs.clone());
         if let Err(error) = daemon.apply(found).await {
             // The resources already served leave nothing behind either.
             daemon.stop().await;
             return Err(DaemonError::Serve(error));
         }
+        phases.done("socket serve");
+        // After the sockets: registration runs meanwhile. A change between
+        // discovery and these watches is missed either way.
+        daemon.watch_sysfs(&dirs_to_watch.0, &dirs_to_watch.1);
+        phases.done("sysfs watches");
         Ok(daemon)
     }
 
@@ -266,21 +303,28 @@ impl Daemon {
                 "cannot read the default route; still excluding the netdevs that held it last"
             ),
         }
-        self.discover_devices()
+        let found = self.discover_devices()?;
+        self.watch_sysfs(&found.pf_dirs, &found.device_dirs);
+        Ok(found)
     }
 
     /// Discovers devices, excluding the netdevs last seen holding the
-    /// default route, and watches the sysfs directories found.
+    /// default route.
     fn discover_devices(&mut self) -> Result<Discovered, DiscoveryError> {
         let started = std::time::Instant::now();
         let found = discover_with(&self.sysfs, &self.config, &self.excluded_netdevs, &mut self.rdma)?;
         tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
-        let dirs = sysfs_dirs(self.sysfs.root(), &found.pf_dirs, &found.device_dirs);
+        Ok(found)
+    }
+
+    /// Watches the sysfs directories discovery found (replacing the watches
+    /// of the previous discovery).
+    fn watch_sysfs(&mut self, pf_dirs: &[PathBuf], device_dirs: &[PathBuf]) {
+        let dirs = sysfs_dirs(self.sysfs.root(), pf_dirs, device_dirs);
         match DirWatcher::start(&dirs, self.fs_sender.clone()) {
             Ok(watcher) => self.sysfs_watcher = Some(watcher),
             Err(error) => tracing::warn!(error = %error_chain(&error), "cannot watch sysfs"),
         }
-        Ok(found)
     }
 
     /// Makes the running plugins match the config and what discovery found.
@@ -517,6 +561,31 @@ fn config_dir(config_file: &Path) -> PathBuf {
     match config_file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+/// Start-up phases in the debug log, each with its own time and the time
+/// since the daemon started (what the kubelet waits for is exec to
+/// `Register`; the registration task logs that call's own time).
+struct Phases {
+    started: std::time::Instant,
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        let now = std::time::Instant::now();
+        Phases {
+            started: now,
+            last: std::sync::Mutex::new(now),
+        }
+    }
+
+    fn done(&self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now - std::mem::replace(&mut *last, now);
+        tracing::debug!(phase, ?elapsed, since_start = ?(now - self.started), "start-up phase done");
     }
 }
 

@@ -196,9 +196,11 @@ pub async fn register_until_done(
 ) {
     let mut delay = Duration::from_millis(50);
     loop {
+        let started = std::time::Instant::now();
         match register(&kubelet_socket, &resource, &endpoint).await {
             Ok(()) => {
                 metrics.registered();
+                tracing::debug!(phase = "register", elapsed = ?started.elapsed(), %resource, "start-up phase done");
                 tracing::info!(%resource, %endpoint, "registered with the kubelet");
                 return;
             }
