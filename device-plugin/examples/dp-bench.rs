@@ -13,6 +13,7 @@
 //! ```text
 //! cargo build --release -p sriov-device-plugin --bins --examples
 //! target/release/examples/dp-bench            # or: --bin PATH/sriov-device-plugin --starts 20
+//! target/release/examples/dp-bench --metrics  # and print the plugin's metrics at the end
 //! ```
 
 use std::collections::HashSet;
@@ -108,6 +109,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// `GET /metrics` at `address` (HTTP/1.0: the plugin closes after answering).
+fn scrape(address: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or(response))
+}
+
 /// A `Duration` as its `Debug` form prints it (`1.234ms`, `56.7µs`).
 fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
@@ -168,8 +182,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Server::builder().add_service(RegistrationServer::new(Kubelet(tx))),
         stop,
     )?;
-    let plugin = |log_level: &str, stderr: Stdio| -> std::io::Result<Child> {
+    let plugin = |log_level: &str, stderr: Stdio, extra: &[String]| -> std::io::Result<Child> {
         Command::new(&binary)
+            .args(extra)
             .arg("--config-file")
             .arg(&config_file)
             .arg("--device-plugin-path")
@@ -194,7 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for run in 0..starts {
         let log = tmp.path().join("start.log");
         let started = Instant::now();
-        let child = KillOnDrop(plugin("debug", Stdio::from(std::fs::File::create(&log)?))?);
+        let child = KillOnDrop(plugin("debug", Stdio::from(std::fs::File::create(&log)?), &[])?);
         registrations.recv().await.ok_or("kubelet channel closed")?;
         totals.push(started.elapsed());
         if run == 0 {
@@ -252,7 +267,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // One more plugin, quiet, for the rest.
-    let child = KillOnDrop(plugin("warn", Stdio::null())?);
+    // With --metrics, it serves metrics too and the run ends with a scrape.
+    let metrics = std::env::args().any(|a| a == "--metrics").then(|| {
+        let address = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+        address.map(|a| a.to_string())
+    });
+    let metrics = metrics.transpose()?;
+    let extra: Vec<String> = metrics.iter().map(|a| format!("--metrics-address={a}")).collect();
+    let child = KillOnDrop(plugin("warn", Stdio::null(), &extra)?);
     let pid = child.0.id();
     registrations.recv().await.ok_or("kubelet channel closed")?;
 
@@ -327,6 +349,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match rss_kib(pid) {
         Some(kib) => println!("plugin resident memory: {:.1} MiB", kib as f64 / 1024.0),
         None => println!("plugin resident memory: unknown"),
+    }
+    if let Some(address) = &metrics {
+        // The exposition after the runs above, without histogram buckets.
+        println!("\n$ curl -s http://{address}/metrics | grep -v _bucket");
+        for line in scrape(address)?.lines().filter(|l| !l.contains("_bucket")) {
+            println!("{line}");
+        }
     }
     drop(stream);
     drop(child);

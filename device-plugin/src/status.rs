@@ -34,9 +34,11 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::transport::{bind_unix, file_identity, TransportError};
 
-/// The status socket's file name in the device plugin directory. Resource
-/// sockets are `<prefix>_<name>.sock`, always with an underscore: no clash.
-pub const STATUS_SOCKET: &str = "sriov-device-plugin-health.sock";
+/// The status socket's file name in the device plugin directory. Not
+/// `*.sock`: tools that take every `*.sock` there (but `kubelet.sock`) for a
+/// device plugin's resource socket, as `sriov-ovs doctor` does without a
+/// config, must not count it.
+pub const STATUS_SOCKET: &str = "sriov-device-plugin.health";
 
 /// How long a health request waits for the event loop.
 pub const EVENT_LOOP_DEADLINE: Duration = Duration::from_secs(2);

@@ -210,6 +210,35 @@ mod tests {
     }
 
     #[test]
+    fn directory_reads_match_the_path_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("dev/net/eth0")).unwrap();
+        std::fs::write(root.join("dev/vendor"), "0x15b3\n").unwrap();
+        std::fs::write(root.join("dev/net/eth0/ifindex"), "7\n").unwrap();
+        std::fs::write(root.join("dev/big"), "x".repeat(10_000)).unwrap();
+        std::os::unix::fs::symlink("../drivers/mlx5_core", root.join("dev/driver")).unwrap();
+        assert!(SysDir::open(&root.join("nope")).unwrap().is_none());
+        let dir = SysDir::open(&root.join("dev")).unwrap().unwrap();
+        assert_eq!(dir.entries().unwrap(), ["big", "driver", "net", "vendor"]);
+        // Listing twice works (each listing reads the directory afresh).
+        assert_eq!(dir.entries().unwrap().len(), 4);
+        assert_eq!(dir.read_attr("vendor").unwrap().as_deref(), Some("0x15b3"));
+        assert_eq!(dir.read_attr("net/eth0/ifindex").unwrap().as_deref(), Some("7"));
+        assert_eq!(dir.read_attr("big").unwrap().map(|v| v.len()), Some(10_000));
+        assert_eq!(dir.read_attr("nope").unwrap(), None);
+        assert_eq!(
+            dir.link_target_name("driver").unwrap().as_deref(),
+            Some("mlx5_core")
+        );
+        assert_eq!(dir.link_target_name("nope").unwrap(), None);
+        let net = dir.open_at("net").unwrap().unwrap();
+        assert_eq!(net.path(), root.join("dev/net"));
+        assert_eq!(net.entries().unwrap(), ["eth0"]);
+        assert!(dir.open_at("nope").unwrap().is_none());
+    }
+
+    #[test]
     fn primitives_tolerate_missing_entries() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_attr(&dir.path().join("nope")).unwrap(), None);
