@@ -1,11 +1,13 @@
 //! Command-line flags of `sriov-device-plugin`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
 
 use crate::daemon::Settings;
 use crate::go_flags::{parse_log_level, GoFlags};
+use crate::probe::ProbeKind;
 use crate::registration::RegistrationMode;
 use sriov_logging::{Format, Level};
 use sriovdp_config::UnknownKeys;
@@ -80,11 +82,19 @@ pub struct Args {
     #[arg(long)]
     pub lenient_config: bool,
 
-    /// Liveness check instead of running: exit 0 when every configured
-    /// resource's socket answers GetDevicePluginOptions within 2 s, else 1
-    /// naming the failing socket (the image has no shell for a script probe).
-    #[arg(long)]
-    pub probe: bool,
+    /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz,
+    /// /livez) over HTTP on HOST:PORT (off by default). Health is also always
+    /// served on a Unix socket in --device-plugin-path, which --probe asks.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_address: Option<SocketAddr>,
+
+    /// Ask the running plugin instead of running one: "live" (default) exits
+    /// 0 while its event loop answers, "ready" while every resource is
+    /// registered with the kubelet and serving; else 1 with the reason. It
+    /// reads no config file: only --device-plugin-path matters (the image
+    /// has no shell for a script probe).
+    #[arg(long, value_enum, value_name = "live|ready", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
+    pub probe: Option<ProbeKind>,
 }
 
 impl Args {
@@ -101,6 +111,7 @@ impl Args {
             watch_uevents: true,
             unknown_keys: self.unknown_keys(),
             cdi_spec_dir: self.use_cdi.then(|| self.cdi_spec_dir.clone()),
+            metrics_address: self.metrics_address,
         }
     }
 
@@ -182,6 +193,36 @@ mod tests {
             .unwrap()
             .settings();
         assert_eq!(s.cdi_spec_dir, Some(PathBuf::from("/t/cdi")));
+    }
+
+    #[test]
+    fn metrics_address_is_off_by_default_and_probe_defaults_to_live() {
+        let args = Args::try_parse_from(["x"]).unwrap();
+        assert_eq!(args.settings().metrics_address, None);
+        assert_eq!(args.probe, None);
+        let args = Args::try_parse_from(["x", "--metrics-address=127.0.0.1:9808", "--probe"]).unwrap();
+        assert_eq!(
+            args.settings().metrics_address,
+            Some("127.0.0.1:9808".parse().unwrap())
+        );
+        assert_eq!(args.probe, Some(ProbeKind::Live));
+        for (flag, kind) in [
+            ("--probe=live", ProbeKind::Live),
+            ("--probe=ready", ProbeKind::Ready),
+        ] {
+            assert_eq!(Args::try_parse_from(["x", flag]).unwrap().probe, Some(kind));
+        }
+        // The old DaemonSet's probe command line still parses.
+        let args = Args::try_parse_from([
+            "x",
+            "--probe",
+            "--device-plugin-path=/dp",
+            "--config-file=/c.json",
+        ])
+        .unwrap();
+        assert_eq!(args.probe, Some(ProbeKind::Live));
+        assert!(Args::try_parse_from(["x", "--probe=sometimes"]).is_err());
+        assert!(Args::try_parse_from(["x", "--metrics-address=9808"]).is_err());
     }
 
     #[test]

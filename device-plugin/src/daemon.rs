@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kubelet_proto::v1beta1::KUBELET_SOCKET;
@@ -28,12 +30,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::cdi::{CdiError, CdiSpecDir};
-use crate::discovery::{discover_with, Discovered, DiscoveryError};
+use crate::discovery::{
+    discover_from, discover_with, exclude_netdevs, read_functions, Discovered, DiscoveryError,
+};
 use crate::health::{HealthError, LinkMonitor};
+use crate::metrics::Metrics;
 use crate::plugin::{Plugin, PluginPaths};
 use crate::pool::Pool;
 use crate::rdma::RdmaMemory;
 use crate::registration::{default_registry_dir, Registrar, RegistrationMode};
+use crate::status::{StatusError, StatusQuery, StatusServer, STATUS_SOCKET};
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
 use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
@@ -67,6 +73,9 @@ pub struct Settings {
     pub unknown_keys: UnknownKeys,
     /// With `--use-cdi`: the directory CDI specs are written to.
     pub cdi_spec_dir: Option<PathBuf>,
+    /// `--metrics-address`: where to serve metrics and health over TCP
+    /// (health is always served on the status socket too).
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// The daemon could not start.
@@ -103,11 +112,15 @@ pub enum DaemonError {
     /// Old CDI specs could not be removed.
     #[error("cannot clean the CDI spec directory")]
     Cdi(#[source] CdiError),
+    /// The metrics and health endpoint could not be served.
+    #[error("cannot serve metrics and health")]
+    Status(#[source] StatusError),
 }
 
 /// Runs the daemon until `shutdown` completes, then stops every stream,
 /// removes our sockets and device-info files and returns.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let phases = Phases::start();
     // Validate before touching anything.
     let config = config::load_with(
         &settings.config_file,
@@ -115,6 +128,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         settings.unknown_keys,
     )
     .map_err(DaemonError::Config)?;
+    phases.done("config");
     std::fs::create_dir_all(&settings.device_plugin_path).map_err(|source| DaemonError::CreateDir {
         path: settings.device_plugin_path.clone(),
         source,
@@ -123,7 +137,18 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         // Specs of resources dropped while the plugin was down go too.
         CdiSpecDir::new(dir).remove_all().map_err(DaemonError::Cdi)?;
     }
-    let mut daemon = Daemon::start(settings, config).await?;
+    let metrics = Metrics::new();
+    let (queries_tx, queries) = mpsc::channel(16);
+    let status = StatusServer::start(
+        &settings.device_plugin_path.join(STATUS_SOCKET),
+        settings.metrics_address,
+        Arc::clone(&metrics),
+        queries_tx,
+    )
+    .await
+    .map_err(DaemonError::Status)?;
+    phases.done("status endpoint");
+    let mut daemon = Daemon::start(settings, config, metrics, status, queries, &phases).await?;
     let result = daemon.event_loop(shutdown).await;
     daemon.stop().await;
     result
@@ -143,6 +168,9 @@ struct Daemon {
     /// Netlink masters of the served VFs' uplinks at the last discovery.
     uplink_masters: crate::topology::UplinkMasters,
     plugins: BTreeMap<String, Plugin>,
+    metrics: Arc<Metrics>,
+    status: StatusServer,
+    status_queries: mpsc::Receiver<StatusQuery>,
     fs_events: mpsc::UnboundedReceiver<FsEvent>,
     fs_sender: mpsc::UnboundedSender<FsEvent>,
     uevents: mpsc::UnboundedReceiver<crate::uevent::Uevent>,
@@ -152,8 +180,32 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn start(settings: Settings, config: Config) -> Result<Daemon, DaemonError> {
+    async fn start(
+        settings: Settings,
+        config: Config,
+        metrics: Arc<Metrics>,
+        status: StatusServer,
+        status_queries: mpsc::Receiver<StatusQuery>,
+        phases: &Phases,
+    ) -> Result<Daemon, DaemonError> {
+        // Discovery (sysfs only) runs on its own thread while netlink dumps
+        // the links and the default route on this one; the default route's
+        // netdevs are taken out of its result afterwards.
+        let sysfs = Sysfs::new(&settings.sysfs_root);
+        let discovery = tokio::task::spawn_blocking({
+            let sysfs = sysfs.clone();
+            let config = config.clone();
+            move || {
+                let started = std::time::Instant::now();
+                let mut rdma = RdmaMemory::default();
+                let functions = read_functions(&sysfs)?;
+                let found = discover_from(&sysfs, &functions, &config, &mut rdma);
+                tracing::debug!(elapsed = ?started.elapsed(), "discovery done (in parallel with netlink)");
+                Ok::<_, DiscoveryError>((functions, found, rdma))
+            }
+        });
         let links = LinkMonitor::start().await.map_err(DaemonError::Links)?;
+        phases.done("netlink link dump");
         let (fs_sender, fs_events) = mpsc::unbounded_channel();
         let mut dirs = vec![
             (settings.device_plugin_path.clone(), dir_changes()),
@@ -180,8 +232,9 @@ impl Daemon {
         } else {
             None
         };
+        phases.done("watches");
         let mut daemon = Daemon {
-            sysfs: Sysfs::new(&settings.sysfs_root),
+            sysfs,
             settings,
             registrar,
             config,
@@ -190,6 +243,9 @@ impl Daemon {
             rdma: RdmaMemory::default(),
             uplink_masters: Default::default(),
             plugins: BTreeMap::new(),
+            metrics,
+            status,
+            status_queries,
             fs_events,
             fs_sender,
             uevents,
@@ -204,12 +260,25 @@ impl Daemon {
             .default_route_netdevs()
             .await
             .map_err(DaemonError::DefaultRoute)?;
-        let found = daemon.discover_devices().map_err(DaemonError::Discovery)?;
+        phases.done("default route");
+        let (functions, mut found, rdma) = match discovery.await {
+            Ok(discovered) => discovered.map_err(DaemonError::Discovery)?,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        };
+        daemon.rdma = rdma;
+        exclude_netdevs(&mut found, &functions, &daemon.excluded_netdevs);
+        phases.done("discovery (waited for)");
+        let dirs_to_watch = (found.pf_dirs.clone(), found.device_dirs.clone());
         if let Err(error) = daemon.apply(found).await {
             // The resources already served leave nothing behind either.
             daemon.stop().await;
             return Err(DaemonError::Serve(error));
         }
+        phases.done("socket serve");
+        // After the sockets: registration runs meanwhile. A change between
+        // discovery and these watches is missed either way.
+        daemon.watch_sysfs(&dirs_to_watch.0, &dirs_to_watch.1);
+        phases.done("sysfs watches");
         Ok(daemon)
     }
 
@@ -234,21 +303,28 @@ impl Daemon {
                 "cannot read the default route; still excluding the netdevs that held it last"
             ),
         }
-        self.discover_devices()
+        let found = self.discover_devices()?;
+        self.watch_sysfs(&found.pf_dirs, &found.device_dirs);
+        Ok(found)
     }
 
     /// Discovers devices, excluding the netdevs last seen holding the
-    /// default route, and watches the sysfs directories found.
+    /// default route.
     fn discover_devices(&mut self) -> Result<Discovered, DiscoveryError> {
         let started = std::time::Instant::now();
         let found = discover_with(&self.sysfs, &self.config, &self.excluded_netdevs, &mut self.rdma)?;
         tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
-        let dirs = sysfs_dirs(self.sysfs.root(), &found.pf_dirs, &found.device_dirs);
+        Ok(found)
+    }
+
+    /// Watches the sysfs directories discovery found (replacing the watches
+    /// of the previous discovery).
+    fn watch_sysfs(&mut self, pf_dirs: &[PathBuf], device_dirs: &[PathBuf]) {
+        let dirs = sysfs_dirs(self.sysfs.root(), pf_dirs, device_dirs);
         match DirWatcher::start(&dirs, self.fs_sender.clone()) {
             Ok(watcher) => self.sysfs_watcher = Some(watcher),
             Err(error) => tracing::warn!(error = %error_chain(&error), "cannot watch sysfs"),
         }
-        Ok(found)
     }
 
     /// Makes the running plugins match the config and what discovery found.
@@ -272,6 +348,7 @@ impl Daemon {
             if let Some(plugin) = self.plugins.remove(&name) {
                 tracing::info!(resource = %name, "resource removed from config; stopping it");
                 plugin.stop().await;
+                self.metrics.forget(&name);
             }
         }
         for (resource, devices) in self.config.resources.clone().into_iter().zip(found.resources) {
@@ -281,7 +358,7 @@ impl Daemon {
                 plugin.write_cdi_spec();
                 continue;
             }
-            let pool = Pool::new(resource.clone());
+            let pool = Pool::with_metrics(resource.clone(), self.metrics.resource(&name));
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
             plugin.write_cdi_spec();
@@ -336,6 +413,11 @@ impl Daemon {
                         Trigger::None => {}
                     }
                 }
+                Some(query) = self.status_queries.recv() => {
+                    // Answered here, not by the HTTP task: this is what
+                    // tells that the event loop runs.
+                    query.answer(self.plugins.values().map(Plugin::status).collect());
+                }
                 Some(event) = self.uevents.recv() => {
                     tracing::debug!(?event, "uevent");
                     rediscover_at = rediscover_at.or(Some(Instant::now() + DEBOUNCE));
@@ -368,7 +450,9 @@ impl Daemon {
                     Trigger::None
                 };
             }
-            if event.removed() && self.plugins.values().any(|p| event.is(&p.socket_name())) {
+            if event.removed()
+                && (event.is(STATUS_SOCKET) || self.plugins.values().any(|p| event.is(&p.socket_name())))
+            {
                 return Trigger::SocketRemoved;
             }
         }
@@ -400,6 +484,12 @@ impl Daemon {
     }
 
     async fn recreate_missing_sockets(&mut self) {
+        if !self.status.socket_present() {
+            tracing::info!(socket = %self.status.socket().display(), "status socket was removed; recreating it");
+            if let Err(error) = self.status.recreate_socket() {
+                tracing::error!(error = %error_chain(&error), "cannot recreate the status socket; --probe fails until the plugin restarts");
+            }
+        }
         for (name, plugin) in &mut self.plugins {
             if plugin.sockets_present() {
                 continue;
@@ -471,6 +561,31 @@ fn config_dir(config_file: &Path) -> PathBuf {
     match config_file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+/// Start-up phases in the debug log, each with its own time and the time
+/// since the daemon started (what the kubelet waits for is exec to
+/// `Register`; the registration task logs that call's own time).
+struct Phases {
+    started: std::time::Instant,
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        let now = std::time::Instant::now();
+        Phases {
+            started: now,
+            last: std::sync::Mutex::new(now),
+        }
+    }
+
+    fn done(&self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now - std::mem::replace(&mut *last, now);
+        tracing::debug!(phase, ?elapsed, since_start = ?(now - self.started), "start-up phase done");
     }
 }
 

@@ -82,8 +82,9 @@ struct PfFacts {
     /// first netdev. VFs' health follows it.
     name: Option<String>,
     link_type: Option<String>,
-    /// VF index -> representor, from the PF's own netdevs.
-    representors: HashMap<u32, String>,
+    /// VF index -> representor and its interface index, from the PF's own
+    /// netdevs.
+    representors: HashMap<u32, (String, Option<u32>)>,
     switchdev: bool,
     /// VF LAG bond of the PF netdev.
     vf_lag_bond: Option<String>,
@@ -125,17 +126,37 @@ pub fn discover_with(
     excluded_netdevs: &HashSet<String>,
     rdma: &mut RdmaMemory,
 ) -> Result<Discovered, DiscoveryError> {
-    let functions = sysfs
+    let functions = read_functions(sysfs)?;
+    let mut found = discover_from(sysfs, &functions, config, rdma);
+    exclude_netdevs(&mut found, &functions, excluded_netdevs);
+    Ok(found)
+}
+
+/// Every PCI function of `sysfs`: the bulk of discovery's reads, which need
+/// neither the config nor netlink (start-up runs them while netlink dumps).
+pub fn read_functions(sysfs: &Sysfs) -> Result<Vec<PciFunction>, DiscoveryError> {
+    sysfs
         .pci_functions()
         .map_err(|source| DiscoveryError::ListFunctions {
             root: sysfs.root().to_path_buf(),
             source,
-        })?;
+        })
+}
+
+/// [`discover_with`] on `functions` already read by [`read_functions`],
+/// before [`exclude_netdevs`]: it needs nothing from netlink, so start-up
+/// runs it while netlink dumps links and routes.
+pub fn discover_from(
+    sysfs: &Sysfs,
+    functions: &[PciFunction],
+    config: &Config,
+    rdma: &mut RdmaMemory,
+) -> Discovered {
     let by_address: HashMap<PciAddress, &PciFunction> = functions.iter().map(|f| (f.address, f)).collect();
     let mut found = Discovered::default();
     let mut pf_facts: HashMap<PciAddress, PfFacts> = HashMap::new();
     let mut candidates = Vec::new();
-    for function in &functions {
+    for function in functions {
         if function.sriov.is_some() {
             found.pf_dirs.push(sysfs.pci_device_dir(&function.address));
         }
@@ -143,10 +164,6 @@ pub fn discover_with(
             continue;
         }
         found.device_dirs.push(sysfs.pci_device_dir(&function.address));
-        if let Some(name) = function.netdevs.iter().find(|n| excluded_netdevs.contains(*n)) {
-            tracing::info!(address = %function.address, netdev = %name, "not offering the device holding the default route");
-            continue;
-        }
         let pf_address = function.physfn.unwrap_or(function.address);
         let facts = pf_facts
             .entry(pf_address)
@@ -206,7 +223,37 @@ pub fn discover_with(
         }
         found.resources.push(devices);
     }
-    Ok(found)
+    found
+}
+
+/// Removes from every resource the devices with a netdev in
+/// `excluded_netdevs` (the IPv4 default route's). The same as never offering
+/// them: a device is taken by one resource at most, so removing it from
+/// that one gives no other resource a different device.
+pub fn exclude_netdevs(
+    found: &mut Discovered,
+    functions: &[PciFunction],
+    excluded_netdevs: &HashSet<String>,
+) {
+    if excluded_netdevs.is_empty() {
+        return;
+    }
+    let excluded: HashMap<PciAddress, &String> = functions
+        .iter()
+        .filter_map(|f| {
+            let name = f.netdevs.iter().find(|n| excluded_netdevs.contains(*n))?;
+            Some((f.address, name))
+        })
+        .collect();
+    for devices in &mut found.resources {
+        devices.retain(|device| match excluded.get(&device.address) {
+            Some(name) => {
+                tracing::info!(address = %device.address, netdev = %name, "not offering the device holding the default route");
+                false
+            }
+            None => true,
+        });
+    }
 }
 
 /// Network functions (class 0x02, or unknown class) that are not PFs with VFs.
@@ -224,8 +271,12 @@ fn pf_facts_of(sysfs: &Sysfs, pf: &PciFunction) -> PfFacts {
     // One pass over the PF's own netdevs instead of a class/net search per VF.
     let representors = match &uplink {
         Some(_) => sysfs
-            .pf_representors(&pf.address, RepresentorView::Host)
-            .map(|reps| reps.into_iter().map(|(vf, r)| (vf, r.netdev)).collect())
+            .pf_representors_of(pf, RepresentorView::Host)
+            .map(|reps| {
+                reps.into_iter()
+                    .map(|(vf, r)| (vf, (r.netdev, r.ifindex)))
+                    .collect()
+            })
             .unwrap_or_default(),
         None => HashMap::new(),
     };
@@ -249,11 +300,12 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
             // Not under the PF's net/: fall back to searching the switch.
             sysfs
                 .representor(&function.address, RepresentorView::Host)
-                .map(|r| r.netdev)
+                .map(|r| (r.netdev, r.ifindex))
                 .ok()
         }),
         _ => None,
     };
+    let (representor, representor_ifindex) = representor.unzip();
     // The netdev a selector's `pfNames` matches and health follows.
     let pf_netdev = if function.is_vf() {
         facts.name.clone()
@@ -265,14 +317,12 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         vendor: function.vendor,
         device: function.device,
         driver: function.driver.clone(),
-        acpi_index: sysfs.pci_attr(&function.address, "acpi_index").ok().flatten(),
+        acpi_index: function.acpi_index.clone(),
         pf_address: function.physfn.unwrap_or(function.address),
         pf_name: pf_netdev.clone(),
         vf_index: function.vf_index,
         link_type: facts.link_type.clone(),
-        is_rdma: sysfs
-            .rdma_devices(&function.address)
-            .is_ok_and(|devices| !devices.is_empty()),
+        is_rdma: !function.rdma_devices.is_empty(),
     };
     let record = DeviceRecord {
         address: function.address,
@@ -282,7 +332,7 @@ fn build_candidate(sysfs: &Sysfs, function: &PciFunction, facts: &PfFacts) -> (C
         driver: function.driver.clone(),
         iommu_group: function.iommu_group,
         uplink: pf_netdev,
-        representor_ifindex: representor.as_deref().and_then(|r| sysfs.netdev_ifindex(r)),
+        representor_ifindex: representor_ifindex.flatten(),
         representor,
         need_vhost_net: false,
         rdma: Vec::new(),

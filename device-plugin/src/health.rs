@@ -91,8 +91,22 @@ impl LinkMonitor {
             .await
             .map_err(HealthError::RequestDump)?;
         while reader.dump.is_some() {
-            let (datagram, _) = socket.recv_from_full().await.map_err(HealthError::ReadDump)?;
-            reader.apply(&datagram);
+            match socket.recv_from_full().await {
+                Ok((datagram, _)) => {
+                    reader.apply(&datagram);
+                }
+                // Events (another process creating hundreds of links, say)
+                // overflowed the socket during the dump: part of it is lost,
+                // so dump again.
+                Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
+                    tracing::debug!("netlink link events overflowed during the first dump; dumping again");
+                    reader
+                        .request_dump(&socket)
+                        .await
+                        .map_err(HealthError::RequestDump)?;
+                }
+                Err(error) => return Err(HealthError::ReadDump(error)),
+            }
         }
         let (tx, changes) = watch::channel(0u64);
         let task = tokio::spawn(async move {

@@ -7,8 +7,9 @@ use sriov_device_plugin::probe::probe;
 use sriov_logging::error_chain;
 use tokio::signal::unix::{signal, SignalKind};
 
-/// How long `--probe` waits for each resource's socket.
-const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long `--probe` waits for the plugin's answer (which waits up to 2 s
+/// for the event loop).
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -28,18 +29,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if args.probe {
-        let probe = probe(
-            &args.config_file,
-            &args.resource_prefix,
-            &args.device_plugin_path,
-            PROBE_DEADLINE,
-            args.unknown_keys(),
-        );
-        return match runtime.block_on(probe) {
-            Ok(_) => std::process::ExitCode::SUCCESS,
+    if let Some(kind) = args.probe {
+        return match runtime.block_on(probe(&args.device_plugin_path, kind, PROBE_DEADLINE)) {
+            Ok(answer) => {
+                println!("{answer}");
+                std::process::ExitCode::SUCCESS
+            }
             Err(error) => {
-                eprintln!("sriov-device-plugin: not live: {}", error_chain(&error));
+                eprintln!("sriov-device-plugin: probe failed: {}", error_chain(&error));
                 std::process::ExitCode::FAILURE
             }
         };

@@ -19,6 +19,7 @@ use crate::plugin_watcher::PluginWatcherService;
 use crate::pool::Pool;
 use crate::registration::{register_unless_watched, register_until_done, Registrar};
 use crate::server::DevicePluginService;
+use crate::status::ResourceStatus;
 use crate::transport::{SocketServer, TransportError};
 use sriovdp_config::ResourceConfig;
 
@@ -72,6 +73,15 @@ impl Plugin {
         self.paths.device_plugin_dir.join(self.socket_name())
     }
 
+    /// The resource as the status endpoint reports it.
+    pub fn status(&self) -> ResourceStatus {
+        ResourceStatus {
+            resource: self.pool.config().full_name(),
+            serving: self.sockets_present(),
+            registered: self.pool.metrics().is_registered(),
+        }
+    }
+
     /// True when our `DevicePlugin` (and plugin-watcher) sockets are in place.
     pub fn sockets_present(&self) -> bool {
         self.server.as_ref().is_some_and(SocketServer::socket_present)
@@ -102,7 +112,11 @@ impl Plugin {
         match &self.paths.registrar {
             Registrar::PluginWatcher { dir, grace, ignored } => {
                 let path = dir.join(config.socket_name());
-                let (service, queried) = PluginWatcherService::new(config.full_name(), socket.clone());
+                let (service, queried) = PluginWatcherService::new(
+                    config.full_name(),
+                    socket.clone(),
+                    self.pool.metrics().clone(),
+                );
                 let router = Server::builder().add_service(RegistrationServer::new(service));
                 let (stop, _) = watch::channel(false);
                 self.registry_server = Some(SocketServer::start(&path, router, stop)?);
@@ -115,6 +129,7 @@ impl Plugin {
                         kubelet,
                         config.full_name(),
                         config.socket_name(),
+                        self.pool.metrics().clone(),
                     )));
                 }
             }
@@ -123,6 +138,7 @@ impl Plugin {
                     kubelet,
                     config.full_name(),
                     config.socket_name(),
+                    self.pool.metrics().clone(),
                 )));
             }
         }
@@ -133,6 +149,8 @@ impl Plugin {
         if let Some(registrar) = self.registrar.take() {
             registrar.abort();
         }
+        // A new socket needs a new registration.
+        self.pool.metrics().unregistered();
         if let Some(server) = self.registry_server.take() {
             server.stop().await;
         }

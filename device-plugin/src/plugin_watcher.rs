@@ -13,6 +13,8 @@ use kubelet_proto::v1beta1::VERSION;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::ResourceMetrics;
+
 /// Answers the kubelet's plugin watcher for one resource.
 #[derive(Clone, Debug)]
 pub struct PluginWatcherService {
@@ -20,17 +22,24 @@ pub struct PluginWatcherService {
     endpoint: PathBuf,
     /// Set on the first `GetInfo`: the kubelet watches this directory.
     queried: Arc<watch::Sender<bool>>,
+    metrics: ResourceMetrics,
 }
 
 impl PluginWatcherService {
     /// Announces `resource`, served by the device plugin socket `endpoint`
-    /// (absolute path). The receiver turns true once the kubelet asks.
-    pub fn new(resource: String, endpoint: PathBuf) -> (PluginWatcherService, watch::Receiver<bool>) {
+    /// (absolute path), counting registrations into `metrics`. The receiver
+    /// turns true once the kubelet asks.
+    pub fn new(
+        resource: String,
+        endpoint: PathBuf,
+        metrics: ResourceMetrics,
+    ) -> (PluginWatcherService, watch::Receiver<bool>) {
         let (queried, seen) = watch::channel(false);
         let service = PluginWatcherService {
             resource,
             endpoint,
             queried: Arc::new(queried),
+            metrics,
         };
         (service, seen)
     }
@@ -54,8 +63,11 @@ impl Registration for PluginWatcherService {
     ) -> Result<Response<RegistrationStatusResponse>, Status> {
         let status = request.into_inner();
         if status.plugin_registered {
+            self.metrics.registered();
             tracing::info!(resource = %self.resource, "kubelet plugin watcher registered the resource");
         } else {
+            self.metrics.registration_failed();
+            self.metrics.unregistered();
             tracing::error!(resource = %self.resource, error = %status.error, "kubelet plugin watcher refused the resource");
         }
         Ok(Response::new(RegistrationStatusResponse {}))

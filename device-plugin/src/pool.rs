@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::discovery::DeviceRecord;
 use crate::links::LinkTable;
+use crate::metrics::ResourceMetrics;
 use sriovdp_config::ResourceConfig;
 
 /// A device of the pool with its current health.
@@ -124,11 +125,18 @@ struct Inner {
 pub struct Pool {
     inner: RwLock<Inner>,
     tx: watch::Sender<Arc<ListAndWatchResponse>>,
+    metrics: ResourceMetrics,
 }
 
 impl Pool {
-    /// A pool for `config` with no devices yet.
+    /// A pool for `config` with no devices yet, its metrics exported nowhere.
     pub fn new(config: ResourceConfig) -> Arc<Pool> {
+        let metrics = ResourceMetrics::detached(&config.full_name());
+        Pool::with_metrics(config, metrics)
+    }
+
+    /// A pool for `config` with no devices yet, counting into `metrics`.
+    pub fn with_metrics(config: ResourceConfig, metrics: ResourceMetrics) -> Arc<Pool> {
         let (tx, _) = watch::channel(Arc::new(ListAndWatchResponse::default()));
         Arc::new(Pool {
             inner: RwLock::new(Inner {
@@ -136,7 +144,13 @@ impl Pool {
                 devices: BTreeMap::new(),
             }),
             tx,
+            metrics,
         })
+    }
+
+    /// The resource's metrics.
+    pub fn metrics(&self) -> &ResourceMetrics {
+        &self.metrics
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -155,10 +169,17 @@ impl Pool {
         let name = config.full_name();
         inner.config = config;
         let mut devices = BTreeMap::new();
+        let (mut healed, mut failed) = (0, 0);
         for record in records {
             let healthy = health_of(&record, links).is_ok();
+            match inner.devices.get(&record.address) {
+                Some(old) if old.healthy && !healthy => failed += 1,
+                Some(old) if !old.healthy && healthy => healed += 1,
+                _ => {}
+            }
             devices.insert(record.address, PoolDevice { record, healthy });
         }
+        self.metrics.health_changed(healed, failed);
         let added: Vec<String> = devices
             .keys()
             .filter(|a| !inner.devices.contains_key(*a))
@@ -208,6 +229,8 @@ impl Pool {
             return false;
         }
         let name = inner.config.full_name();
+        self.metrics
+            .health_changed(healed.len(), failed.values().map(Vec::len).sum());
         if !healed.is_empty() {
             tracing::info!(resource = %name, count = healed.len(), devices = %summary(&healed), "devices healthy again");
         }
@@ -218,6 +241,8 @@ impl Pool {
     }
 
     fn publish(&self, inner: &Inner) -> bool {
+        let healthy = inner.devices.values().filter(|d| d.healthy).count();
+        self.metrics.set_devices(healthy, inner.devices.len() - healthy);
         let response = Arc::new(list_response(inner));
         self.tx.send_if_modified(|current| {
             if **current == *response {

@@ -1,76 +1,145 @@
-//! `--probe`: the DaemonSet's liveness check. The image has no shell, so the
-//! binary checks itself: every configured resource's socket must answer
-//! `GetDevicePluginOptions` within the deadline.
+//! `--probe`: asks the running plugin, over its status socket in the device
+//! plugin directory ([`crate::status`]), whether it is live (its event loop
+//! answers) or ready (every resource registered and serving). The image has
+//! no shell, so the binary is its own probe client.
+//!
+//! Nothing is read from the config file: a config edit the running plugin
+//! rejects (and logs) must not fail the probe and restart a plugin that keeps
+//! serving the last good config.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kubelet_proto::v1beta1::device_plugin_client::DevicePluginClient;
-use kubelet_proto::v1beta1::Empty;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
 
-use crate::transport::{connect, TransportError};
-use sriovdp_config::{self as config, ConfigError, UnknownKeys};
+use crate::status::STATUS_SOCKET;
 
-/// Why the plugin is not live.
+/// What to ask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeKind {
+    /// The daemon's event loop answers (`/livez`).
+    #[default]
+    Live,
+    /// Every resource is registered with the kubelet and serving (`/readyz`).
+    Ready,
+}
+
+impl ProbeKind {
+    /// The HTTP path asked.
+    pub fn path(self) -> &'static str {
+        match self {
+            ProbeKind::Live => "/livez",
+            ProbeKind::Ready => "/readyz",
+        }
+    }
+}
+
+/// Why the probe failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    /// The config the daemon would run with is invalid.
-    #[error("config is invalid")]
-    Config(#[source] ConfigError),
-    /// A resource's socket does not accept connections.
-    #[error("resource {resource}: nothing answers on {}", socket.display())]
+    /// Nothing listens on the status socket: the plugin is not running.
+    #[error("cannot connect to the plugin's status socket {}; is the plugin running with this --device-plugin-path?", socket.display())]
     Connect {
-        /// `<prefix>/<name>`.
-        resource: String,
         /// The socket.
         socket: PathBuf,
         /// The cause.
         #[source]
-        source: TransportError,
+        source: std::io::Error,
     },
-    /// The server answered with an error or not in time.
-    #[error("resource {resource}: GetDevicePluginOptions on {} failed: {status}", socket.display())]
-    Rpc {
-        /// `<prefix>/<name>`.
-        resource: String,
+    /// The HTTP exchange failed.
+    #[error("GET {path} on {} failed", socket.display())]
+    Http {
         /// The socket.
         socket: PathBuf,
-        /// The gRPC status.
-        status: tonic::Status,
+        /// The path asked.
+        path: &'static str,
+        /// The cause.
+        #[source]
+        source: hyper::Error,
+    },
+    /// No answer in time.
+    #[error("GET {path} on {}: no answer within {deadline:?}", socket.display())]
+    Timeout {
+        /// The socket.
+        socket: PathBuf,
+        /// The path asked.
+        path: &'static str,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The plugin answered that it is not live or not ready.
+    #[error("{path}: HTTP {status}: {body}")]
+    NotOk {
+        /// The path asked.
+        path: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The plugin's reason.
+        body: String,
     },
 }
 
-/// Checks every resource of `config_file`; returns how many answered.
-/// `unknown` must be what the daemon runs with (`--lenient-config`), or a
-/// config the daemon accepts would fail the probe.
+/// The status socket of a plugin using `device_plugin_dir`.
+pub fn status_socket(device_plugin_dir: &Path) -> PathBuf {
+    device_plugin_dir.join(STATUS_SOCKET)
+}
+
+/// Asks the plugin serving `device_plugin_dir`; returns its answer when it
+/// says yes.
 pub async fn probe(
-    config_file: &Path,
-    default_prefix: &str,
-    device_plugin_path: &Path,
+    device_plugin_dir: &Path,
+    kind: ProbeKind,
     deadline: Duration,
-    unknown: UnknownKeys,
-) -> Result<usize, ProbeError> {
-    let config = config::load_with(config_file, default_prefix, unknown).map_err(ProbeError::Config)?;
-    for resource in &config.resources {
-        let socket = device_plugin_path.join(resource.socket_name());
-        let channel = connect(&socket, deadline)
-            .await
-            .map_err(|source| ProbeError::Connect {
-                resource: resource.full_name(),
-                socket: socket.clone(),
-                source,
-            })?;
-        let mut client = DevicePluginClient::new(channel);
-        let call = client.get_device_plugin_options(Empty {});
-        let rpc_error = |status| ProbeError::Rpc {
-            resource: resource.full_name(),
+) -> Result<String, ProbeError> {
+    let socket = status_socket(device_plugin_dir);
+    let path = kind.path();
+    tokio::time::timeout(deadline, ask(&socket, path))
+        .await
+        .map_err(|_| ProbeError::Timeout {
             socket: socket.clone(),
-            status,
-        };
-        tokio::time::timeout(deadline, call)
-            .await
-            .map_err(|_| rpc_error(tonic::Status::deadline_exceeded("no answer in time")))?
-            .map_err(rpc_error)?;
+            path,
+            deadline,
+        })?
+}
+
+async fn ask(socket: &Path, path: &'static str) -> Result<String, ProbeError> {
+    let http = |source| ProbeError::Http {
+        socket: socket.to_path_buf(),
+        path,
+        source,
+    };
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| ProbeError::Connect {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    let connection = tokio::spawn(connection);
+    let mut request = Request::new(Empty::<Bytes>::new());
+    *request.uri_mut() = hyper::Uri::from_static(path);
+    request.headers_mut().insert(
+        hyper::header::HOST,
+        hyper::header::HeaderValue::from_static("localhost"),
+    );
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status();
+    let body = response.into_body().collect().await.map_err(http)?.to_bytes();
+    connection.abort();
+    let body = String::from_utf8_lossy(&body).trim().to_string();
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(ProbeError::NotOk {
+            path,
+            status: status.as_u16(),
+            body,
+        })
     }
-    Ok(config.resources.len())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use kubelet_proto::v1beta1::registration_client::RegistrationClient;
 use kubelet_proto::v1beta1::{RegisterRequest, VERSION};
 
+use crate::metrics::ResourceMetrics;
 use crate::server::plugin_options;
 use crate::transport::{connect, TransportError};
 use sriov_logging::error_chain;
@@ -169,6 +170,7 @@ pub async fn register_unless_watched(
     kubelet_socket: PathBuf,
     resource: String,
     endpoint: String,
+    metrics: ResourceMetrics,
 ) {
     let grace = if ignored.load(Ordering::Relaxed) {
         Duration::ZERO
@@ -181,20 +183,29 @@ pub async fn register_unless_watched(
     }
     ignored.store(true, Ordering::Relaxed);
     tracing::warn!(%resource, waited = ?grace, "the kubelet's plugin watcher did not query our socket; registering with kubelet.sock instead");
-    register_until_done(kubelet_socket, resource, endpoint).await;
+    register_until_done(kubelet_socket, resource, endpoint, metrics).await;
 }
 
-/// Registers, retrying with backoff (50 ms doubling to 2 s) until it works.
-/// Cancel by aborting the task running it.
-pub async fn register_until_done(kubelet_socket: PathBuf, resource: String, endpoint: String) {
+/// Registers, retrying with backoff (50 ms doubling to 2 s) until it works,
+/// counting attempts into `metrics`. Cancel by aborting the task running it.
+pub async fn register_until_done(
+    kubelet_socket: PathBuf,
+    resource: String,
+    endpoint: String,
+    metrics: ResourceMetrics,
+) {
     let mut delay = Duration::from_millis(50);
     loop {
+        let started = std::time::Instant::now();
         match register(&kubelet_socket, &resource, &endpoint).await {
             Ok(()) => {
+                metrics.registered();
+                tracing::debug!(phase = "register", elapsed = ?started.elapsed(), %resource, "start-up phase done");
                 tracing::info!(%resource, %endpoint, "registered with the kubelet");
                 return;
             }
             Err(error) => {
+                metrics.registration_failed();
                 tracing::warn!(%resource, error = %error_chain(&error), retry_in = ?delay, "registration failed");
             }
         }

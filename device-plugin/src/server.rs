@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use kubelet_proto::v1beta1::device_plugin_server::DevicePlugin;
@@ -81,8 +82,13 @@ impl DevicePlugin for DevicePluginService {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
+        // Counted while the stream lives (ended by the kubelet or by us).
+        let open = self.pool.metrics().stream_opened();
         let stream = WatchStream::new(self.pool.subscribe())
-            .map(|list| Ok(list.as_ref().clone()))
+            .map(move |list| {
+                let _open = &open;
+                Ok(list.as_ref().clone())
+            })
             .take_until(stopped);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -91,6 +97,7 @@ impl DevicePlugin for DevicePluginService {
         &self,
         request: Request<PreferredAllocationRequest>,
     ) -> Result<Response<PreferredAllocationResponse>, Status> {
+        let started = Instant::now();
         let placement = |id: &str| {
             self.pool.with_device(id, |d| Placement {
                 pf: d.record.pf_address.unwrap_or(d.record.address),
@@ -110,6 +117,7 @@ impl DevicePlugin for DevicePluginService {
                 ),
             })
             .collect();
+        self.pool.metrics().preferred_took(started.elapsed());
         Ok(Response::new(PreferredAllocationResponse { container_responses }))
     }
 
@@ -117,10 +125,30 @@ impl DevicePlugin for DevicePluginService {
         &self,
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
+        let started = Instant::now();
+        let answer = self.allocate_devices(request.into_inner());
+        let metrics = self.pool.metrics();
+        metrics.allocate_took(started.elapsed());
+        let (response, handed_out) = answer?;
+        metrics.allocated(handed_out);
+        Ok(Response::new(response))
+    }
+
+    async fn pre_start_container(
+        &self,
+        _: Request<PreStartContainerRequest>,
+    ) -> Result<Response<PreStartContainerResponse>, Status> {
+        Ok(Response::new(PreStartContainerResponse {}))
+    }
+}
+
+impl DevicePluginService {
+    /// Answers `Allocate`; also returns how many distinct devices it
+    /// handed out.
+    fn allocate_devices(&self, request: AllocateRequest) -> Result<(AllocateResponse, usize), Status> {
         let config = self.pool.config();
         let resource = config.full_name();
         let containers: Vec<Vec<String>> = request
-            .into_inner()
             .container_requests
             .into_iter()
             .map(|c| c.devices_ids)
@@ -147,13 +175,6 @@ impl DevicePlugin for DevicePluginService {
             .map(|devices| allocate::container_response(&config, devices, self.cdi))
             .collect();
         tracing::info!(resource = %resource, devices = ?containers, "allocated");
-        Ok(Response::new(AllocateResponse { container_responses }))
-    }
-
-    async fn pre_start_container(
-        &self,
-        _: Request<PreStartContainerRequest>,
-    ) -> Result<Response<PreStartContainerResponse>, Status> {
-        Ok(Response::new(PreStartContainerResponse {}))
+        Ok((AllocateResponse { container_responses }, unique.len()))
     }
 }

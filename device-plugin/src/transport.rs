@@ -85,21 +85,7 @@ impl SocketServer {
         router: Router,
         stop: watch::Sender<bool>,
     ) -> Result<SocketServer, TransportError> {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(TransportError::RemoveStale {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        }
-        let listener = UnixListener::bind(path).map_err(|source| TransportError::Bind {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let identity = file_identity(path).unwrap_or_default();
+        let (listener, identity) = bind_unix(path)?;
         let mut stopped = stop.subscribe();
         let socket = path.to_path_buf();
         let task = tokio::spawn(async move {
@@ -163,6 +149,28 @@ impl Drop for SocketServer {
     }
 }
 
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
+/// Binds a listener on `path`, replacing a stale file; returns it with the
+/// socket file's identity (device, inode), to tell later whether the file at
+/// `path` is still ours.
+pub fn bind_unix(path: &Path) -> Result<(UnixListener, (u64, u64)), TransportError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(TransportError::RemoveStale {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let listener = UnixListener::bind(path).map_err(|source| TransportError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((listener, file_identity(path).unwrap_or_default()))
+}
+
+/// The (device, inode) of the file at `path`, not following a symlink.
+pub fn file_identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }

@@ -1,6 +1,7 @@
 //! The `sriov-device-plugin` binary: invalid configs exit non-zero before any
-//! socket exists; `--probe` tells a live plugin from a stopped one; SIGTERM
-//! stops it cleanly with exit code 0.
+//! socket exists; `--probe` asks the running plugin (a broken config edit
+//! leaves it green) and tells a live plugin from a stopped one; SIGTERM stops
+//! it cleanly with exit code 0.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use common::*;
 use kubelet_proto::v1beta1::{AllocateRequest, ContainerAllocateRequest};
 use simnode::SimNodeSpec;
+use sriov_device_plugin::status::STATUS_SOCKET;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sriov-device-plugin");
 
@@ -182,25 +184,7 @@ fn log_format_json_writes_one_json_object_per_line() {
 async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
     let mut h = Harness::node(SimNodeSpec::new(prefix("st"), 1, 2));
     h.write_config(GUIDE_CONFIG);
-    let mut child = Command::new(BIN)
-        .arg("--config-file")
-        .arg(h.config_file())
-        .arg("--device-plugin-path")
-        .arg(h.dp_dir())
-        .arg("--device-info-dir")
-        .arg(h.devinfo_dir())
-        .env("SRIOV_SYSFS_ROOT", h.node.sysfs_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    let mut child = plugin(&h).stderr(Stdio::null()).spawn().unwrap();
     let reg = h.kubelet().next_registration().await;
     assert_eq!(reg.endpoint, GUIDE_SOCKET);
     let mut client = h.client(GUIDE_SOCKET).await;
@@ -219,17 +203,7 @@ async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
     assert!(info.exists());
     let mut stream = list_and_watch(&mut client).await;
     next_list(&mut stream).await;
-    let probe = |h: &Harness| {
-        Command::new(BIN)
-            .arg("--probe")
-            .arg("--config-file")
-            .arg(h.config_file())
-            .arg("--device-plugin-path")
-            .arg(h.dp_dir())
-            .output()
-            .unwrap()
-    };
-    let live = probe(&h);
+    let live = probe(&h, "--probe");
     assert_eq!(
         live.status.code(),
         Some(0),
@@ -241,7 +215,7 @@ async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = tokio::task::spawn_blocking(move || {
         let status = child.wait();
-        drop(Kill(child));
+        drop(KillOnDrop(child));
         status
     })
     .await
@@ -250,14 +224,162 @@ async fn sigterm_removes_sockets_and_device_info_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert!(!h.dp_dir().join(GUIDE_SOCKET).exists());
     assert!(!info.exists());
-    let dead = probe(&h);
+    let dead = probe(&h, "--probe");
     let stderr = String::from_utf8_lossy(&dead.stderr);
     assert_eq!(dead.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(GUIDE_SOCKET) && stderr.contains("mellanox.com/cx5_sriov_switchdev"),
+        stderr.contains("cannot connect to the plugin's status socket")
+            && stderr.contains(&h.dp_dir().join(STATUS_SOCKET).display().to_string()),
         "{stderr}"
     );
     let end = tokio::time::timeout(WAIT, stream.message()).await.unwrap();
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     h.shutdown().await;
+}
+
+/// Runs `sriov-device-plugin <flag> --device-plugin-path <dp>`: the probe
+/// needs no other flag of the daemon's command line.
+fn probe(h: &Harness, flag: &str) -> std::process::Output {
+    Command::new(BIN)
+        .arg(flag)
+        .arg("--device-plugin-path")
+        .arg(h.dp_dir())
+        .output()
+        .unwrap()
+}
+
+/// The plugin binary on the harness's node, config and directories.
+fn plugin(h: &Harness) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(h.plugin_flags()).stdout(Stdio::null());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_stay_green_while_a_broken_config_edit_is_rejected_and_the_last_good_one_served() {
+    let mut h = Harness::node(SimNodeSpec::new(prefix("pb"), 1, 2));
+    h.write_config(GUIDE_CONFIG);
+    let log = h.tmp.path().join("plugin.log");
+    let _child = KillOnDrop(
+        plugin(&h)
+            // Only in the daemon's arguments: the probe must not need it.
+            .arg("--resource-prefix=example.com")
+            // Appending: truncating the file below then restarts it at offset 0.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap(),
+    );
+    h.kubelet().next_registration().await;
+    let green = |h: &Harness, why: &str| {
+        for flag in ["--probe", "--probe=live", "--probe=ready"] {
+            let out = probe(h, flag);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{flag} after {why}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    green(&h, "start");
+    let ready = probe(&h, "--probe=ready");
+    assert_eq!(
+        String::from_utf8_lossy(&ready.stdout).trim(),
+        "ready: 1 resources registered and serving"
+    );
+    let mut client = h.client(GUIDE_SOCKET).await;
+    let mut stream = list_and_watch(&mut client).await;
+    assert_eq!(next_list(&mut stream).await.devices.len(), 2);
+
+    for (config, reason) in [
+        ("{", "is not valid JSON"),
+        (
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"pfNames":["ens1f0#3-1"]}}]}"#,
+            r#"range "3-1" starts after it ends"#,
+        ),
+    ] {
+        h.write_config(config);
+        wait_for("the rejection in the log", || {
+            std::fs::read_to_string(&log).is_ok_and(|text| {
+                text.lines()
+                    .any(|l| l.contains("new config rejected; keeping the running one") && l.contains(reason))
+            })
+        })
+        .await;
+        green(&h, config);
+        // Still serving the last good config.
+        let options = client
+            .get_device_plugin_options(kubelet_proto::v1beta1::Empty {})
+            .await;
+        assert!(options.is_ok(), "{options:?}");
+        let vf = h.node.vf(0, 1).pci.to_string();
+        allocate_one(&h, GUIDE_SOCKET, std::slice::from_ref(&vf)).await;
+        assert!(h.dp_dir().join(GUIDE_SOCKET).exists());
+        // Truncate the log so the next case sees its own line.
+        std::fs::write(&log, "").unwrap();
+    }
+    // A good edit is applied again and the probes stay green.
+    h.write_config(&GUIDE_CONFIG.replace("cx5_sriov_switchdev", "cx5_again"));
+    let registration = h.kubelet().next_registration().await;
+    assert_eq!(registration.resource_name, "mellanox.com/cx5_again");
+    green(&h, "a good edit");
+    h.shutdown().await;
+}
+
+#[test]
+fn ready_probe_says_which_resource_is_not_registered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dp = tmp.path().join("dp");
+    std::fs::create_dir(&dp).unwrap();
+    let node =
+        simnode::SimNode::up(SimNodeSpec::new(prefix("pr"), 1, 1).with_sysfs_root(tmp.path().join("sys")))
+            .unwrap();
+    let config = tmp.path().join("config.json");
+    std::fs::write(&config, GUIDE_CONFIG).unwrap();
+    // No kubelet: never registered.
+    let _child = KillOnDrop(
+        Command::new(BIN)
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--device-plugin-path")
+            .arg(&dp)
+            .arg("--device-info-dir")
+            .arg(tmp.path().join("devinfo"))
+            .arg("--registration-mode=kubelet-socket")
+            .env("SRIOV_SYSFS_ROOT", node.sysfs_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let probe = |flag: &str| {
+        Command::new(BIN)
+            .arg(flag)
+            .arg("--device-plugin-path")
+            .arg(&dp)
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while probe("--probe=live").status.code() != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "never live");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = probe("--probe=ready");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "/readyz: HTTP 503: resource mellanox.com/cx5_sriov_switchdev: not registered with the kubelet"
+        ),
+        "{stderr}"
+    );
+    drop(_child);
+    node.down().unwrap();
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::address::PciAddress;
-use crate::sysfs::{link_target_name, list_dir, read_attr, Sysfs};
+use crate::sysfs::{list_dir, read_attr, SysDir, Sysfs};
 
 /// SR-IOV capability of a PF (`sriov_totalvfs`, `sriov_numvfs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,11 @@ pub struct PciFunction {
     /// virtio NICs), sorted. For a switchdev PF this includes the VF
     /// representors.
     pub netdevs: Vec<String>,
+    /// The `acpi_index` attribute, when present and not empty.
+    pub acpi_index: Option<String>,
+    /// Names of the function's RDMA devices (entries of its `infiniband/`
+    /// directory, e.g. `mlx5_2`); empty when it has none.
+    pub rdma_devices: Vec<String>,
 }
 
 impl PciFunction {
@@ -124,7 +129,7 @@ impl Sysfs {
         let mut functions = Vec::with_capacity(names.len());
         // Each VF's index comes from its PF's virtfn links; read them once per
         // PF, not once per VF (8 PFs x 127 VFs would read ~130k links).
-        let mut virtfn_cache = HashMap::new();
+        let mut virtfn_cache = VirtfnCache::default();
         for name in names {
             let Ok(address) = name.parse::<PciAddress>() else {
                 tracing::warn!(entry = %name, dir = %dir.display(), "skipping entry that is not a PCI address");
@@ -146,7 +151,7 @@ impl Sysfs {
 
     /// The PCI function at `address`.
     pub fn pci_function(&self, address: &PciAddress) -> Result<PciFunction, PciError> {
-        self.read_function(address, &mut HashMap::new())
+        self.read_function(address, &mut VirtfnCache::default())
     }
 
     /// An optional attribute of the function at `address` (`acpi_index`,
@@ -163,84 +168,153 @@ impl Sysfs {
         list_entries(&self.pci_device_dir(address).join("infiniband"))
     }
 
-    fn read_function(
-        &self,
-        address: &PciAddress,
-        virtfn_cache: &mut HashMap<PciAddress, Vec<(u32, PciAddress)>>,
-    ) -> Result<PciFunction, PciError> {
-        let dir = self.pci_device_dir(address);
-        if !dir.exists() {
+    fn read_function(&self, address: &PciAddress, cache: &mut VirtfnCache) -> Result<PciFunction, PciError> {
+        let path = self.pci_device_dir(address);
+        let Some(dir) = SysDir::open(&path).map_err(read_error(&path))? else {
             return Err(PciError::NotFound {
                 address: *address,
-                path: dir,
+                path,
             });
-        }
-        // One listing serves both the `virtfn` links and the virtio netdevs.
-        let entries = list_entries(&dir)?;
-        let own_virtfns = virtfns(&dir, &entries)?;
+        };
+        let total_vfs = attr(&dir, "sriov_totalvfs")?;
+        let vendor = required_id(&dir, address, "vendor")?;
+        // Only a PF (its `virtfn` links) and a virtio NIC (its `virtio<N>`
+        // directories) need the listing; for the others, a thousand VFs, an
+        // absent entry costs one failed lookup, less than a listing.
+        let listed = match total_vfs.is_some() || vendor == VIRTIO_VENDOR {
+            true => Some(dir.entries().map_err(read_error(&path))?),
+            false => None,
+        };
+        let has = |name: &str| {
+            listed
+                .as_ref()
+                .is_none_or(|e| e.binary_search_by(|e| e.as_str().cmp(name)).is_ok())
+        };
+        let entries = listed.as_deref().unwrap_or_default();
+        let own_virtfns = virtfns(&dir, entries)?;
         let vfs = own_virtfns.iter().map(|(_, vf)| *vf).collect();
         if !own_virtfns.is_empty() {
-            // This PF's VFs, listed after it, find their index here.
-            virtfn_cache.entry(*address).or_insert(own_virtfns);
+            // This PF's VFs, listed after it, find their PF and index here.
+            cache.insert(*address, own_virtfns);
         }
-        let physfn = read_link_address(&dir.join("physfn"))?;
-        let vf_index = match physfn {
-            Some(pf) => {
-                let vfs = match virtfn_cache.entry(pf) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        let pf_dir = self.pci_device_dir(&pf);
-                        e.insert(virtfns(&pf_dir, &list_entries(&pf_dir)?)?)
-                    }
-                };
-                vfs.iter().find(|(_, vf)| vf == address).map(|(index, _)| *index)
-            }
-            None => None,
+        let (physfn, vf_index) = match has("physfn") {
+            true => match cache.owner_of(address) {
+                Some((pf, index)) => (Some(pf), Some(index)),
+                None => match read_link_address(&dir, "physfn")? {
+                    Some(pf) => (Some(pf), self.vf_index_on(&pf, address, cache)?),
+                    None => (None, None),
+                },
+            },
+            false => (None, None),
         };
-        let sriov = match read_attr_at(&dir.join("sriov_totalvfs"))? {
+        let sriov = match total_vfs {
             Some(total) => Some(SriovCapability {
-                total_vfs: parse_u32(&dir.join("sriov_totalvfs"), &total)?,
-                num_vfs: match read_attr_at(&dir.join("sriov_numvfs"))? {
-                    Some(n) => parse_u32(&dir.join("sriov_numvfs"), &n)?,
+                total_vfs: parse_u32(&dir.path().join("sriov_totalvfs"), &total)?,
+                num_vfs: match attr(&dir, "sriov_numvfs")? {
+                    Some(n) => parse_u32(&dir.path().join("sriov_numvfs"), &n)?,
                     None => 0,
                 },
             }),
             None => None,
         };
+        let link = |name: &str| match has(name) {
+            true => dir
+                .link_target_name(name)
+                .map_err(read_error(&dir.path().join(name))),
+            false => Ok(None),
+        };
         Ok(PciFunction {
             address: *address,
-            vendor: required_id(&dir, address, "vendor")?,
+            vendor,
             device: required_id(&dir, address, "device")?,
-            class: match read_attr_at(&dir.join("class"))? {
-                Some(v) => parse_hex(&dir.join("class"), &v)?,
+            class: match attr(&dir, "class")? {
+                Some(v) => parse_hex(&dir.path().join("class"), &v)?,
                 None => 0,
             },
-            driver: link_target_name(&dir.join("driver")).map_err(read_error(&dir.join("driver")))?,
-            numa_node: numa_node(&dir.join("numa_node"))?,
-            iommu_group: match link_target_name(&dir.join("iommu_group"))
-                .map_err(read_error(&dir.join("iommu_group")))?
-            {
-                Some(group) => Some(parse_u32(&dir.join("iommu_group"), &group)?),
+            driver: link("driver")?,
+            numa_node: match has("numa_node") {
+                true => numa_node(&dir)?,
+                false => None,
+            },
+            iommu_group: match link("iommu_group")? {
+                Some(group) => Some(parse_u32(&dir.path().join("iommu_group"), &group)?),
                 None => None,
             },
             sriov,
             physfn,
             vf_index,
             vfs,
-            netdevs: netdevs_of(&dir, &entries)?,
+            netdevs: netdevs_of(&dir, listed.as_deref())?,
+            acpi_index: match has("acpi_index") {
+                true => attr(&dir, "acpi_index")?.filter(|v| !v.is_empty()),
+                false => None,
+            },
+            rdma_devices: match has("infiniband") {
+                true => sub_entries(&dir, "infiniband")?,
+                false => Vec::new(),
+            },
         })
+    }
+
+    /// The index of VF `vf` on PF `pf`, from the PF's `virtfn` links (read
+    /// once per PF).
+    fn vf_index_on(
+        &self,
+        pf: &PciAddress,
+        vf: &PciAddress,
+        cache: &mut VirtfnCache,
+    ) -> Result<Option<u32>, PciError> {
+        if !cache.by_pf.contains_key(pf) {
+            let path = self.pci_device_dir(pf);
+            let links = match SysDir::open(&path).map_err(read_error(&path))? {
+                Some(dir) => {
+                    let entries = dir.entries().map_err(read_error(&path))?;
+                    virtfns(&dir, &entries)?
+                }
+                None => Vec::new(),
+            };
+            cache.insert(*pf, links);
+        }
+        Ok(cache
+            .owner_of(vf)
+            .filter(|(owner, _)| owner == pf)
+            .map(|(_, index)| index))
+    }
+}
+
+/// PCI vendor ID of virtio devices.
+const VIRTIO_VENDOR: u16 = 0x1af4;
+
+/// Each PF's `virtfn` links, read once per PF, and the reverse map: a VF's PF
+/// and index (so a VF listed after its PF needs no `physfn` readlink).
+#[derive(Default)]
+struct VirtfnCache {
+    by_pf: HashMap<PciAddress, Vec<(u32, PciAddress)>>,
+    owner: HashMap<PciAddress, (PciAddress, u32)>,
+}
+
+impl VirtfnCache {
+    fn insert(&mut self, pf: PciAddress, links: Vec<(u32, PciAddress)>) {
+        for (index, vf) in &links {
+            self.owner.entry(*vf).or_insert((pf, *index));
+        }
+        self.by_pf.entry(pf).or_insert(links);
+    }
+
+    fn owner_of(&self, vf: &PciAddress) -> Option<(PciAddress, u32)> {
+        self.owner.get(vf).copied()
     }
 }
 
 /// `virtfnN` links among a PF directory's `entries`, sorted by N. Links whose
 /// target is not a PCI address are skipped.
-fn virtfns(dir: &Path, entries: &[String]) -> Result<Vec<(u32, PciAddress)>, PciError> {
+fn virtfns(dir: &SysDir, entries: &[String]) -> Result<Vec<(u32, PciAddress)>, PciError> {
     let mut vfs = Vec::new();
     for name in entries {
         let Some(index) = name.strip_prefix("virtfn").and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if let Some(address) = read_link_address(&dir.join(name))? {
+        if let Some(address) = read_link_address(dir, name)? {
             vfs.push((index, address));
         }
     }
@@ -251,24 +325,47 @@ fn virtfns(dir: &Path, entries: &[String]) -> Result<Vec<(u32, PciAddress)>, Pci
 /// Netdev names of the function: under `net/`, and for virtio NICs under
 /// `virtio<N>/net/` (the netdev hangs off the virtio device, not the PCI
 /// function), so a virtio NIC holding the default route is still recognised.
-fn netdevs_of(dir: &Path, entries: &[String]) -> Result<Vec<String>, PciError> {
-    let mut names = list_entries(&dir.join("net"))?;
-    for entry in entries.iter().filter(|e| e.starts_with("virtio")) {
-        names.extend(list_entries(&dir.join(entry).join("net"))?);
+/// `listed` is the function directory's listing, when it was read.
+fn netdevs_of(dir: &SysDir, listed: Option<&[String]>) -> Result<Vec<String>, PciError> {
+    let mut names = sub_entries(dir, "net")?;
+    for entry in listed
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e.starts_with("virtio"))
+    {
+        names.extend(sub_entries(dir, &format!("{entry}/net"))?);
     }
     names.sort();
     Ok(names)
+}
+
+/// Entries of the subdirectory `name` of `dir`; empty when it does not exist.
+fn sub_entries(dir: &SysDir, name: &str) -> Result<Vec<String>, PciError> {
+    let path = || dir.path().join(name);
+    match dir
+        .open_at(name)
+        .map_err(|source| PciError::Read { path: path(), source })?
+    {
+        Some(sub) => sub
+            .entries()
+            .map_err(|source| PciError::Read { path: path(), source }),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn list_entries(dir: &Path) -> Result<Vec<String>, PciError> {
     list_dir(dir).map_err(read_error(dir))
 }
 
-fn read_link_address(path: &Path) -> Result<Option<PciAddress>, PciError> {
-    match link_target_name(path).map_err(read_error(path))? {
-        Some(name) => name.parse().map(Some).map_err(|_| PciError::BadValue {
-            path: path.to_path_buf(),
-            value: name,
+fn read_link_address(dir: &SysDir, name: &str) -> Result<Option<PciAddress>, PciError> {
+    let path = || dir.path().join(name);
+    match dir
+        .link_target_name(name)
+        .map_err(|source| PciError::Read { path: path(), source })?
+    {
+        Some(target) => target.parse().map(Some).map_err(|_| PciError::BadValue {
+            path: path(),
+            value: target,
             expected: "a link to a PCI address",
         }),
         None => Ok(None),
@@ -279,13 +376,21 @@ fn read_attr_at(path: &Path) -> Result<Option<String>, PciError> {
     read_attr(path).map_err(read_error(path))
 }
 
+/// The attribute `name` of `dir`.
+fn attr(dir: &SysDir, name: &str) -> Result<Option<String>, PciError> {
+    dir.read_attr(name).map_err(|source| PciError::Read {
+        path: dir.path().join(name),
+        source,
+    })
+}
+
 /// A 16-bit hexadecimal ID file (`vendor`, `device`) that must exist.
-fn required_id(dir: &Path, address: &PciAddress, attribute: &'static str) -> Result<u16, PciError> {
-    let path = dir.join(attribute);
-    let value = read_attr_at(&path)?.ok_or(PciError::MissingAttribute {
+fn required_id(dir: &SysDir, address: &PciAddress, attribute: &'static str) -> Result<u16, PciError> {
+    let value = attr(dir, attribute)?.ok_or(PciError::MissingAttribute {
         address: *address,
         attribute,
     })?;
+    let path = dir.path().join(attribute);
     u16::try_from(parse_hex(&path, &value)?).map_err(|_| PciError::BadValue {
         path,
         value,
@@ -293,11 +398,11 @@ fn required_id(dir: &Path, address: &PciAddress, attribute: &'static str) -> Res
     })
 }
 
-fn numa_node(path: &Path) -> Result<Option<u32>, PciError> {
-    match read_attr_at(path)? {
+fn numa_node(dir: &SysDir) -> Result<Option<u32>, PciError> {
+    match attr(dir, "numa_node")? {
         None => Ok(None),
         Some(v) if v == "-1" => Ok(None),
-        Some(v) => parse_u32(path, &v).map(Some),
+        Some(v) => parse_u32(&dir.path().join("numa_node"), &v).map(Some),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::address::PciAddress;
 use crate::netdev::NetdevError;
 use crate::pci::{PciError, PciFunction};
 use crate::port_name::PhysPortName;
-use crate::sysfs::{list_dir, Sysfs};
+use crate::sysfs::{list_dir, SysDir, Sysfs};
 
 /// Which representor names to accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub struct Representor {
     pub vf_index: u32,
     /// Controller, for BlueField host representors seen from the DPU.
     pub controller: Option<u32>,
+    /// Its interface index (sysfs `ifindex`), to follow it through renames.
+    pub ifindex: Option<u32>,
 }
 
 /// A representor or uplink lookup failed.
@@ -112,13 +114,21 @@ impl Sysfs {
     /// [`Sysfs::uplink`] of a PF already read (by [`Sysfs::pci_functions`],
     /// say), without reading its PCI function again.
     pub fn uplink_of(&self, function: &PciFunction) -> Result<Uplink, RepresentorError> {
+        self.uplink_with(function, &NetdevAttrs::of(self, function))
+    }
+
+    fn uplink_with(
+        &self,
+        function: &PciFunction,
+        attrs: &NetdevAttrs<'_>,
+    ) -> Result<Uplink, RepresentorError> {
         let pf = &function.address;
         let mut fallback = None;
         for netdev in &function.netdevs {
-            let Some(switch_id) = self.attr(netdev, "phys_switch_id")? else {
+            let Some(switch_id) = attrs.get(netdev, "phys_switch_id")? else {
                 continue;
             };
-            match self.attr(netdev, "phys_port_name")? {
+            match attrs.get(netdev, "phys_port_name")? {
                 Some(name) => {
                     if let Ok(PhysPortName::Uplink { pf: pf_index }) = name.parse() {
                         return Ok(Uplink {
@@ -188,6 +198,7 @@ impl Sysfs {
             let view_matches = controller.is_none() || view == RepresentorView::Dpu;
             if index == vf_index && pf_matches && view_matches {
                 return Ok(Representor {
+                    ifindex: self.netdev_ifindex(&netdev),
                     netdev,
                     pf_index: uplink.pf_index,
                     vf_index,
@@ -213,12 +224,23 @@ impl Sysfs {
         pf: &PciAddress,
         view: RepresentorView,
     ) -> Result<BTreeMap<u32, Representor>, RepresentorError> {
-        let function = self.read_pci(pf)?;
-        let uplink = self.uplink_of(&function)?;
+        self.pf_representors_of(&self.read_pci(pf)?, view)
+    }
+
+    /// [`Sysfs::pf_representors`] of a PF already read (by
+    /// [`Sysfs::pci_functions`], say), without reading its PCI function
+    /// again; attributes are read through the PF's `net/` directory.
+    pub fn pf_representors_of(
+        &self,
+        function: &PciFunction,
+        view: RepresentorView,
+    ) -> Result<BTreeMap<u32, Representor>, RepresentorError> {
+        let attrs = NetdevAttrs::of(self, function);
+        let uplink = self.uplink_with(function, &attrs)?;
         let mut found = BTreeMap::new();
-        for netdev in function.netdevs {
-            if netdev == uplink.netdev
-                || self.attr(&netdev, "phys_switch_id")?.as_deref() != Some(uplink.switch_id.as_str())
+        for netdev in &function.netdevs {
+            if *netdev == uplink.netdev
+                || attrs.get(netdev, "phys_switch_id")?.as_deref() != Some(uplink.switch_id.as_str())
             {
                 continue;
             }
@@ -226,8 +248,8 @@ impl Sysfs {
                 controller,
                 pf: pf_index,
                 vf,
-            })) = self
-                .attr(&netdev, "phys_port_name")?
+            })) = attrs
+                .get(netdev, "phys_port_name")?
                 .map(|n| n.parse::<PhysPortName>())
             else {
                 continue;
@@ -235,13 +257,18 @@ impl Sysfs {
             // Under the PF's own net/, a bare `<N>` can only be this PF's.
             let pf_matches = pf_index.is_none_or(|p| p == uplink.pf_index);
             let view_matches = controller.is_none() || view == RepresentorView::Dpu;
-            if pf_matches && view_matches {
-                found.entry(vf).or_insert(Representor {
-                    netdev,
-                    pf_index: uplink.pf_index,
-                    vf_index: vf,
-                    controller,
-                });
+            if pf_matches && view_matches && !found.contains_key(&vf) {
+                let ifindex = attrs.get(netdev, "ifindex")?.and_then(|i| i.parse().ok());
+                found.insert(
+                    vf,
+                    Representor {
+                        netdev: netdev.clone(),
+                        pf_index: uplink.pf_index,
+                        vf_index: vf,
+                        controller,
+                        ifindex,
+                    },
+                );
             }
         }
         Ok(found)
@@ -257,6 +284,39 @@ impl Sysfs {
 
     fn attr(&self, netdev: &str, attribute: &str) -> Result<Option<String>, RepresentorError> {
         self.netdev_attr(netdev, attribute)
+            .map_err(RepresentorError::Netdev)
+    }
+}
+
+/// Attributes of a PCI function's netdevs, read through its `net/`
+/// directory (one relative lookup each) rather than from `class/net` (a
+/// symlink back into the device tree, resolved again for every read). A
+/// netdev not found there (a virtio NIC's, under `virtio<N>/net/`) is read
+/// from `class/net`.
+struct NetdevAttrs<'a> {
+    sysfs: &'a Sysfs,
+    net: Option<SysDir>,
+}
+
+impl<'a> NetdevAttrs<'a> {
+    fn of(sysfs: &'a Sysfs, function: &PciFunction) -> NetdevAttrs<'a> {
+        let net = SysDir::open(&sysfs.pci_device_dir(&function.address).join("net"))
+            .ok()
+            .flatten();
+        NetdevAttrs { sysfs, net }
+    }
+
+    /// Like [`Sysfs::netdev_attr`]: trimmed, `None` when missing or empty.
+    fn get(&self, netdev: &str, attribute: &str) -> Result<Option<String>, RepresentorError> {
+        if let Some(net) = &self.net {
+            if let Ok(Some(value)) = net.read_attr(&format!("{netdev}/{attribute}")) {
+                return Ok(Some(value).filter(|v| !v.is_empty()));
+            }
+        }
+        // Not under net/, no such attribute, or unreadable: class/net
+        // answers (and names the path in its error).
+        self.sysfs
+            .netdev_attr(netdev, attribute)
             .map_err(RepresentorError::Netdev)
     }
 }

@@ -94,6 +94,107 @@ pub(crate) fn list_dir(path: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// An open sysfs directory whose entries are read relative to it (`openat`,
+/// `readlinkat`): one path lookup for the directory, then one component per
+/// read, instead of resolving `<root>/bus/pci/devices/<address>` (a symlink
+/// into `devices/`) again for every attribute. Discovery reads a dozen
+/// entries of each of a thousand functions; this is what makes it cheap.
+pub(crate) struct SysDir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl SysDir {
+    /// Opens `path`; `Ok(None)` when it does not exist.
+    pub(crate) fn open(path: &Path) -> io::Result<Option<SysDir>> {
+        SysDir::open_from(nix::fcntl::AT_FDCWD, path, path.to_path_buf())
+    }
+
+    /// Opens the subdirectory `name`; `Ok(None)` when it does not exist.
+    pub(crate) fn open_at(&self, name: &str) -> io::Result<Option<SysDir>> {
+        SysDir::open_from(&self.fd, name, self.path.join(name))
+    }
+
+    fn open_from<Fd: std::os::fd::AsFd>(
+        at: Fd,
+        name: &(impl nix::NixPath + ?Sized),
+        path: PathBuf,
+    ) -> io::Result<Option<SysDir>> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match nix::fcntl::openat(at, name, flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => Ok(Some(SysDir { fd, path })),
+            Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => Ok(None),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// The directory's path (for error messages).
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Names of the entries, sorted (without `.` and `..`).
+    pub(crate) fn entries(&self) -> io::Result<Vec<String>> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let dir = nix::dir::Dir::openat(&self.fd, ".", flags, nix::sys::stat::Mode::empty())?;
+        let mut names = Vec::new();
+        for entry in dir {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// [`read_attr`] of the entry `name` (which may be `a/b`).
+    pub(crate) fn read_attr(&self, name: &str) -> io::Result<Option<String>> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::openat(&self.fd, name, flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => fd,
+            Err(errno) => {
+                let error = io::Error::from(errno);
+                return if is_absent(&error) { Ok(None) } else { Err(error) };
+            }
+        };
+        // Attributes are short; sysfs returns a whole attribute in one read,
+        // so a read shorter than the buffer is the end.
+        let mut buffer = [0u8; 4096];
+        let mut bytes = Vec::new();
+        loop {
+            match nix::unistd::read(&fd, &mut buffer) {
+                Ok(0) => break,
+                Ok(n) if n < buffer.len() && bytes.is_empty() => {
+                    return Ok(Some(String::from_utf8_lossy(&buffer[..n]).trim().to_string()));
+                }
+                Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+                Err(nix::Error::EINTR) => {}
+                Err(errno) => {
+                    let error = io::Error::from(errno);
+                    return if is_absent(&error) { Ok(None) } else { Err(error) };
+                }
+            }
+        }
+        Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
+    }
+
+    /// [`link_target_name`] of the entry `name`.
+    pub(crate) fn link_target_name(&self, name: &str) -> io::Result<Option<String>> {
+        match nix::fcntl::readlinkat(&self.fd, name) {
+            Ok(target) => Ok(Path::new(&target)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())),
+            Err(nix::Error::ENOENT) => Ok(None),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+}
+
 fn is_absent(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
         || matches!(
@@ -112,6 +213,35 @@ mod tests {
         if std::env::var_os(SYSFS_ROOT_ENV).is_none() {
             assert_eq!(Sysfs::from_env().root(), Path::new("/sys"));
         }
+    }
+
+    #[test]
+    fn directory_reads_match_the_path_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("dev/net/eth0")).unwrap();
+        std::fs::write(root.join("dev/vendor"), "0x15b3\n").unwrap();
+        std::fs::write(root.join("dev/net/eth0/ifindex"), "7\n").unwrap();
+        std::fs::write(root.join("dev/big"), "x".repeat(10_000)).unwrap();
+        std::os::unix::fs::symlink("../drivers/mlx5_core", root.join("dev/driver")).unwrap();
+        assert!(SysDir::open(&root.join("nope")).unwrap().is_none());
+        let dir = SysDir::open(&root.join("dev")).unwrap().unwrap();
+        assert_eq!(dir.entries().unwrap(), ["big", "driver", "net", "vendor"]);
+        // Listing twice works (each listing reads the directory afresh).
+        assert_eq!(dir.entries().unwrap().len(), 4);
+        assert_eq!(dir.read_attr("vendor").unwrap().as_deref(), Some("0x15b3"));
+        assert_eq!(dir.read_attr("net/eth0/ifindex").unwrap().as_deref(), Some("7"));
+        assert_eq!(dir.read_attr("big").unwrap().map(|v| v.len()), Some(10_000));
+        assert_eq!(dir.read_attr("nope").unwrap(), None);
+        assert_eq!(
+            dir.link_target_name("driver").unwrap().as_deref(),
+            Some("mlx5_core")
+        );
+        assert_eq!(dir.link_target_name("nope").unwrap(), None);
+        let net = dir.open_at("net").unwrap().unwrap();
+        assert_eq!(net.path(), root.join("dev/net"));
+        assert_eq!(net.entries().unwrap(), ["eth0"]);
+        assert!(dir.open_at("nope").unwrap().is_none());
     }
 
     #[test]

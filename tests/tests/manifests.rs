@@ -592,17 +592,43 @@ fn device_plugin_daemonset_flags_are_accepted_by_the_binary() {
 }
 
 #[test]
-fn device_plugin_liveness_probe_is_accepted_by_the_binary() {
+fn device_plugin_probes_ask_the_running_plugin_without_repeating_its_flags() {
     let ds = device_plugin_ds();
     let c = container(&ds, "sriov-device-plugin");
-    // The liveness probe runs the same binary (the image has no shell).
-    let probe = str_list(&c["livenessProbe"]["exec"]["command"]);
-    assert_eq!(probe[0], argv(c)[0], "livenessProbe runs another program");
-    Args::try_parse_from(&probe).unwrap_or_else(|e| panic!("livenessProbe: {e}"));
-    let bin = binaries::binary(DEVICE_PLUGIN).unwrap();
-    let (ok, help) = run(&bin, &["--help"]);
-    assert!(ok, "{help}");
-    assert_flags_in_help(&probe, &help, "livenessProbe");
+    let args = Args::try_parse_from(argv(c)).unwrap();
+    // Metrics and health on loopback only: the pod is in the host's network namespace.
+    let address = args
+        .metrics_address
+        .expect("the DaemonSet serves metrics (--metrics-address)");
+    assert!(
+        address.ip().is_loopback(),
+        "{address} is reachable from the network"
+    );
+    // The named port is the one the plugin listens on.
+    let ports = c["ports"].as_sequence().expect("container ports");
+    let metrics = ports
+        .iter()
+        .find(|p| p["name"].as_str() == Some("metrics"))
+        .expect("a port named metrics");
+    assert_eq!(metrics["containerPort"].as_u64(), Some(u64::from(address.port())));
+    // Liveness and readiness ask the plugin over HTTP (its event loop, its registrations),
+    // never by re-reading the config: no exec command repeating the container's flags.
+    for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
+        let p = &c[probe];
+        assert!(p["exec"].is_null(), "{probe} runs a command");
+        let get = &p["httpGet"];
+        assert_eq!(get["path"].as_str(), Some(path), "{probe}");
+        assert_eq!(get["port"].as_str(), Some("metrics"), "{probe}");
+        assert_eq!(
+            get["host"].as_str(),
+            Some(address.ip().to_string().as_str()),
+            "{probe}: the listener is loopback-only"
+        );
+        assert!(
+            p["timeoutSeconds"].as_u64().is_some_and(|t| t >= 3),
+            "{probe}: the plugin waits up to 2 s for its event loop"
+        );
+    }
 }
 
 #[test]
@@ -779,10 +805,9 @@ fn daemonsets_run_with_least_privilege_on_sriov_nodes() {
     }
     let ds = device_plugin_ds();
     let c = container(&ds, "sriov-device-plugin");
-    assert!(
-        c["livenessProbe"].is_mapping(),
-        "device plugin has a liveness probe"
-    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert!(c[probe].is_mapping(), "device plugin has a {probe}");
+    }
     // It reads the host's links: host network namespace.
     assert_eq!(
         ds.value["spec"]["template"]["spec"]["hostNetwork"].as_bool(),

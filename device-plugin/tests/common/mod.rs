@@ -101,6 +101,7 @@ impl Harness {
             watch_uevents: false,
             unknown_keys: sriovdp_config::UnknownKeys::Reject,
             cdi_spec_dir: None,
+            metrics_address: None,
         }
     }
 
@@ -256,4 +257,97 @@ pub async fn plugin_watcher_registers(socket: &Path) -> PluginInfo {
         .await
         .unwrap();
     info
+}
+
+/// A loopback address with a port free a moment ago (for `--metrics-address`).
+pub fn free_tcp_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `GET path` over HTTP/1.1 on `stream`; returns (status, body).
+async fn http_get<S>(mut stream: S, path: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("no HTTP answer in time")
+        .unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("no end of HTTP headers");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("no HTTP status");
+    (status, body.to_string())
+}
+
+/// `GET path` on the metrics address; returns (status, body).
+pub async fn http_get_tcp(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http_get(tokio::net::TcpStream::connect(address).await.unwrap(), path).await
+}
+
+/// `GET path` on a Unix socket (the plugin's status socket); returns (status, body).
+pub async fn http_get_unix(socket: &Path, path: &str) -> (u16, String) {
+    http_get(tokio::net::UnixStream::connect(socket).await.unwrap(), path).await
+}
+
+/// The value of the sample `series` (name and labels as exposed) in a scrape.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+/// Scrapes `/metrics` at `address` until `series` satisfies `pred`; returns
+/// that scrape.
+pub async fn wait_sample(address: std::net::SocketAddr, series: &str, pred: impl Fn(f64) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, text) = http_get_tcp(address, "/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        if sample(&text, series).is_some_and(&pred) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {series}; last scrape:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A child process killed and reaped when dropped, so a failing test leaves
+/// no plugin running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Harness {
+    /// The binary's flags for this harness's config, directories and sysfs tree.
+    pub fn plugin_flags(&self) -> Vec<std::ffi::OsString> {
+        let mut flags = Vec::new();
+        for (flag, value) in [
+            ("--config-file", self.config_file()),
+            ("--device-plugin-path", self.dp_dir()),
+            ("--device-info-dir", self.devinfo_dir()),
+            ("--sysfs-root", self.node.sysfs_root().to_path_buf()),
+        ] {
+            flags.push(flag.into());
+            flags.push(value.into_os_string());
+        }
+        flags
+    }
 }
