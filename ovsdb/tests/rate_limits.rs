@@ -11,7 +11,7 @@ async fn rate_limits_are_set_with_the_port_and_removed_with_it() {
     let br = unique_name("br");
     ovs.add_bridge(&br).expect("add bridge");
     let (a, b) = (unique_name("va"), unique_name("vb"));
-    ovs.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])
+    ovs.ip(["link", "add", &a, "type", "veth", "peer", "name", &b])
         .unwrap();
     let vs = Client::connect(&ovs.endpoint()).await.unwrap().vswitch();
     vs.add_port(&br, &a)
