@@ -15,6 +15,8 @@ pub const CNI_PLUGIN: &str = "sriov-ovs";
 pub const DEVICE_PLUGIN: &str = "sriov-device-plugin";
 /// The Kube-OVN CNI shim stand-in (this crate's binary; see `kubeovn::shim`).
 pub const KUBE_OVN_SHIM: &str = "kube-ovn-shim";
+/// The Kube-OVN node server.
+pub const NODE_SERVER: &str = "sriov-ovs-server";
 
 /// Errors of finding or starting our binaries.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +66,7 @@ pub fn profile_dir() -> Option<PathBuf> {
 
 fn package_of(name: &str) -> &str {
     match name {
-        CNI_PLUGIN => "sriov-ovs",
+        CNI_PLUGIN | NODE_SERVER => "sriov-ovs",
         DEVICE_PLUGIN => "sriov-device-plugin",
         KUBE_OVN_SHIM => "integration-tests",
         other => other,
@@ -75,7 +77,8 @@ fn package_of(name: &str) -> &str {
 /// build it (both write the same `target/<profile>/sriov-ovs`, so they must agree).
 fn features_of(name: &str) -> &'static [&'static str] {
     match name {
-        CNI_PLUGIN => &["--features", "test-hooks"],
+        // One build of the sriov-ovs library serves both of its binaries.
+        CNI_PLUGIN | NODE_SERVER => &["--features", "test-hooks"],
         _ => &[],
     }
 }
