@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the project's container image: both binaries statically linked
+# Builds the project's container image: the three binaries statically linked
 # (glibc, -C target-feature=+crt-static) in release mode, then the image from
 # the Dockerfile (FROM scratch) with podman, offline.
 #
@@ -18,14 +18,14 @@ image=${1:-localhost/sriov-ovs:${version:-dev}}
 triple=x86_64-unknown-linux-gnu
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 bin_dir=$target_dir/$triple/release
-binaries=(sriov-device-plugin sriov-ovs)
+binaries=(sriov-device-plugin sriov-ovs sriov-ovs-server)
 
 if [ "${SKIP_CARGO_BUILD:-0}" != 1 ]; then
     # --target keeps build scripts and proc macros dynamic (host) while the
-    # two binaries get a static C runtime.
+    # binaries get a static C runtime (ring's C code too).
     RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build --release --target "$triple" -p sriov-device-plugin -p sriov-ovs \
-            --bin sriov-device-plugin --bin sriov-ovs
+            --bin sriov-device-plugin --bin sriov-ovs --bin sriov-ovs-server
 fi
 
 for b in "${binaries[@]}"; do
@@ -45,7 +45,7 @@ if [ "${BINARIES_ONLY:-0}" = 1 ]; then
     exit 0
 fi
 
-# The build context holds only the Dockerfile, .dockerignore and the two
+# The build context holds only the Dockerfile, .dockerignore and the
 # binaries at the paths the Dockerfile names, wherever CARGO_TARGET_DIR is.
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT

@@ -10,6 +10,39 @@ use serde_json::{Map, Value};
 /// The annotation naming the device plugin resource of a NAD.
 pub const RESOURCE_ANNOTATION: &str = "k8s.v1.cni.cncf.io/resourceName";
 
+/// The Kube-OVN guide's NetworkAttachmentDefinition, verbatim: "Mellanox 网卡 Offload 支持",
+/// section "安装 Multus-CNI" → "创建 NetworkAttachmentDefinition" (kube-ovn docs, v1.12). Copied
+/// here because CI has no copy of the guide.
+pub const GUIDE_NAD: &str = r#"apiVersion: "k8s.cni.cncf.io/v1"
+kind: NetworkAttachmentDefinition
+metadata:
+  name: sriov
+  namespace: default
+  annotations:
+    k8s.v1.cni.cncf.io/resourceName: mellanox.com/cx5_sriov_switchdev
+spec:
+  config: '{
+    "cniVersion": "0.3.1",
+    "name": "kube-ovn",
+    "plugins":[
+        {
+            "type":"kube-ovn",
+            "server_socket":"/run/openvswitch/kube-ovn-daemon.sock",
+            "provider": "sriov.default.ovn"
+        },
+        {
+            "type":"portmap",
+            "capabilities":{
+                "portMappings":true
+            }
+        }
+    ]
+}'
+"#;
+
+/// The `server_socket` the guide's NAD names: kube-ovn-daemon's.
+pub const GUIDE_SOCKET: &str = "/run/openvswitch/kube-ovn-daemon.sock";
+
 /// Errors of reading NetworkAttachmentDefinitions.
 #[derive(Debug, thiserror::Error)]
 pub enum NadError {

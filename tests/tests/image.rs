@@ -1,5 +1,5 @@
 //! The container image: `scripts/setup-podman.sh` and `scripts/build-image.sh` build it with
-//! podman, offline, `FROM scratch` with the two statically linked binaries; both binaries then run
+//! podman, offline, `FROM scratch` with the three statically linked binaries; each then runs
 //! inside it the way the DaemonSets run them (read-only root, no capabilities, no shell).
 
 use std::path::{Path, PathBuf};
@@ -91,12 +91,13 @@ fn build_image(tag: &str) -> (Cleanup, PathBuf) {
 }
 
 const OVS: [&str; 2] = ["--entrypoint", "/usr/bin/sriov-ovs"];
+const SERVER: [&str; 2] = ["--entrypoint", "/usr/bin/sriov-ovs-server"];
 
 #[test]
-fn image_builds_from_scratch_and_runs_both_binaries() {
+fn image_builds_from_scratch_and_runs_every_binary() {
     let (mut env, _) = build_image("run");
 
-    // Small: two binaries and nothing else.
+    // Small: three binaries and nothing else.
     let out = Command::new("podman")
         .args(["image", "inspect", "--format", "{{.Size}}", &env.image])
         .output()
@@ -123,6 +124,13 @@ fn image_builds_from_scratch_and_runs_both_binaries() {
     assert!(version["supportedVersions"]
         .as_array()
         .is_some_and(|v| !v.is_empty()));
+
+    // The node server runs (static: no loader in the image) and documents the DaemonSet's flags.
+    let out = env.run(&SERVER, &["--help"]);
+    assert!(out.status.success(), "sriov-ovs-server --help: {}", text(&out));
+    for flag in ["--socket", "--state-dir", "--mtu"] {
+        assert!(text(&out).contains(flag), "{flag} missing: {}", text(&out));
+    }
 }
 
 #[test]

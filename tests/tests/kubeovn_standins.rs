@@ -29,40 +29,11 @@ use integration_tests::kubeovn::store::{NewPod, SubnetSpec};
 use integration_tests::kubeovn::{install_shim, SHIM_PLUGIN};
 use integration_tests::logical::{self, Subnet};
 use integration_tests::multus::{CniEnv, NetworkSelection, PodRef};
-use integration_tests::nad::Nad;
+use integration_tests::nad::{Nad, GUIDE_NAD};
 use integration_tests::ovn_central::{CentralOptions, OvnCentral};
 use testbed::cmd::Cmd;
 use testbed::names::{base_dir, unique_prefix};
 use testbed::netns::Netns;
-
-/// The guide's NAD ("创建 NetworkAttachmentDefinition"), `server_socket` left as written.
-const GUIDE_NAD: &str = r#"
-apiVersion: "k8s.cni.cncf.io/v1"
-kind: NetworkAttachmentDefinition
-metadata:
-  name: sriov
-  namespace: default
-  annotations:
-    k8s.v1.cni.cncf.io/resourceName: mellanox.com/cx5_sriov_switchdev
-spec:
-  config: '{
-    "cniVersion": "0.3.1",
-    "name": "kube-ovn",
-    "plugins":[
-        {
-            "type":"kube-ovn",
-            "server_socket":"/run/openvswitch/kube-ovn-daemon.sock",
-            "provider": "sriov.default.ovn"
-        },
-        {
-            "type":"portmap",
-            "capabilities":{
-                "portMappings":true
-            }
-        }
-    ]
-}'
-"#;
 
 async fn client_for(api: &ApiServer, dir: &Path) -> kube::Client {
     let path = dir.join("kubeconfig");

@@ -2,14 +2,17 @@
 //! is complete, the NetworkAttachmentDefinitions parse with the CNI plugin's netconf parser and
 //! name resources the `sriovdp-config` ConfigMap defines, the ConfigMaps load with the device
 //! plugin's config loader and select the right VFs on a simulated node, the DaemonSets pass
-//! flags our binaries accept, and container paths line up with the binaries' defaults.
+//! flags our binaries accept, and container paths line up with the binaries' defaults. The
+//! default NAD is the Kube-OVN guide's with only `server_socket` changed to the node server's
+//! socket, and the only RBAC shipped is the node server's read-only role.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
-use integration_tests::binaries::{self, CNI_PLUGIN, DEVICE_PLUGIN};
+use integration_tests::binaries::{self, CNI_PLUGIN, DEVICE_PLUGIN, NODE_SERVER};
+use integration_tests::nad::{GUIDE_NAD, GUIDE_SOCKET};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
@@ -17,7 +20,8 @@ use simnode::{Layout, Model, SimNodeSpec, VfDriver};
 use sriov_device_plugin::cli::Args;
 use sriov_device_plugin::discovery::discover;
 use sriov_host::{PciAddress, Sysfs};
-use sriov_ovs::netconf::NetConf;
+use sriov_ovs::netconf::{NetConf, DEFAULT_STATE_DIR};
+use sriov_ovs::server::cli::Options as ServerOptions;
 use sriovdp_config::{self as config, Config};
 
 // ----------------------------------------------------------------------------------------------
@@ -263,10 +267,21 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
     for want in [
         "DaemonSet/kube-system/sriov-device-plugin",
         "DaemonSet/kube-system/sriov-ovs-cni-installer",
+        "DaemonSet/kube-system/sriov-ovs-server",
+        "ServiceAccount/kube-system/sriov-ovs-server",
         "NetworkAttachmentDefinition/default/sriov",
     ] {
         assert!(kinds.contains(want), "kustomization lacks {want}: {kinds:?}");
     }
+    // The NAD it installs is the Kube-OVN one; the `type: sriov-ovs` NAD is an example only.
+    assert!(
+        resources.contains(&"nad-kube-ovn.yaml".to_string()),
+        "{resources:?}"
+    );
+    assert!(
+        !resources.iter().any(|r| r.starts_with("examples/")),
+        "{resources:?}"
+    );
     // Example pods are not installed by `kubectl apply -k`.
     assert!(!kinds.iter().any(|k| k.starts_with("Pod/")), "{kinds:?}");
     // The image override names the image the DaemonSets use.
@@ -287,6 +302,11 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
             "sriov-ovs-cni-installer",
             "install-cni",
         ),
+        (
+            "node-server-daemonset.yaml",
+            "sriov-ovs-server",
+            "sriov-ovs-server",
+        ),
     ] {
         let d = doc(file, "DaemonSet", ds);
         let image = container(&d, c)["image"].as_str().unwrap();
@@ -298,24 +318,96 @@ fn kustomization_lists_existing_files_that_make_the_whole_install() {
     }
 }
 
+/// The node server's objects (`node-server-daemonset.yaml`).
+const SERVER_FILE: &str = "node-server-daemonset.yaml";
+const SERVER_NAME: &str = "sriov-ovs-server";
+
 #[test]
-fn no_rbac_objects_are_shipped() {
-    for d in all_docs() {
-        assert!(
-            ![
-                "Role",
-                "ClusterRole",
-                "RoleBinding",
-                "ClusterRoleBinding",
-                "ServiceAccount"
-            ]
-            .contains(&d.kind()),
-            "{}: {} {} (nothing needs API access)",
-            d.file.display(),
-            d.kind(),
-            d.name()
+fn the_only_rbac_is_the_node_servers_read_only_role_bound_to_its_daemonset() {
+    const RBAC: [&str; 5] = [
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "ServiceAccount",
+    ];
+    let rbac: Vec<Doc> = all_docs()
+        .into_iter()
+        .filter(|d| RBAC.contains(&d.kind()))
+        .collect();
+    let found: BTreeSet<(String, String, String)> = rbac
+        .iter()
+        .map(|d| {
+            let file = d.file.strip_prefix(manifests()).unwrap().display().to_string();
+            (file, d.kind().to_string(), d.name().to_string())
+        })
+        .collect();
+    // One ServiceAccount, one ClusterRole, one binding; the other components need no API access.
+    let want: BTreeSet<(String, String, String)> = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+        .iter()
+        .map(|k| (SERVER_FILE.to_string(), k.to_string(), SERVER_NAME.to_string()))
+        .collect();
+    assert_eq!(found, want);
+
+    // The rules are exactly what the server does (cni-plugin/src/server/cluster.rs): get a pod
+    // and watch it until kube-ovn-controller has annotated it (a watch lists first), get the
+    // pod's Subnet. No write verb, no wildcard, nothing else.
+    let role = doc(SERVER_FILE, "ClusterRole", SERVER_NAME);
+    assert!(role.value["aggregationRule"].is_null());
+    let mut granted = BTreeSet::new();
+    for rule in role.value["rules"].as_sequence().unwrap() {
+        let keys: BTreeSet<&str> = rule
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["apiGroups", "resources", "verbs"]),
+            "no resourceNames or nonResourceURLs: {rule:?}"
         );
+        for group in str_list(&rule["apiGroups"]) {
+            for resource in str_list(&rule["resources"]) {
+                for verb in str_list(&rule["verbs"]) {
+                    granted.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
     }
+    let needed: BTreeSet<(String, String, String)> = [
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "watch"),
+        ("kubeovn.io", "subnets", "get"),
+    ]
+    .iter()
+    .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(granted, needed);
+
+    // Bound to the DaemonSet's own service account, in the DaemonSet's namespace.
+    let ds = server_ds();
+    let account = ds.value["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("the node server's DaemonSet names its service account");
+    let sa = doc(SERVER_FILE, "ServiceAccount", account);
+    assert_eq!(sa.namespace(), ds.namespace());
+    let binding = doc(SERVER_FILE, "ClusterRoleBinding", SERVER_NAME);
+    let role_ref = &binding.value["roleRef"];
+    assert_eq!(role_ref["apiGroup"].as_str(), Some("rbac.authorization.k8s.io"));
+    assert_eq!(role_ref["kind"].as_str(), Some("ClusterRole"));
+    assert_eq!(role_ref["name"].as_str(), Some(role.name()));
+    let subjects = binding.value["subjects"].as_sequence().unwrap();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    assert_eq!(subjects[0]["kind"].as_str(), Some("ServiceAccount"));
+    assert_eq!(subjects[0]["name"].as_str(), Some(account));
+    assert_eq!(subjects[0]["namespace"].as_str(), Some(ds.namespace()));
+    // The in-cluster client reads the mounted token.
+    assert_ne!(
+        ds.value["spec"]["template"]["spec"]["automountServiceAccountToken"].as_bool(),
+        Some(false)
+    );
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -355,14 +447,53 @@ fn plugin_confs(nad: &Doc) -> (Json, Vec<Json>) {
     (conf, plugins)
 }
 
+/// The default NAD: the guide's, served by `sriov-ovs-server`.
+fn kube_ovn_nad() -> Doc {
+    doc("nad-kube-ovn.yaml", "NetworkAttachmentDefinition", "sriov")
+}
+
+/// The example NAD for clusters without Kube-OVN: `sriov-ovs` as the CNI plugin.
+fn sriov_ovs_nad() -> Doc {
+    doc(
+        "examples/nad-sriov-ovs.yaml",
+        "NetworkAttachmentDefinition",
+        "sriov",
+    )
+}
+
+/// The node server's default `--socket`.
+fn server_socket_default() -> PathBuf {
+    ServerOptions::try_parse_from([NODE_SERVER]).unwrap().socket
+}
+
 #[test]
-fn nads_parse_with_our_netconf_parser_and_name_a_configured_resource() {
+fn kube_ovn_nad_is_the_guides_with_only_server_socket_changed() {
+    let shipped = kube_ovn_nad();
+    let socket = server_socket_default();
+    let socket = socket.to_str().unwrap();
+    assert_ne!(socket, GUIDE_SOCKET);
+    // Same document, the config string included character for character, but for the path.
+    assert_eq!(GUIDE_NAD.matches(GUIDE_SOCKET).count(), 1);
+    let want: Yaml = serde_yaml_ng::from_str(&GUIDE_NAD.replace(GUIDE_SOCKET, socket)).unwrap();
+    assert_eq!(shipped.value, want);
+    // And the path is where the server listens by default, in the field the shim reads.
+    let (conf, plugins) = plugin_confs(&shipped);
+    assert_eq!(conf["plugins"].as_array().map(Vec::len), Some(2));
+    assert_eq!(plugins[0]["type"], "kube-ovn");
+    assert_eq!(plugins[0]["server_socket"], socket);
+    // The guide's provider rule: {name}.{namespace}.ovn.
+    let provider = format!("{}.{}.ovn", shipped.name(), shipped.namespace());
+    assert_eq!(plugins[0]["provider"], provider.as_str());
+}
+
+#[test]
+fn nads_name_a_configured_resource_the_ovn_provider_and_plugins_that_exist() {
     let config = shipped_config();
     let resources: Vec<String> = config.resources.iter().map(|r| r.full_name()).collect();
-    let nads = nads();
-    assert!(!nads.is_empty());
-    for nad in &nads {
-        let id = format!("{}: NAD {}/{}", nad.file.display(), nad.namespace(), nad.name());
+    let mut first_plugins = BTreeMap::new();
+    for nad in &nads() {
+        let file = nad.file.strip_prefix(manifests()).unwrap().display().to_string();
+        let id = format!("{file}: NAD {}/{}", nad.namespace(), nad.name());
         let resource = nad.value["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"]
             .as_str()
             .unwrap_or_else(|| panic!("{id}: no k8s.v1.cni.cncf.io/resourceName annotation"));
@@ -376,36 +507,74 @@ fn nads_parse_with_our_netconf_parser_and_name_a_configured_resource() {
             conf["cniVersion"], "0.3.1",
             "{id}: cniVersion as in the seed guide"
         );
-        let ours: Vec<&Json> = plugins.iter().filter(|p| p["type"] == CNI_PLUGIN).collect();
-        assert_eq!(ours.len(), 1, "{id}: want exactly one {CNI_PLUGIN} plugin");
-        assert_eq!(
-            plugins[0]["type"], CNI_PLUGIN,
-            "{id}: {CNI_PLUGIN} must come first in the chain"
-        );
-        let parsed = NetConf::parse(ours[0].to_string().as_bytes()).unwrap_or_else(|e| panic!("{id}: {e:?}"));
-        assert!(
-            parsed.unknown_keys.is_empty(),
-            "{id}: keys our plugin ignores: {:?}",
-            parsed.unknown_keys
-        );
+        let first = plugins[0]["type"].as_str().unwrap().to_string();
         // Kube-OVN's provider naming: <NAD name>.<namespace>.ovn.
         let provider = format!("{}.{}.ovn", nad.name(), nad.namespace());
-        assert_eq!(parsed.provider.as_deref(), Some(provider.as_str()), "{id}");
-        // The other plugins of the chain are reference plugins the runtime has.
-        for p in plugins.iter().filter(|p| p["type"] != CNI_PLUGIN) {
+        match first.as_str() {
+            CNI_PLUGIN => {
+                let parsed = NetConf::parse(plugins[0].to_string().as_bytes())
+                    .unwrap_or_else(|e| panic!("{id}: {e:?}"));
+                assert!(
+                    parsed.unknown_keys.is_empty(),
+                    "{id}: keys our plugin ignores: {:?}",
+                    parsed.unknown_keys
+                );
+                assert_eq!(parsed.provider.as_deref(), Some(provider.as_str()), "{id}");
+            }
+            // Kube-OVN's shim, sending to our server.
+            "kube-ovn" => {
+                assert_eq!(plugins[0]["provider"], provider.as_str(), "{id}");
+                assert_eq!(
+                    plugins[0]["server_socket"].as_str().map(PathBuf::from),
+                    Some(server_socket_default()),
+                    "{id}"
+                );
+            }
+            other => panic!("{id}: first plugin {other} is neither {CNI_PLUGIN} nor kube-ovn"),
+        }
+        // Only the first plugin attaches the VF; the rest are reference plugins the runtime has.
+        for p in &plugins[1..] {
             let t = p["type"].as_str().unwrap();
+            assert!(
+                ![CNI_PLUGIN, "kube-ovn"].contains(&t),
+                "{id}: {t} again in the chain"
+            );
             assert!(
                 Path::new("/usr/lib/cni").join(t).is_file(),
                 "{id}: chained plugin {t} unknown"
             );
         }
+        first_plugins.insert(file, first);
     }
+    // The default (Kube-OVN) and the example for clusters without it, nothing else.
+    assert_eq!(
+        first_plugins,
+        BTreeMap::from([
+            ("examples/nad-sriov-ovs.yaml".to_string(), CNI_PLUGIN.to_string()),
+            ("nad-kube-ovn.yaml".to_string(), "kube-ovn".to_string()),
+        ])
+    );
 }
 
 #[test]
 fn example_pods_request_the_resource_and_attach_through_the_nad() {
     let config = shipped_config();
-    let nad = doc("nad-sriov.yaml", "NetworkAttachmentDefinition", "sriov");
+    // The default NAD; the `type: sriov-ovs` example replaces it under the same name, so the
+    // pods attach through either.
+    let nad = kube_ovn_nad();
+    let example = sriov_ovs_nad();
+    assert_eq!(
+        (example.namespace(), example.name()),
+        (nad.namespace(), nad.name())
+    );
+    assert_eq!(
+        example.value["metadata"]["annotations"],
+        nad.value["metadata"]["annotations"]
+    );
+    assert_eq!(
+        plugin_confs(&example).1[0]["provider"],
+        plugin_confs(&nad).1[0]["provider"]
+    );
     let resource = nad.value["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"]
         .as_str()
         .unwrap()
@@ -457,6 +626,119 @@ fn example_pods_request_the_resource_and_attach_through_the_nad() {
                 assert_eq!(nets[0]["default-route"][0], "10.10.204.254");
                 assert!(subnets.iter().any(|s| s == switch), "{switch} not in {subnets:?}");
             }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// The Kube-OVN node server's DaemonSet against the binary.
+
+fn server_ds() -> Doc {
+    doc(SERVER_FILE, "DaemonSet", SERVER_NAME)
+}
+
+/// The server's command line as the DaemonSet runs it, parsed by the server's own parser.
+fn server_options(ds: &Doc) -> (Vec<String>, ServerOptions) {
+    let argv = argv(container(ds, SERVER_NAME));
+    assert_eq!(argv[0], format!("/usr/bin/{NODE_SERVER}"));
+    let opts = ServerOptions::try_parse_from(&argv).unwrap_or_else(|e| panic!("{e}"));
+    (argv, opts)
+}
+
+#[test]
+fn node_server_daemonset_flags_are_accepted_by_the_binary() {
+    let ds = server_ds();
+    let (argv, opts) = server_options(&ds);
+    let bin = binaries::binary(NODE_SERVER).unwrap();
+    let (ok, help) = run(&bin, &["--help"]);
+    assert!(ok, "{help}");
+    assert_flags_in_help(&argv, &help, "node server args");
+    // In-cluster service account, not a kubeconfig file the image does not have.
+    assert!(opts.kubeconfig.is_none(), "{argv:?}");
+    // Pod MTU for Subnets without spec.mtu: the example NAD's, room for Geneve on 1500.
+    let example = NetConf::parse(plugin_confs(&sriov_ovs_nad()).1[0].to_string().as_bytes()).unwrap();
+    assert_eq!(opts.mtu, example.mtu);
+    assert_eq!(opts.mtu, Some(1400));
+}
+
+#[test]
+fn node_server_mounts_its_socket_ovsdb_netns_state_and_sysfs_from_the_host() {
+    let ds = server_ds();
+    let c = container(&ds, SERVER_NAME);
+    let (_, opts) = server_options(&ds);
+    // It serves the socket the default NAD names, and shares the CNI binary's records.
+    let nad_socket = plugin_confs(&kube_ovn_nad()).1[0]["server_socket"]
+        .as_str()
+        .map(PathBuf::from);
+    assert_eq!(Some(opts.socket.clone()), nad_socket);
+    assert_eq!(opts.state_dir, Path::new(DEFAULT_STATE_DIR));
+    let cni = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"sriov-ovs"}"#).unwrap();
+    assert_eq!(opts.state_dir, cni.state_dir);
+    assert_eq!(opts.sysfs_root, Path::new("/sys"));
+    let ovsdb = opts.ovsdb.to_string();
+    let ovsdb_path = ovsdb
+        .strip_prefix("unix:")
+        .unwrap_or_else(|| panic!("--ovsdb {ovsdb}: want the node's unix socket"));
+    assert_eq!(opts.bridge, "br-int");
+
+    // Each is a host directory mounted at the same path, writable where the server writes.
+    let mounts = mounts(&ds, c);
+    let socket_dir = opts.socket.parent().unwrap().to_str().unwrap().to_string();
+    assert_eq!(socket_dir, "/run/openvswitch");
+    for (path, writable) in [
+        (opts.socket.to_str().unwrap(), true),
+        (ovsdb_path, true),
+        ("/var/run/netns/x", false),
+        (opts.state_dir.to_str().unwrap(), true),
+        (opts.sysfs_root.to_str().unwrap(), false),
+    ] {
+        let (mount_path, (volume, ro)) =
+            mount_holding(&mounts, path).unwrap_or_else(|| panic!("{path} is not in a mounted volume"));
+        let host = volume["hostPath"]["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: volume is not a hostPath"));
+        assert_eq!(host, mount_path, "{path}: host and container paths differ");
+        if writable {
+            assert!(!ro, "{path}: mounted read-only");
+        }
+    }
+    // The socket's directory itself (the shim finds the socket there), not a parent of it.
+    assert!(mounts.contains_key(&socket_dir), "{mounts:?}");
+    // Network namespaces the runtime creates after the server started must appear inside.
+    let netns = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some("/var/run/netns"))
+        .expect("no /var/run/netns mount");
+    assert_eq!(netns["mountPropagation"].as_str(), Some("HostToContainer"));
+}
+
+#[test]
+fn node_server_runs_in_the_hosts_network_and_pid_namespaces_on_every_sriov_node() {
+    let ds = server_ds();
+    assert_eq!(ds.namespace(), "kube-system");
+    let pod = &ds.value["spec"]["template"]["spec"];
+    // VFs and representors live in the host's network namespace; pods' namespaces are named
+    // by /proc/<pid>/ns/net paths too.
+    assert_eq!(pod["hostNetwork"].as_bool(), Some(true));
+    assert_eq!(pod["hostPID"].as_bool(), Some(true));
+    assert_eq!(
+        pod["nodeSelector"]["feature.node.kubernetes.io/network-sriov.capable"].as_str(),
+        Some("true"),
+        "runs where the device plugin and the CNI binary run"
+    );
+    let tolerations = pod["tolerations"].as_sequence().unwrap();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["operator"].as_str() == Some("Exists") && t["key"].is_null() && t["effect"].is_null()),
+        "{tolerations:?}"
+    );
+    let c = container(&ds, SERVER_NAME);
+    for side in ["requests", "limits"] {
+        for r in ["cpu", "memory"] {
+            assert!(c["resources"][side][r].as_str().is_some(), "{side}.{r}");
         }
     }
 }
@@ -751,7 +1033,7 @@ fn cni_installer_command_installs_a_working_copy_of_the_binary() {
 
 #[test]
 fn nad_host_paths_match_the_cni_plugin_defaults() {
-    let nad = doc("nad-sriov.yaml", "NetworkAttachmentDefinition", "sriov");
+    let nad = sriov_ovs_nad();
     let ours = plugin_confs(&nad).1.remove(0);
     let parsed = NetConf::parse(ours.to_string().as_bytes()).unwrap();
     let defaults = NetConf::parse(br#"{"cniVersion":"0.3.1","name":"n","type":"sriov-ovs"}"#).unwrap();
