@@ -108,6 +108,7 @@ impl Ovs for FakeOvs {
 /// Runs a future to completion on a fresh current-thread runtime (unit tests of async steps).
 pub fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap()
         .block_on(f)

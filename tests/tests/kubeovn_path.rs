@@ -201,8 +201,12 @@ fn a_late_route_delays_the_default_route_interface_until_routed() {
         log.contains("waiting for kube-ovn-controller's annotations"),
         "{log}"
     );
-    // Informational only (timing is not asserted): the ADD spanned the routed delay.
-    eprintln!("ADD with routed 2 s late took {waited:?}");
+    // Correctness, not speed: the controller writes routed=true 2 s after the allocation, and
+    // the ADD of a default-route interface must not complete before it.
+    assert!(
+        waited >= Duration::from_secs(2),
+        "ADD returned after {waited:?}, before routed=true"
+    );
     let pod = c.pod("late").unwrap();
     let mut out = Outcome::default();
     scenarios::check_vf_pod(&c, pod, &mut out);

@@ -122,7 +122,10 @@ pub async fn release<K: Namespaces, O: Ovs>(
         ipam_release(req.ipam.as_ref(), &req.container_id, &req.ifname, "")?;
         return Ok(Released::NothingKnown);
     };
-    let _lock = state.lock_vf(&pci, LOCK_TIMEOUT).map_err(ReleaseError::State)?;
+    let _lock = state
+        .lock_vf(&pci, LOCK_TIMEOUT)
+        .await
+        .map_err(ReleaseError::State)?;
     // Read again under the lock: an attach or release of this VF may have run meanwhile.
     let rec = if rec.is_some() { load()? } else { None };
     match (req.listed_phase, rec.as_ref().map(|r| r.phase)) {

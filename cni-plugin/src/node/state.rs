@@ -170,8 +170,9 @@ impl StateDir {
         })
     }
 
-    /// Takes the VF's lock, waiting up to `timeout`.
-    pub fn lock_vf(&self, pci: &PciAddress, timeout: Duration) -> Result<VfLock, StateError> {
+    /// Takes the VF's lock, waiting up to `timeout` without blocking the thread (the node
+    /// server runs many requests on few threads; another process may hold the lock).
+    pub async fn lock_vf(&self, pci: &PciAddress, timeout: Duration) -> Result<VfLock, StateError> {
         let dir = self.vfs_dir();
         self.ensure(&dir)?;
         let path = dir.join(format!("{}.lock", sanitize(&pci.to_string())));
@@ -189,7 +190,7 @@ impl StateDir {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(VfLock { _lock: lock }),
                 Err((_, Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
-                    std::thread::sleep(Duration::from_millis(5))
+                    tokio::time::sleep(Duration::from_millis(5)).await
                 }
                 Err((_, Errno::EWOULDBLOCK)) => {
                     return Err(StateError::LockBusy {
@@ -359,17 +360,13 @@ mod tests {
         use crate::error::ErrorCode;
         let dir = tempfile::tempdir().unwrap();
         let s = StateDir::new(dir.path());
-        let held = s.lock_vf(&pci("0000:84:00.2"), Duration::from_secs(1)).unwrap();
-        let err = s
-            .lock_vf(&pci("0000:84:00.2"), Duration::from_millis(20))
-            .unwrap_err();
+        let lock = |p: &str, ms: u64| crate::fake_ovs::block(s.lock_vf(&pci(p), Duration::from_millis(ms)));
+        let held = lock("0000:84:00.2", 1000).unwrap();
+        let err = lock("0000:84:00.2", 20).unwrap_err();
         assert_eq!(err.code(), 11);
-        let _other = s
-            .lock_vf(&pci("0000:84:00.3"), Duration::from_millis(20))
-            .unwrap();
+        let _other = lock("0000:84:00.3", 20).unwrap();
         drop(held);
-        s.lock_vf(&pci("0000:84:00.2"), Duration::from_millis(20))
-            .unwrap();
+        lock("0000:84:00.2", 20).unwrap();
     }
 
     #[test]

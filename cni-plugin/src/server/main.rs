@@ -28,6 +28,7 @@ fn main() {
 async fn run(opts: Options) -> Result<(), server::ServerError> {
     let cluster = server::cluster::Cluster::connect(opts.kubeconfig.as_deref()).await?;
     let shared = Arc::new(Shared {
+        in_flight: Default::default(),
         kernel: sriov_ovs::netns::Kernel,
         sysfs: sriov_host::Sysfs::new(&opts.sysfs_root),
         state: sriov_ovs::node::StateDir::new(&opts.state_dir),

@@ -44,6 +44,8 @@ pub enum ServerError {
 
 /// Everything a request needs, shared by all connections.
 pub struct Shared<K> {
+    /// Requests being worked on (SIGTERM waits for them).
+    pub in_flight: std::sync::atomic::AtomicUsize,
     /// Namespaces and netlink.
     pub kernel: K,
     /// Sysfs.
@@ -93,9 +95,20 @@ fn error_reply(status: u16, message: &str) -> Response<Full<Bytes>> {
     reply(status, serde_json::to_vec(&body).unwrap_or_default().into())
 }
 
+/// Counts a request in flight until dropped.
+struct InFlight<K>(Arc<Shared<K>>);
+
+impl<K> Drop for InFlight<K> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Routes one HTTP request: `POST /api/v1/add` (200 with the reply), `POST /api/v1/del` (204).
-pub async fn route<K: Namespaces>(
-    shared: &Shared<K>,
+/// The work runs in its own task: a shim that gives up (its connection closed) must not cut
+/// an ADD between two steps, where no rollback would run.
+pub async fn route<K: Namespaces + 'static>(
+    shared: Arc<Shared<K>>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -120,20 +133,29 @@ pub async fn route<K: Namespaces>(
         Ok(r) => r,
         Err(e) => return error_reply(400, &format!("malformed request JSON: {e}")),
     };
-    let handler = shared.handler();
-    let done = if add {
-        handler.add(&cni).await.map(|resp| {
-            let body = serde_json::to_vec(&resp).unwrap_or_default();
-            reply(StatusCode::OK, body.into())
-        })
-    } else {
-        handler
-            .del(&cni)
-            .await
-            .map(|()| reply(StatusCode::NO_CONTENT, Bytes::new()))
-    };
-    done.unwrap_or_else(|Failure { status, message }| error_reply(status, &message))
+    shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let guard = InFlight(shared);
+    let work = tokio::spawn(async move {
+        let handler = guard.0.handler();
+        let done = if add {
+            handler.add(&cni).await.map(|resp| {
+                let body = serde_json::to_vec(&resp).unwrap_or_default();
+                reply(StatusCode::OK, body.into())
+            })
+        } else {
+            handler
+                .del(&cni)
+                .await
+                .map(|()| reply(StatusCode::NO_CONTENT, Bytes::new()))
+        };
+        done.unwrap_or_else(|Failure { status, message }| error_reply(status, &message))
+    });
+    work.await
+        .unwrap_or_else(|e| error_reply(500, &format!("request task failed: {e}")))
 }
+
+/// How long SIGTERM waits for requests in flight.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Binds `path`: a stale socket from a previous run is replaced, the new one is 0600.
 pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, ServerError> {
@@ -178,7 +200,7 @@ pub async fn serve<K: Namespaces + 'static>(
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(&shared, req).await) }
+                        async move { Ok::<_, std::convert::Infallible>(route(shared, req).await) }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
@@ -193,6 +215,14 @@ pub async fn serve<K: Namespaces + 'static>(
     tracing::info!(socket = %path.display(), "stopping; removing the socket");
     if let Err(e) = std::fs::remove_file(path) {
         tracing::warn!(error = &e as &dyn std::error::Error, "cannot remove the socket");
+    }
+    // Let requests in flight finish (each ends in attached or rolled back), as long as an ADD
+    // may take.
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    while shared.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok(())
 }

@@ -80,6 +80,7 @@ where
     let state = node.state;
     let _lock = state
         .lock_vf(&req.pci, LOCK_TIMEOUT)
+        .await
         .map_err(AttachError::State)?;
     if let Some(restored) = take_over_stale(node, ovs, &host, &vf, req).await? {
         // The names read from sysfs above are the stale attachment's; it now has its own back.
