@@ -239,6 +239,25 @@ fn del_after_the_pod_namespace_vanished_and_after_a_server_restart_restores_the_
     assert_node_untouched(&c);
 }
 
+/// A pod object on `node` attaching the guide's NAD as a secondary network, with `extra`
+/// annotations.
+fn secondary_pod(name: &str, node: &str, extra: &[(&str, &str)]) -> NewPod {
+    let mut annotations: std::collections::BTreeMap<String, String> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    annotations.insert(
+        "k8s.v1.cni.cncf.io/networks".to_string(),
+        json!([{"name": "sriov", "namespace": "default"}]).to_string(),
+    );
+    NewPod {
+        namespace: "default".into(),
+        name: name.to_string(),
+        node_name: Some(node.to_string()),
+        annotations,
+    }
+}
+
 /// The request the kube-ovn shim sends for ADD (kube-ovn `cmd/cni/cni.go`, v1.15.24).
 fn request(pod: &str, netns: &str, device: &str) -> Value {
     json!({
@@ -266,27 +285,18 @@ fn sixteen_concurrent_adds_and_bad_requests_on_the_socket() {
     let mut namespaces = Vec::new();
     for i in 0..16 {
         let name = format!("cc{i}");
-        let mut annotations = std::collections::BTreeMap::new();
-        annotations.insert(
-            "k8s.v1.cni.cncf.io/networks".to_string(),
-            json!([{"name": "sriov", "namespace": "default"}]).to_string(),
-        );
-        if i == 0 {
-            // Mbit/s, as Kube-OVN's QoS annotations.
-            annotations.insert(
-                "sriov.default.ovn.kubernetes.io/ingress_rate".into(),
-                "100".into(),
-            );
-            annotations.insert("sriov.default.ovn.kubernetes.io/egress_rate".into(), "50".into());
-        }
+        // Mbit/s, as Kube-OVN's QoS annotations, on one pod.
+        let rates: &[(&str, &str)] = if i == 0 {
+            &[
+                ("sriov.default.ovn.kubernetes.io/ingress_rate", "100"),
+                ("sriov.default.ovn.kubernetes.io/egress_rate", "50"),
+            ]
+        } else {
+            &[]
+        };
         k.api
             .store()
-            .create_pod(NewPod {
-                namespace: "default".into(),
-                name: name.clone(),
-                node_name: Some(node.name().to_string()),
-                annotations,
-            })
+            .create_pod(secondary_pod(&name, node.name(), rates))
             .unwrap();
         namespaces.push(Netns::create(&format!("{}-{name}", c.prefix())).unwrap());
     }
@@ -408,19 +418,9 @@ fn add_cost_of_the_server_against_the_cni_binary() {
     let mut server = Vec::new();
     for i in 0..N {
         let name = format!("bs{i}");
-        let mut annotations = std::collections::BTreeMap::new();
-        annotations.insert(
-            "k8s.v1.cni.cncf.io/networks".to_string(),
-            json!([{"name": "sriov", "namespace": "default"}]).to_string(),
-        );
         kube.api
             .store()
-            .create_pod(NewPod {
-                namespace: "default".into(),
-                name: name.clone(),
-                node_name: Some(node.name().to_string()),
-                annotations,
-            })
+            .create_pod(secondary_pod(&name, node.name(), &[]))
             .unwrap();
         let allocated = testbed::daemon::wait_for(Duration::from_secs(10), || {
             (!kube.controller.allocations("default", &name).is_empty()).then_some(())
