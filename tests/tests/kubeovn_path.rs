@@ -3,12 +3,13 @@
 //! kube-ovn shim stand-in to `sriov-ovs-server`, with every address and logical switch port
 //! from the kube-ovn-controller stand-in, on real OVN/OVS. Run as root.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use integration_tests::cleanup::leftovers;
 use integration_tests::cluster::{Attach, Cluster, ClusterSpec, KubeOvnSpec};
 use integration_tests::kubeovn::controller::Mode;
-use integration_tests::kubeovn::http::post_unix;
+use integration_tests::kubeovn::http::{post_unix, send_unix};
 use integration_tests::kubeovn::objects::NewPod;
 use integration_tests::kubeovn::shim::ReplyShape;
 use integration_tests::logical::{Subnet, OVN_DEFAULT};
@@ -112,8 +113,22 @@ fn underlay(vlan: u16, reply: ReplyShape) {
     };
     let mut c = cluster(2, 2, Some(sub.clone()), k);
     let prefix = c.prefix().to_string();
+    // Kube-OVN's daemon labels each node with its provider network's MTU; underlay pods get it.
+    let provider = &sub.underlay.as_ref().unwrap().provider;
+    let label: BTreeMap<String, String> = [(
+        format!("{provider}.provider-network.kubernetes.io/mtu"),
+        "1450".into(),
+    )]
+    .into();
+    for node in c.nodes() {
+        c.kube_ovn().unwrap().api.store().put_node(node.name(), &label);
+    }
     let out = scenarios::underlay(&mut c, &sub.name, sub.gateway, &progress);
     assert_passed(&c, &out);
+    for pod in ["ul1", "ul2"].map(|n| c.pod(n).unwrap()) {
+        let link = testbed::cmd::ip_in(pod.netns(), ["-o", "link", "show", "dev", &pod.ifname]).unwrap();
+        assert!(link.contains(" mtu 1450 "), "{}: {link}", pod.name);
+    }
     // The pods' primary (overlay) interfaces may flood over Geneve; nothing entering from a
     // VF representor may.
     for node in c.nodes() {
@@ -181,6 +196,24 @@ fn no_allocation_is_a_clear_error_within_the_timeout_and_leaves_the_node_as_it_w
     ] {
         assert!(text.contains(part), "{part} not in: {text}");
     }
+    assert_node_untouched(&c);
+}
+
+#[test]
+fn an_address_without_a_route_in_time_is_reported_as_a_missing_route() {
+    // The controller allocates during the wait but never writes routed=true within it.
+    let k = KubeOvnSpec {
+        alloc_delay: Duration::from_millis(300),
+        routed_delay: Duration::from_secs(600),
+        wait_timeout: Duration::from_secs(2),
+        ..KubeOvnSpec::default()
+    };
+    let mut c = cluster(1, 2, None, k);
+    let err = c
+        .add_sriov_pod(0, "unrouted", OVN_DEFAULT, Attach::DefaultNetwork)
+        .unwrap_err();
+    let text = sriov_logging::error_chain(&err);
+    assert!(text.contains("got no route (routed=true)"), "{text}");
     assert_node_untouched(&c);
 }
 
@@ -350,6 +383,11 @@ fn sixteen_concurrent_adds_and_bad_requests_on_the_socket() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     let (status, _) = rt.block_on(raw("/api/v1/nope", b"{}"));
     assert_eq!(status, 404);
+    let get = send_unix(hyper::Method::GET, &socket, "http://dummy/api/v1/add", Vec::new());
+    let (status, body) = rt.block_on(get).unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 405, "{text}");
+    assert!(text.contains("only POST"), "{text}");
     let mut no_device = request("cc0", &namespaces[0].path(), "");
     no_device["deviceID"] = "".into();
     let (status, body) = rt.block_on(post("/api/v1/add", no_device)).unwrap();

@@ -380,6 +380,7 @@ fn the_only_rbac_is_the_node_servers_read_only_role_bound_to_its_daemonset() {
         ("", "pods", "list"),
         ("", "pods", "watch"),
         ("kubeovn.io", "subnets", "get"),
+        ("", "nodes", "get"),
     ]
     .iter()
     .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
@@ -659,6 +660,21 @@ fn node_server_daemonset_flags_are_accepted_by_the_binary() {
     let example = NetConf::parse(plugin_confs(&sriov_ovs_nad()).1[0].to_string().as_bytes()).unwrap();
     assert_eq!(opts.mtu, example.mtu);
     assert_eq!(opts.mtu, Some(1400));
+    // The node name (for underlay Subnets' provider-network MTU label) comes from the env the
+    // binary reads, set to the pod's node.
+    assert!(help.contains("[env: KUBE_NODE_NAME="), "{help}");
+    let env = container(&ds, SERVER_NAME)["env"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let node = env
+        .iter()
+        .find(|e| e["name"].as_str() == Some("KUBE_NODE_NAME"))
+        .unwrap_or_else(|| panic!("KUBE_NODE_NAME not set: {env:?}"));
+    assert_eq!(
+        node["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("spec.nodeName")
+    );
 }
 
 #[test]

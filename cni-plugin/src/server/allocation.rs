@@ -1,7 +1,7 @@
 //! What Kube-OVN's controller allocated to a pod, read from its annotations as Kube-OVN's
 //! daemon reads them (kube-ovn v1.14.0 `pkg/daemon/handler.go` `handleAdd`, names from
 //! `pkg/util/const.go`): `<provider>.kubernetes.io/{allocated,routed,ip_address,cidr,gateway,
-//! mac_address,logical_switch,routes,default_route,ingress_rate,egress_rate}`.
+//! mac_address,logical_switch,provider_network,routes,default_route,ingress_rate,egress_rate}`.
 
 use crate::ipnet::IpNet;
 use crate::mac::MacAddr;
@@ -57,6 +57,8 @@ pub struct Allocation {
     pub mac: Option<MacAddr>,
     /// The Subnet (logical switch).
     pub logical_switch: Option<String>,
+    /// The underlay provider network (`provider_network`; set for a Subnet on a Vlan).
+    pub provider_network: Option<String>,
     /// Routes the pod asked for (`routes` annotation).
     pub routes: Vec<Route>,
     /// Whether this interface carries the default route.
@@ -162,6 +164,7 @@ pub fn read(
         cidr: list("cidr").join(","),
         mac,
         logical_switch: get("logical_switch").map(str::to_string),
+        provider_network: get("provider_network").map(str::to_string),
         routes,
         default_route: default_route(annotations, provider, ifname),
         ingress_rate: rate("ingress_rate")?.filter(|r| *r > 0),
@@ -241,6 +244,16 @@ mod tests {
         assert_eq!((alloc.ingress_rate, alloc.egress_rate), (Some(100), None));
         assert!(alloc.default_route);
         assert_eq!(alloc.cidr, "10.16.0.0/16,fd00:10:16::/64");
+        assert_eq!(alloc.provider_network, None);
+        let mut underlay = a.clone();
+        underlay.insert(key("ovn", "provider_network"), "pn0".into());
+        assert_eq!(
+            read(&underlay, "ovn", "eth0")
+                .unwrap()
+                .provider_network
+                .as_deref(),
+            Some("pn0")
+        );
     }
 
     #[test]

@@ -29,9 +29,13 @@ pub struct Options {
     /// Attachment records, shared with the `sriov-ovs` CNI binary (either releases the other's).
     #[arg(long, default_value = "/var/lib/cni/sriov-ovs")]
     pub state_dir: PathBuf,
-    /// Pod MTU when the Subnet sets none (default: leave the VF's).
+    /// Pod MTU when the Subnet sets none, for overlay Subnets (default: leave the VF's).
+    /// Underlay Subnets use their provider network's MTU label on this node, as Kube-OVN does.
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// This node's name, whose provider-network MTU labels apply (default: the host name).
+    #[arg(long, env = "KUBE_NODE_NAME")]
+    pub node_name: Option<String>,
     /// How long ADD waits for kube-ovn-controller's annotations (`30s`, `500ms`, `2m`, or seconds).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub wait_timeout: Duration,
@@ -44,6 +48,17 @@ pub struct Options {
     /// Log line format: text or json.
     #[arg(long, default_value = "text")]
     pub log_format: Format,
+}
+
+impl Options {
+    /// `--node-name`, else the host name, lower-cased as Kube-OVN's daemon does.
+    pub fn node_name(&self) -> String {
+        let name = self
+            .node_name
+            .clone()
+            .unwrap_or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default());
+        name.trim().to_lowercase()
+    }
 }
 
 /// `30s`, `500ms`, `2m`, `1h` or plain seconds; at most an hour.
@@ -80,6 +95,12 @@ mod tests {
         assert_eq!(o.wait_timeout, Duration::from_secs(30));
         assert_eq!(o.ovn_installed_timeout, Duration::from_secs(30));
         assert!(o.kubeconfig.is_none());
+        if std::env::var_os("KUBE_NODE_NAME").is_none() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+            assert_eq!(o.node_name(), host.trim().to_lowercase());
+        }
+        let named = Options::parse_from(["s", "--node-name", "Worker-1"]);
+        assert_eq!(named.node_name(), "worker-1");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The Kubernetes API as the node server uses it: read a pod, wait for the controller's
-//! annotations (a watch, not a sleep loop), read a Kube-OVN Subnet's MTU. RBAC: get/list/watch
-//! pods, get subnets.
+//! annotations (a watch, not a sleep loop), read what of a Kube-OVN Subnet and of this node
+//! decides the MTU. RBAC: get/list/watch pods, get subnets, get nodes.
 
 use super::allocation;
-use k8s_openapi::api::core::v1::Pod;
+use super::mtu::SubnetFacts;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -129,8 +130,11 @@ impl Cluster {
         }
         tracing::info!(pod = %format!("{namespace}/{name}"), provider, "waiting for kube-ovn-controller's annotations");
         let ready = |p: Option<&Pod>| p.is_none_or(|p| allocation::ready(&annotations(p), provider, ifname));
-        let waited =
-            tokio::time::timeout(timeout, kube::runtime::wait::await_condition(api, name, ready)).await;
+        let waited = tokio::time::timeout(
+            timeout,
+            kube::runtime::wait::await_condition(api.clone(), name, ready),
+        )
+        .await;
         match waited {
             Ok(Ok(Some(pod))) => Ok(annotations(&pod)),
             Ok(Ok(None)) => Err(no_pod()),
@@ -139,11 +143,11 @@ impl Cluster {
                 source,
             }),
             Err(_) => {
-                let allocated = pod
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(&allocation::key(provider, "allocated")))
+                // Say what is still missing now, not at the start: `allocated` may have come
+                // during the wait while `routed` did not.
+                let now = api.get_opt(name).await.ok().flatten().unwrap_or(pod);
+                let allocated = annotations(&now)
+                    .get(&allocation::key(provider, "allocated"))
                     .is_some_and(|v| v == "true");
                 Err(ClusterError::Timeout {
                     namespace: namespace.into(),
@@ -160,8 +164,8 @@ impl Cluster {
         }
     }
 
-    /// `spec.mtu` of the Kube-OVN Subnet `name`, when set.
-    pub async fn subnet_mtu(&self, name: &str) -> Result<Option<u32>, ClusterError> {
+    /// What of the Kube-OVN Subnet `name` decides a pod's MTU.
+    pub async fn subnet(&self, name: &str) -> Result<SubnetFacts, ClusterError> {
         let resource = ApiResource {
             group: "kubeovn.io".into(),
             version: "v1".into(),
@@ -174,9 +178,24 @@ impl Cluster {
             what: format!("read Subnet {name}"),
             source,
         })?;
-        Ok(subnet.data["spec"]["mtu"]
-            .as_u64()
-            .and_then(|m| u32::try_from(m).ok())
-            .filter(|m| *m > 0))
+        let spec = &subnet.data["spec"];
+        Ok(SubnetFacts {
+            mtu: spec["mtu"]
+                .as_u64()
+                .and_then(|m| u32::try_from(m).ok())
+                .filter(|m| *m > 0),
+            logical_gateway: spec["logicalGateway"].as_bool().unwrap_or(false),
+            u2o_interconnection: spec["u2oInterconnection"].as_bool().unwrap_or(false),
+        })
+    }
+
+    /// The label `key` of node `node`.
+    pub async fn node_label(&self, node: &str, key: &str) -> Result<Option<String>, ClusterError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let found = api.get(node).await.map_err(|source| ClusterError::Api {
+            what: format!("read node {node} (--node-name, else $KUBE_NODE_NAME, else the host name)"),
+            source,
+        })?;
+        Ok(found.metadata.labels.and_then(|mut l| l.remove(key)))
     }
 }

@@ -4,6 +4,7 @@
 
 use super::allocation::{self, Allocation, AllocationError};
 use super::cluster::{Cluster, ClusterError};
+use super::mtu::{self, Choice, SubnetFacts};
 use super::protocol::{self, CniRequest, CniResponse};
 use crate::node::{
     self, Addresses, Addressing, AttachRequest, Attachment, Node, PortRequest, ReleaseRequest,
@@ -23,8 +24,10 @@ pub struct Settings {
     pub ovsdb: Endpoint,
     /// OVS bridge.
     pub bridge: String,
-    /// Pod MTU when the Subnet sets none.
+    /// Pod MTU when the Subnet sets none (overlay; see [`mtu`]).
     pub mtu: Option<u32>,
+    /// This node's name (for its provider-network MTU labels).
+    pub node_name: String,
     /// How long ADD waits for the controller's annotations.
     pub wait_timeout: Duration,
     /// How long ADD waits for `ovn-installed` (zero: don't).
@@ -210,14 +213,25 @@ impl<K: Namespaces> Handler<'_, K> {
             .map_err(|e| Failure::failed(req, "waiting for kube-ovn-controller", &e))?;
         let alloc = allocation::read(&annotations, &req.provider, ifname)
             .map_err(|e: AllocationError| Failure::failed(req, "reading the allocation", &e))?;
-        let mtu = match &alloc.logical_switch {
-            Some(subnet) => self
+        let subnet = match &alloc.logical_switch {
+            Some(name) => self
                 .cluster
-                .subnet_mtu(subnet)
+                .subnet(name)
                 .await
-                .map_err(|e: ClusterError| Failure::failed(req, "reading the Subnet", &e))?
-                .or(s.mtu),
-            None => s.mtu,
+                .map_err(|e: ClusterError| Failure::failed(req, "reading the Subnet", &e))?,
+            None => SubnetFacts::default(),
+        };
+        let mtu = match mtu::choose(&subnet, alloc.provider_network.as_deref(), s.mtu) {
+            Choice::Fixed(mtu) => mtu,
+            Choice::NodeLabel(key) => {
+                let step = "reading the provider network's MTU";
+                let value = self
+                    .cluster
+                    .node_label(&s.node_name, &key)
+                    .await
+                    .map_err(|e: ClusterError| Failure::failed(req, step, &e))?;
+                mtu::from_label(&key, value.as_deref()).map_err(|e| Failure::failed(req, step, &e))?
+            }
         };
         let routes = routes(req, &alloc).map_err(|e| Failure::bad(req, format!("routes: {e}")))?;
         let attach = AttachRequest {

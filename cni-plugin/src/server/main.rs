@@ -37,11 +37,12 @@ async fn run(opts: Options) -> Result<(), server::ServerError> {
             ovsdb: opts.ovsdb.clone(),
             bridge: opts.bridge.clone(),
             mtu: opts.mtu,
+            node_name: opts.node_name(),
             wait_timeout: opts.wait_timeout,
             ovn_installed_timeout: opts.ovn_installed_timeout,
             ovs_apply_timeout: std::time::Duration::from_secs(sriov_ovs::netconf::DEFAULT_OVS_APPLY_TIMEOUT),
         },
     });
-    let listener = server::bind(&opts.socket)?;
-    server::serve(shared, listener, &opts.socket).await
+    let socket = server::bind(&opts.socket)?;
+    server::serve(shared, socket).await
 }

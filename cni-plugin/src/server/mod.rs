@@ -8,6 +8,7 @@ pub mod allocation;
 pub mod cli;
 pub mod cluster;
 pub mod handler;
+pub mod mtu;
 pub mod protocol;
 
 use crate::node::{Node, StateDir};
@@ -18,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
 use protocol::{CniRequest, CniResponse};
 use sriov_host::Sysfs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +38,15 @@ pub enum ServerError {
     /// The Kubernetes client cannot be built.
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    /// Another server answers on the socket path.
+    #[error(
+        "{0} is served by another running server: stop it first (two sriov-ovs-server \
+         DaemonSets on one node?)"
+    )]
+    InUse(PathBuf),
+    /// Something that is not a socket is at the socket path.
+    #[error("{0} exists and is not a socket: remove it or choose another --socket")]
+    NotASocket(PathBuf),
     /// Signals cannot be handled.
     #[error("cannot install the SIGTERM handler")]
     Signal(#[source] std::io::Error),
@@ -157,38 +167,79 @@ pub async fn route<K: Namespaces + 'static>(
 /// How long SIGTERM waits for requests in flight.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
-/// Binds `path`: a stale socket from a previous run is replaced, the new one is 0600.
-pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, ServerError> {
+/// The socket this server created, told apart from one a newer instance put at the same path.
+pub struct Socket {
+    /// Accepts the shim's connections.
+    pub listener: tokio::net::UnixListener,
+    path: PathBuf,
+    /// Device and inode of the socket file at bind time.
+    id: (u64, u64),
+}
+
+impl Socket {
+    /// Removes the socket file if it is still the one this server created: in an overlapping
+    /// rollout the new pod may already serve at the same path.
+    fn remove(&self) {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(error = &e as &dyn std::error::Error, "cannot remove the socket");
+                }
+            }
+            Ok(_) => {
+                tracing::info!(socket = %self.path.display(), "the socket was replaced by another server; leaving it")
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Binds `path`, created 0600. What is already there must be a socket nobody answers on (a
+/// previous run's, replaced); a live server or a file that is not a socket is an error and is
+/// left alone.
+pub fn bind(path: &Path) -> Result<Socket, ServerError> {
     let err = |source| ServerError::Socket {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::remove_file(path) {
-        Ok(()) => tracing::info!(socket = %path.display(), "replaced a stale socket"),
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
+        Ok(m) if !m.file_type().is_socket() => return Err(ServerError::NotASocket(path.to_path_buf())),
+        Ok(_) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ServerError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(err)?;
+            tracing::info!(socket = %path.display(), "replaced a stale socket");
+        }
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    Ok(listener)
+    let m = std::fs::symlink_metadata(path).map_err(err)?;
+    Ok(Socket {
+        listener,
+        path: path.to_path_buf(),
+        id: (m.dev(), m.ino()),
+    })
 }
 
-/// Serves on `listener` until SIGTERM or SIGINT, then removes the socket at `path`.
+/// Serves on `socket` until SIGTERM or SIGINT, then removes it and waits for requests in flight.
 pub async fn serve<K: Namespaces + 'static>(
     shared: Arc<Shared<K>>,
-    listener: tokio::net::UnixListener,
-    path: &Path,
+    socket: Socket,
 ) -> Result<(), ServerError> {
+    let path = socket.path.clone();
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
     tracing::info!(socket = %path.display(), "serving Kube-OVN CNI requests");
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = socket.listener.accept() => {
                 let stream = match accepted {
                     Ok((s, _)) => s,
                     Err(e) => {
@@ -213,9 +264,7 @@ pub async fn serve<K: Namespaces + 'static>(
         }
     }
     tracing::info!(socket = %path.display(), "stopping; removing the socket");
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(error = &e as &dyn std::error::Error, "cannot remove the socket");
-    }
+    socket.remove();
     // Let requests in flight finish (each ends in attached or rolled back), as long as an ADD
     // may take.
     let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
@@ -225,4 +274,54 @@ pub async fn serve<K: Namespaces + 'static>(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_socket(path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_the_new_one_is_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(is_socket(&path), "a dropped listener leaves its file");
+        let socket = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        socket.remove();
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_live_server_or_a_plain_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.sock");
+        let _other = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        let e = bind(&live).err().unwrap();
+        assert!(matches!(&e, ServerError::InUse(p) if p == &live), "{e}");
+        assert!(is_socket(&live));
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "keep").unwrap();
+        let e = bind(&file).err().unwrap();
+        assert!(e.to_string().contains("is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    }
+
+    #[tokio::test]
+    async fn exit_leaves_a_socket_a_newer_server_put_at_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let old = bind(&path).unwrap();
+        // The newer instance finds the old one unresponsive (say, draining) and rebinds.
+        std::fs::remove_file(&path).unwrap();
+        let _newer = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        old.remove();
+        assert!(is_socket(&path), "the newer server's socket must stay");
+    }
 }

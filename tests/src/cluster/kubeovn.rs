@@ -85,6 +85,8 @@ impl NodeServer {
             format!("{}ms", spec.ovn_installed_timeout.as_millis()),
             "--log-level".into(),
             "debug".into(),
+            "--node-name".into(),
+            node.name().to_string(),
         ];
         if let Some(root) = node.sysfs_root() {
             args.extend(["--sysfs-root".to_string(), root.display().to_string()]);
@@ -179,6 +181,9 @@ impl Cluster {
         let subnets: Vec<crate::logical::Subnet> = self.ipams.values().map(|i| i.subnet().clone()).collect();
         for s in &subnets {
             api.store().put_subnet(&SubnetSpec::from_logical(s));
+        }
+        for node in &self.nodes {
+            api.store().put_node(node.name(), &Default::default());
         }
         let nad = Nad::find(&manifests_dir(), super::POD_NAMESPACE, "sriov").map_err(|e| harness(&e))?;
         let mut config =

@@ -2,7 +2,7 @@
 //! and watch (`fieldSelector=metadata.name=...`, `resourceVersion`, `allowWatchBookmarks`,
 //! `sendInitialEvents`, `timeoutSeconds`) and Kube-OVN Subnet get/list/watch
 //! (`/apis/kubeovn.io/v1/subnets`, CRD `subnets.kubeovn.io` of kube-ovn `dist/images/install.sh`
-//! at v1.12.35). Plain http on a loopback port, no authentication; errors are `Status` objects
+//! at v1.12.35), and node get (its labels). Plain http on a loopback port, no authentication; errors are `Status` objects
 //! as the real server writes them. Objects live in a [`Store`] the tests change directly.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -195,6 +195,8 @@ fn parse_path(path: &str) -> Option<Target> {
         ["api", "v1", "namespaces", ns, "pods", name] => Some(t(Kind::Pod, Some(ns), Some(name))),
         ["apis", "kubeovn.io", "v1", "subnets"] => Some(t(Kind::Subnet, None, None)),
         ["apis", "kubeovn.io", "v1", "subnets", name] => Some(t(Kind::Subnet, None, Some(name))),
+        ["api", "v1", "nodes"] => Some(t(Kind::Node, None, None)),
+        ["api", "v1", "nodes", name] => Some(t(Kind::Node, None, Some(name))),
         _ => None,
     }
 }
@@ -418,7 +420,8 @@ mod tests {
             parse_path("/apis/kubeovn.io/v1/subnets/vlan0").map(|t| t.kind),
             Some(Kind::Subnet)
         );
-        assert!(parse_path("/api/v1/nodes").is_none());
+        assert_eq!(parse_path("/api/v1/nodes/n1").map(|t| t.kind), Some(Kind::Node));
+        assert!(parse_path("/api/v1/services").is_none());
         let q = parse_query(Some(
             "&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3Dp&allowWatchBookmarks=true&resourceVersion=7",
         ))

@@ -52,6 +52,17 @@ pub enum PostError {
 /// POSTs `body` as `application/json` to `url` over the unix socket `socket` and returns the
 /// status and the whole response body.
 pub async fn post_unix(socket: &Path, url: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), PostError> {
+    send_unix(hyper::Method::POST, socket, url, body).await
+}
+
+/// Sends `body` as `application/json` with `method` to `url` over the unix socket `socket` and
+/// returns the status and the whole response body.
+pub async fn send_unix(
+    method: hyper::Method,
+    socket: &Path,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>), PostError> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|source| PostError::Connect {
@@ -66,7 +77,9 @@ pub async fn post_unix(socket: &Path, url: &str, body: Vec<u8>) -> Result<(u16, 
         .await
         .map_err(http)?;
     let driver = tokio::spawn(conn);
-    let req = hyper::Request::post(url)
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
         .header(hyper::header::HOST, "dummy")
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))

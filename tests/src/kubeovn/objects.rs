@@ -16,6 +16,8 @@ pub enum Kind {
     Pod,
     /// `subnets.kubeovn.io`, `kubeovn.io/v1`, cluster-scoped.
     Subnet,
+    /// `nodes`, core `v1`, cluster-scoped.
+    Node,
 }
 
 impl Kind {
@@ -24,6 +26,7 @@ impl Kind {
         match self {
             Kind::Pod => "pods",
             Kind::Subnet => "subnets",
+            Kind::Node => "nodes",
         }
     }
 
@@ -32,6 +35,7 @@ impl Kind {
         match self {
             Kind::Pod => "",
             Kind::Subnet => "kubeovn.io",
+            Kind::Node => "",
         }
     }
 
@@ -40,6 +44,7 @@ impl Kind {
         match self {
             Kind::Pod => "v1",
             Kind::Subnet => "kubeovn.io/v1",
+            Kind::Node => "v1",
         }
     }
 
@@ -48,6 +53,7 @@ impl Kind {
         match self {
             Kind::Pod => "Pod",
             Kind::Subnet => "Subnet",
+            Kind::Node => "Node",
         }
     }
 

@@ -333,6 +333,21 @@ impl Store {
         self.get(Kind::Subnet, "", name)
     }
 
+    /// Creates or replaces node `name` with `labels` (as the kubelet and Kube-OVN's daemon label it).
+    pub fn put_node(&self, name: &str, labels: &BTreeMap<String, String>) -> Value {
+        let object = serde_json::json!({
+            "kind": "Node", "apiVersion": "v1",
+            "metadata": {"name": name, "labels": labels},
+        });
+        let replaced = self.modify(Kind::Node, "", name, |old| {
+            old["metadata"]["labels"] = object["metadata"]["labels"].clone();
+        });
+        match replaced {
+            Ok(v) => v,
+            Err(_) => self.create(Kind::Node, object).unwrap_or(Value::Null),
+        }
+    }
+
     /// Deletes a Subnet.
     pub fn delete_subnet(&self, name: &str) -> Result<Value, StoreError> {
         self.delete(Kind::Subnet, "", name)
