@@ -3,7 +3,9 @@
 //! real userspace OVS; then 16 concurrent ADDs of each.
 //!
 //! `cargo build --release -p sriov-ovs && cargo run --release -p sriov-ovs --example cni-bench [-- ITERATIONS]`
-//! (root; uses the release plugin binary next to the example).
+//! (root; uses the release plugin binary next to the example). `BENCH_PREVIOUS=PATH` adds a
+//! third series, interleaved with the others: another build of `sriov-ovs` (say, the previous
+//! release) on the same node, so two builds compare under the same load.
 
 use nix::sched::{setns, CloneFlags};
 use serde_json::json;
@@ -25,6 +27,7 @@ struct Bench {
     bridge: String,
     dir: tempfile::TempDir,
     plugin: PathBuf,
+    previous: Option<PathBuf>,
     pods: Vec<Netns>,
     node: String,
 }
@@ -59,15 +62,17 @@ impl Bench {
     }
 
     fn plugin(&self, verb: &str, vf: u32) -> Duration {
+        self.run(&self.plugin, verb, vf)
+    }
+
+    fn run(&self, plugin: &Path, verb: &str, vf: u32) -> Duration {
         let start = Instant::now();
         let cmd = match std::env::var("BENCH_WRAP") {
             Ok(w) => {
                 let mut parts = w.split_whitespace();
-                Cmd::new(parts.next().expect("wrapper"))
-                    .args(parts)
-                    .arg(&self.plugin)
+                Cmd::new(parts.next().expect("wrapper")).args(parts).arg(plugin)
             }
-            Err(_) => Cmd::new(&self.plugin),
+            Err(_) => Cmd::new(plugin),
         };
         let call = CniCall {
             args: format!("K8S_POD_NAMESPACE=bench;K8S_POD_NAME=p{vf}"),
@@ -181,16 +186,22 @@ fn main() {
         bridge,
         dir,
         plugin,
+        previous: std::env::var_os("BENCH_PREVIOUS").map(PathBuf::from),
         pods,
         node: netns,
     };
 
     let (mut p_add, mut p_del, mut s_add, mut s_del) = (vec![], vec![], vec![], vec![]);
+    let (mut prev_add, mut prev_del) = (vec![], vec![]);
     for _ in 0..iterations {
         p_add.push(b.plugin("ADD", 0));
         p_del.push(b.plugin("DEL", 0));
         s_add.push(b.shell("ADD", 0));
         s_del.push(b.shell("DEL", 0));
+        if let Some(prev) = &b.previous {
+            prev_add.push(b.run(prev, "ADD", 0));
+            prev_del.push(b.run(prev, "DEL", 0));
+        }
     }
     // The kernel's share: moving the VF netdev into the pod and back, one `ip` call each
     // (an `ip` process alone costs about 2 ms here).
@@ -231,6 +242,12 @@ fn main() {
         ("shell DEL", &mut s_del),
     ] {
         println!("{name:<22}{:>9.1}{:>9.1}", pct(v, 0.5), pct(v, 0.99));
+    }
+    if let Some(prev) = &b.previous {
+        println!("previous build: {}", prev.display());
+        for (name, v) in [("previous ADD", &mut prev_add), ("previous DEL", &mut prev_del)] {
+            println!("{name:<22}{:>9.1}{:>9.1}", pct(v, 0.5), pct(v, 0.99));
+        }
     }
     println!(
         "speed-up at p50: ADD {:.1}x, DEL {:.1}x",
