@@ -24,30 +24,6 @@ pub struct IpamEnv<'a> {
     pub path: &'a str,
 }
 
-impl<'a> IpamEnv<'a> {
-    /// The environment of a per-attachment verb (ADD, DEL, CHECK) of `req`, with `netns` as `CNI_NETNS`.
-    pub fn for_request(req: &'a Request, netns: &'a str) -> IpamEnv<'a> {
-        IpamEnv {
-            container_id: &req.container_id,
-            netns,
-            ifname: &req.ifname,
-            args: &req.args_raw,
-            path: &req.path,
-        }
-    }
-
-    /// The environment of a network-wide verb (STATUS, GC): no container, netns or interface.
-    pub fn network_wide(args: &'a str, path: &'a str) -> IpamEnv<'a> {
-        IpamEnv {
-            container_id: "",
-            netns: "",
-            ifname: "",
-            args,
-            path,
-        }
-    }
-}
-
 /// An IPAM step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -235,33 +211,27 @@ pub fn check(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamEr
     exec(plugin, "CHECK", env, conf).map(drop)
 }
 
-/// IPAM GC; skipped for a plugin that does not speak CNI 1.1.0 (where GC was introduced).
-pub fn gc(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
-    exec_since_v110(plugin, "GC", env, conf)
-}
-
-/// IPAM STATUS; skipped for a plugin that does not speak CNI 1.1.0 (where STATUS was introduced).
-pub fn status(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
-    exec_since_v110(plugin, "STATUS", env, conf)
-}
-
-/// Runs a verb CNI 1.1.0 introduced, when the plugin lists 1.1.0; older plugins cannot
-/// answer it and are taken as fine.
-fn exec_since_v110(
-    plugin: &str,
-    command: &'static str,
-    env: &IpamEnv<'_>,
-    conf: &Value,
-) -> Result<(), IpamError> {
-    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
+/// A network-wide verb CNI 1.1.0 introduced (STATUS, GC) for `req`'s IPAM plugin, with no
+/// container, netns or interface; a plugin that does not list 1.1.0 cannot answer it and is
+/// taken as fine.
+pub fn network_wide(plugin: &str, command: &'static str, req: &Request) -> Result<(), IpamError> {
+    let path = req.path.as_str();
+    let binary = find_plugin(plugin, path).ok_or_else(|| IpamError::NotFound {
         plugin: plugin.to_string(),
-        path: env.path.to_string(),
+        path: path.to_string(),
     })?;
     if !supported_versions(&binary).contains(&CniVersion::V1_1_0) {
         tracing::info!(plugin, command, "IPAM plugin predates CNI 1.1.0; skipped");
         return Ok(());
     }
-    exec(plugin, command, env, conf).map(drop)
+    let env = IpamEnv {
+        container_id: "",
+        netns: "",
+        ifname: "",
+        args: &req.args_raw,
+        path,
+    };
+    exec(plugin, command, &env, &req.conf.raw).map(drop)
 }
 
 #[cfg(test)]

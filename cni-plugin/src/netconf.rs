@@ -31,8 +31,8 @@ pub const MAX_OVS_APPLY_TIMEOUT: u64 = 3600;
 
 /// The wire shape of the configuration; every field optional so validation can say what is wrong.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawNetConf {
-    #[serde(rename = "cniVersion")]
     cni_version: Option<String>,
     name: Option<String>,
     #[serde(rename = "type")]
@@ -42,30 +42,21 @@ struct RawNetConf {
     #[serde(rename = "pciBusID")]
     pci_bus_id: Option<String>,
     bridge: Option<String>,
-    #[serde(rename = "ovsdbSocket")]
     ovsdb_socket: Option<String>,
     provider: Option<String>,
     #[serde(rename = "ifaceID")]
     iface_id: Option<String>,
-    #[serde(rename = "ovnInstalledTimeout")]
     ovn_installed_timeout: Option<u64>,
-    #[serde(rename = "ovsApplyTimeout")]
     ovs_apply_timeout: Option<u64>,
     mtu: Option<u32>,
     mac: Option<String>,
     vlan: Option<u16>,
     ipam: Option<RawIpam>,
-    #[serde(rename = "stateDir")]
     state_dir: Option<PathBuf>,
-    #[serde(rename = "logFile")]
     log_file: Option<PathBuf>,
-    #[serde(rename = "logLevel")]
     log_level: Option<String>,
-    #[serde(rename = "logFormat")]
     log_format: Option<String>,
-    #[serde(rename = "runtimeConfig")]
     runtime_config: Option<RawRuntimeConfig>,
-    #[serde(rename = "prevResult")]
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
     valid_attachments: Option<Vec<Attachment>>,
@@ -451,11 +442,6 @@ impl NetConf {
         } else {
             format!("{pod}.{ns}.{provider}")
         })
-    }
-
-    /// Whether IP addresses come from `runtimeConfig.ips` rather than an IPAM plugin.
-    pub fn uses_runtime_ips(&self) -> bool {
-        !self.runtime_ips.is_empty()
     }
 }
 

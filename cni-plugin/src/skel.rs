@@ -3,6 +3,7 @@
 use crate::cni_args::{CniArgs, InvalidCniArgs};
 use crate::error::{code, ErrorCode};
 use crate::netconf::{valid_ifname, NetConf, NetconfError};
+use crate::node::IpamFacts;
 use crate::version::CniVersion;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,30 +25,28 @@ pub enum Verb {
     Gc,
 }
 
+/// Every verb with its `CNI_COMMAND` spelling.
+const VERBS: [(Verb, &str); 6] = [
+    (Verb::Add, "ADD"),
+    (Verb::Del, "DEL"),
+    (Verb::Check, "CHECK"),
+    (Verb::Status, "STATUS"),
+    (Verb::Version, "VERSION"),
+    (Verb::Gc, "GC"),
+];
+
 impl Verb {
     /// Parses `CNI_COMMAND`.
     pub fn parse(s: &str) -> Option<Verb> {
-        Some(match s {
-            "ADD" => Verb::Add,
-            "DEL" => Verb::Del,
-            "CHECK" => Verb::Check,
-            "STATUS" => Verb::Status,
-            "VERSION" => Verb::Version,
-            "GC" => Verb::Gc,
-            _ => return None,
-        })
+        VERBS.iter().find(|(_, name)| *name == s).map(|(v, _)| *v)
     }
 
     /// The verb as written in `CNI_COMMAND`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Add => "ADD",
-            Verb::Del => "DEL",
-            Verb::Check => "CHECK",
-            Verb::Status => "STATUS",
-            Verb::Version => "VERSION",
-            Verb::Gc => "GC",
-        }
+        VERBS
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("", |(_, name)| name)
     }
 }
 
@@ -68,6 +67,20 @@ pub struct Request {
     pub path: String,
     /// The configuration.
     pub conf: NetConf,
+}
+
+impl Request {
+    /// The IPAM plugin to delegate to, unless `runtimeConfig.ips` gives the addresses.
+    pub fn ipam_facts(&self) -> Option<IpamFacts> {
+        let conf = &self.conf;
+        let plugin = conf.ipam_type.clone().filter(|_| conf.runtime_ips.is_empty())?;
+        Some(IpamFacts {
+            plugin,
+            conf: conf.raw.clone(),
+            args: self.args_raw.clone(),
+            path: self.path.clone(),
+        })
+    }
 }
 
 /// A parsed invocation of a verb that takes a configuration (all but VERSION).
