@@ -80,11 +80,15 @@ impl ErrorCode for IpamError {
 }
 
 /// Finds `plugin` in the `:`-separated `path`.
-pub fn find_plugin(plugin: &str, path: &str) -> Option<PathBuf> {
+pub fn find_plugin(plugin: &str, path: &str) -> Result<PathBuf, IpamError> {
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(plugin))
         .find(|p| p.is_file())
+        .ok_or_else(|| IpamError::NotFound {
+            plugin: plugin.to_string(),
+            path: path.to_string(),
+        })
 }
 
 /// Our configuration with `cniVersion` lowered to the newest version the plugin speaks, when it
@@ -124,10 +128,7 @@ fn supported_versions(binary: &Path) -> Vec<CniVersion> {
 /// (code 1, answered before it acts) asks it for its versions and retries with a lower one.
 /// That saves a VERSION call on every invocation where the versions agree.
 fn exec(plugin: &str, command: &'static str, env: &IpamEnv<'_>, conf: &Value) -> Result<Vec<u8>, IpamError> {
-    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
-        plugin: plugin.to_string(),
-        path: env.path.to_string(),
-    })?;
+    let binary = find_plugin(plugin, env.path)?;
     let first = run_plugin(&binary, plugin, command, env, conf);
     if let Err(IpamError::Failed {
         code: code::INCOMPATIBLE_VERSION,
@@ -216,10 +217,7 @@ pub fn check(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamEr
 /// taken as fine.
 pub fn network_wide(plugin: &str, command: &'static str, req: &Request) -> Result<(), IpamError> {
     let path = req.path.as_str();
-    let binary = find_plugin(plugin, path).ok_or_else(|| IpamError::NotFound {
-        plugin: plugin.to_string(),
-        path: path.to_string(),
-    })?;
+    let binary = find_plugin(plugin, path)?;
     if !supported_versions(&binary).contains(&CniVersion::V1_1_0) {
         tracing::info!(plugin, command, "IPAM plugin predates CNI 1.1.0; skipped");
         return Ok(());

@@ -161,11 +161,7 @@ pub struct NetConf {
 pub enum NetconfError {
     /// Stdin is not JSON.
     #[error("network configuration is not valid JSON")]
-    Decode {
-        /// Parser error.
-        #[source]
-        source: serde_json::Error,
-    },
+    Decode(#[source] serde_json::Error),
     /// A field has the wrong type (found by [`field_type::find`]).
     #[error("network configuration field {field:?} must be {expected}, not {found}")]
     FieldType {
@@ -181,11 +177,7 @@ pub enum NetconfError {
     },
     /// A field has the wrong type and no single key explains it.
     #[error("network configuration has a field of the wrong type")]
-    WrongType {
-        /// Parser error.
-        #[source]
-        source: serde_json::Error,
-    },
+    WrongType(#[source] serde_json::Error),
     /// A required field is missing.
     #[error("network configuration lacks required field {field:?}")]
     Missing {
@@ -194,11 +186,7 @@ pub enum NetconfError {
     },
     /// `cniVersion` is not one we speak.
     #[error("network configuration asks for a CNI version we do not speak")]
-    Version {
-        /// The version.
-        #[source]
-        source: crate::version::UnsupportedVersion,
-    },
+    Version(#[source] crate::version::UnsupportedVersion),
     /// A value cannot be honoured.
     #[error("network configuration field {field:?} has invalid value {value:?}: {reason}")]
     Invalid {
@@ -214,8 +202,8 @@ pub enum NetconfError {
 impl ErrorCode for NetconfError {
     fn code(&self) -> u32 {
         match self {
-            NetconfError::Decode { .. } => code::DECODE,
-            NetconfError::Version { .. } => code::INCOMPATIBLE_VERSION,
+            NetconfError::Decode(_) => code::DECODE,
+            NetconfError::Version(_) => code::INCOMPATIBLE_VERSION,
             _ => code::INVALID_CONFIG,
         }
     }
@@ -251,8 +239,7 @@ pub fn valid_ifname(name: &str) -> bool {
 impl NetConf {
     /// Parses and validates stdin.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, NetconfError> {
-        let raw_value: Value =
-            serde_json::from_slice(bytes).map_err(|source| NetconfError::Decode { source })?;
+        let raw_value: Value = serde_json::from_slice(bytes).map_err(NetconfError::Decode)?;
         if !raw_value.is_object() {
             return Err(invalid("<root>", raw_value.to_string(), "must be a JSON object"));
         }
@@ -260,15 +247,7 @@ impl NetConf {
             Ok(raw) => raw,
             Err(whole) => {
                 let object = raw_value.as_object().cloned().unwrap_or_default();
-                return Err(match field_type::find::<RawNetConf>(&object) {
-                    Some(f) => NetconfError::FieldType {
-                        field: f.field,
-                        expected: f.expected,
-                        found: f.found,
-                        source: f.source,
-                    },
-                    None => NetconfError::WrongType { source: whole },
-                });
+                return Err(field_type::find::<RawNetConf>(&object).unwrap_or(NetconfError::WrongType(whole)));
             }
         };
         let cni_version = raw
@@ -276,7 +255,7 @@ impl NetConf {
             .as_deref()
             .ok_or(NetconfError::Missing { field: "cniVersion" })?
             .parse()
-            .map_err(|source| NetconfError::Version { source })?;
+            .map_err(NetconfError::Version)?;
         let name = raw
             .name
             .filter(|n| !n.is_empty())

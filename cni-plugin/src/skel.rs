@@ -115,25 +115,13 @@ pub enum SkelError {
     },
     /// `CNI_ARGS` is malformed.
     #[error("CNI_ARGS is malformed")]
-    Args {
-        /// Cause.
-        #[source]
-        source: InvalidCniArgs,
-    },
+    Args(#[source] InvalidCniArgs),
     /// Stdin cannot be read.
     #[error("cannot read the network configuration from stdin")]
-    Stdin {
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    Stdin(#[source] std::io::Error),
     /// The configuration is invalid.
     #[error("invalid network configuration")]
-    Netconf {
-        /// Cause.
-        #[source]
-        source: NetconfError,
-    },
+    Netconf(#[source] NetconfError),
     /// The verb does not exist in the requested version.
     #[error("{verb} is not defined in CNI version {version}")]
     VerbNotInVersion {
@@ -147,8 +135,8 @@ pub enum SkelError {
 impl ErrorCode for SkelError {
     fn code(&self) -> u32 {
         match self {
-            SkelError::Stdin { .. } => code::IO_FAILURE,
-            SkelError::Netconf { source } => source.code(),
+            SkelError::Stdin(_) => code::IO_FAILURE,
+            SkelError::Netconf(source) => source.code(),
             SkelError::VerbNotInVersion { .. } => code::INCOMPATIBLE_VERSION,
             _ => code::INVALID_ENV,
         }
@@ -215,8 +203,8 @@ pub fn parse(
         }
     }
     let args_raw = get("CNI_ARGS").to_string();
-    let args = CniArgs::parse(&args_raw).map_err(|source| SkelError::Args { source })?;
-    let conf = conf.map_err(|source| SkelError::Netconf { source })?;
+    let args = CniArgs::parse(&args_raw).map_err(SkelError::Args)?;
+    let conf = conf.map_err(SkelError::Netconf)?;
     let in_version = match verb {
         Verb::Check => conf.cni_version.has_check(),
         Verb::Status | Verb::Gc => conf.cni_version.has_status_and_gc(),

@@ -94,10 +94,7 @@ pub struct StateDir {
 }
 
 /// An exclusive lock on one VF, released on drop.
-#[derive(Debug)]
-pub struct VfLock {
-    _lock: Flock<File>,
-}
+pub type VfLock = Flock<File>;
 
 fn sanitize(s: &str) -> String {
     s.chars()
@@ -154,7 +151,7 @@ impl StateDir {
                 .open(&path)
                 .map_err(io("open VF lock", &path))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(VfLock { _lock: lock }),
+                Ok(lock) => return Ok(lock),
                 Err((_, Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
                     tokio::time::sleep(Duration::from_millis(5)).await
                 }
@@ -171,11 +168,21 @@ impl StateDir {
 
     /// Writes the attachment record atomically.
     pub fn save(&self, rec: &AttachmentRecord) -> Result<(), StateError> {
-        let dir = self.attachments_dir();
-        self.ensure(&dir)?;
         let path = self.attachment_path(&rec.container_id, &rec.ifname);
-        let bytes = record::encode(rec).map_err(|e| io("write state file", &path)(e.into()))?;
-        write_atomic(&path, &bytes)
+        self.write(&self.attachments_dir(), &path, record::encode(rec))
+    }
+
+    /// Writes `bytes` to `path` in `dir` atomically.
+    // No fsync: the records must survive a crash of the plugin (the page cache does), not a power
+    // loss, after which every pod namespace and VF assignment is gone anyway; a record torn by one
+    // reads as corrupt and release then falls back to the VF given.
+    fn write(&self, dir: &Path, path: &Path, bytes: serde_json::Result<Vec<u8>>) -> Result<(), StateError> {
+        self.ensure(dir)?;
+        let bytes = bytes.map_err(|e| io("write state file", path)(e.into()))?;
+        sriov_host::atomic::write_atomic(path, &bytes).map_err(|source| StateError::Persist {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads an attachment record; `None` when absent.
@@ -222,26 +229,14 @@ impl StateDir {
 
     /// Writes the VF's owner record.
     pub fn set_owner(&self, pci: &PciAddress, owner: &VfOwner) -> Result<(), StateError> {
-        self.ensure(&self.vfs_dir())?;
-        let path = self.owner_path(pci);
-        let bytes = serde_json::to_vec_pretty(owner).map_err(|e| io("write state file", &path)(e.into()))?;
-        write_atomic(&path, &bytes)
+        let bytes = serde_json::to_vec_pretty(owner);
+        self.write(&self.vfs_dir(), &self.owner_path(pci), bytes)
     }
 
     /// Removes the VF's owner record.
     pub fn clear_owner(&self, pci: &PciAddress) -> Result<(), StateError> {
         remove(&self.owner_path(pci))
     }
-}
-
-// No fsync: the records must survive a crash of the plugin (the page cache does), not a power
-// loss, after which every pod namespace and VF assignment is gone anyway; a record torn by one
-// reads as corrupt and release then falls back to the VF given.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    sriov_host::atomic::write_atomic(path, bytes).map_err(|source| StateError::Persist {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 fn read_with<T>(
