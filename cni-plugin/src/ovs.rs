@@ -2,7 +2,7 @@
 //! `ovsdb-server` that restarts under it.
 
 use crate::port_ids;
-use crate::traits::{Cause, Ovs, OvsError, PortSpec, PortState};
+use crate::traits::{Ovs, OvsError, PortSpec, PortState};
 use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
 use ovsdb_client::{Client, Endpoint};
 use std::future::Future;
@@ -26,15 +26,11 @@ pub struct OvsdbOvs {
     reconnect_for: Duration,
 }
 
-fn cause<E: std::error::Error + Send + Sync + 'static>(e: E) -> Cause {
-    Box::new(e)
-}
-
 /// Maps a client error to the failed request `cannot {step}`.
 fn failed<E: std::error::Error + Send + Sync + 'static>(step: String) -> impl FnOnce(E) -> OvsError {
     move |e| OvsError::Request {
         step,
-        source: cause(e),
+        source: Box::new(e),
     }
 }
 
@@ -50,7 +46,7 @@ fn waited<T>(
             OvsError::Timeout {
                 what: what(),
                 timeout,
-                source: cause(e),
+                source: Box::new(e),
             }
         }
         e => failed(step())(e),
@@ -85,7 +81,7 @@ impl OvsdbOvs {
             .await
             .map_err(|e| OvsError::Connect {
                 endpoint: endpoint.clone(),
-                source: cause(e),
+                source: Box::new(e),
             })?;
         Ok(OvsdbOvs {
             endpoint,

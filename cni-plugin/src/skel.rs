@@ -25,28 +25,32 @@ pub enum Verb {
     Gc,
 }
 
-/// Every verb with its `CNI_COMMAND` spelling.
-const VERBS: [(Verb, &str); 6] = [
-    (Verb::Add, "ADD"),
-    (Verb::Del, "DEL"),
-    (Verb::Check, "CHECK"),
-    (Verb::Status, "STATUS"),
-    (Verb::Version, "VERSION"),
-    (Verb::Gc, "GC"),
+/// Every verb.
+const VERBS: [Verb; 6] = [
+    Verb::Add,
+    Verb::Del,
+    Verb::Check,
+    Verb::Status,
+    Verb::Version,
+    Verb::Gc,
 ];
 
 impl Verb {
     /// Parses `CNI_COMMAND`.
     pub fn parse(s: &str) -> Option<Verb> {
-        VERBS.iter().find(|(_, name)| *name == s).map(|(v, _)| *v)
+        VERBS.into_iter().find(|v| v.as_str() == s)
     }
 
     /// The verb as written in `CNI_COMMAND`.
     pub fn as_str(self) -> &'static str {
-        VERBS
-            .iter()
-            .find(|(v, _)| *v == self)
-            .map_or("", |(_, name)| name)
+        match self {
+            Verb::Add => "ADD",
+            Verb::Del => "DEL",
+            Verb::Check => "CHECK",
+            Verb::Status => "STATUS",
+            Verb::Version => "VERSION",
+            Verb::Gc => "GC",
+        }
     }
 }
 
