@@ -97,15 +97,7 @@ pub struct StateDir {
 pub type VfLock = Flock<File>;
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.replace(|c: char| !c.is_ascii_alphanumeric() && !"-_.".contains(c), "_")
 }
 
 impl StateDir {
