@@ -2,9 +2,7 @@
 
 use crate::error::{code, ErrorCode};
 use crate::netconf::NetconfError;
-use crate::node::{
-    self, Addresses, Addressing, AttachError, AttachRequest, Attachment, IpamFacts, Node, PortRequest,
-};
+use crate::node::{self, Addresses, Addressing, AttachError, AttachRequest, Attachment, Node, PortRequest};
 use crate::result::{CniResult, Interface};
 use crate::skel::Request;
 use crate::sys::Namespaces;
@@ -46,14 +44,9 @@ impl ErrorCode for AddError {
 pub fn attach_request(req: &Request) -> Result<AttachRequest, AddError> {
     let conf = &req.conf;
     let pci = conf.device_id.ok_or(AddError::NoDeviceId)?;
-    let addressing = match &conf.ipam_type {
-        Some(plugin) if !conf.uses_runtime_ips() => Addressing::Ipam(IpamFacts {
-            plugin: plugin.clone(),
-            conf: conf.raw.clone(),
-            args: req.args_raw.clone(),
-            path: req.path.clone(),
-        }),
-        _ => Addressing::Given(Addresses::from_ips(&conf.runtime_ips)),
+    let addressing = match req.ipam_facts() {
+        Some(facts) => Addressing::Ipam(facts),
+        None => Addressing::Given(Addresses::from_ips(&conf.runtime_ips)),
     };
     Ok(AttachRequest {
         container_id: req.container_id.clone(),

@@ -158,7 +158,13 @@ pub async fn check<K: Namespaces, O: Ovs>(
     }
     if let Some(facts) = &rec.ipam {
         let ns = netns.display().to_string();
-        let env = IpamEnv::for_request(req, &ns);
+        let env = IpamEnv {
+            container_id: &req.container_id,
+            netns: &ns,
+            ifname: &req.ifname,
+            args: &req.args_raw,
+            path: &req.path,
+        };
         ipam::check(&facts.plugin, &env, &conf.raw).map_err(CheckError::Ipam)?;
     }
     Ok(())

@@ -1,7 +1,5 @@
 //! `CNI_ARGS` (`K=V;K=V`): pod identity and the `MAC=` override.
 
-use std::collections::BTreeMap;
-
 /// The keys of `CNI_ARGS` this plugin reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CniArgs {
@@ -9,12 +7,8 @@ pub struct CniArgs {
     pub pod_name: Option<String>,
     /// `K8S_POD_NAMESPACE`.
     pub pod_namespace: Option<String>,
-    /// `K8S_POD_INFRA_CONTAINER_ID`.
-    pub infra_container_id: Option<String>,
     /// `MAC`.
     pub mac: Option<String>,
-    /// Every pair, for logging.
-    pub all: BTreeMap<String, String>,
 }
 
 /// `CNI_ARGS` holds something that is not `KEY=VALUE`.
@@ -26,7 +20,7 @@ pub struct InvalidCniArgs {
 }
 
 impl CniArgs {
-    /// Parses `CNI_ARGS`; empty pairs are skipped, unknown keys kept in `all` only.
+    /// Parses `CNI_ARGS`; empty pairs and unknown keys are skipped.
     pub fn parse(raw: &str) -> Result<CniArgs, InvalidCniArgs> {
         let mut args = CniArgs::default();
         for pair in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -37,11 +31,9 @@ impl CniArgs {
             match key {
                 "K8S_POD_NAME" => args.pod_name = non_empty,
                 "K8S_POD_NAMESPACE" => args.pod_namespace = non_empty,
-                "K8S_POD_INFRA_CONTAINER_ID" => args.infra_container_id = non_empty,
                 "MAC" => args.mac = non_empty,
                 _ => {}
             }
-            args.all.insert(key.to_string(), value.to_string());
         }
         Ok(args)
     }
@@ -56,7 +48,6 @@ mod tests {
         let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;MAC=02:00:00:00:00:09").unwrap();
         assert_eq!(a.pod_name.as_deref(), Some("web-0"));
         assert_eq!(a.pod_namespace.as_deref(), Some("ns1"));
-        assert_eq!(a.infra_container_id.as_deref(), Some("abc"));
         assert_eq!(a.mac.as_deref(), Some("02:00:00:00:00:09"));
     }
 

@@ -1,6 +1,6 @@
 //! CNI DEL: idempotent, best-effort release, also with the pod namespace or the record gone.
 
-use crate::node::{self, IpamFacts, Node, ReleaseError, ReleaseRequest, Released};
+use crate::node::{self, Node, ReleaseError, ReleaseRequest, Released};
 use crate::skel::Request;
 use crate::sys::Namespaces;
 use crate::traits::Ovs;
@@ -14,16 +14,7 @@ pub fn release_request(req: &Request) -> ReleaseRequest {
         netns: req.netns.clone(),
         pci: conf.device_id,
         bridge: conf.bridge.clone(),
-        ipam: conf
-            .ipam_type
-            .clone()
-            .filter(|_| !conf.uses_runtime_ips())
-            .map(|plugin| IpamFacts {
-                plugin,
-                conf: conf.raw.clone(),
-                args: req.args_raw.clone(),
-                path: req.path.clone(),
-            }),
+        ipam: req.ipam_facts(),
         ovs_apply_timeout: conf.ovs_apply_timeout,
         listed_phase: None,
     }

@@ -26,7 +26,8 @@ impl FakeOvs {
         self.calls.borrow_mut().push(call);
         if injected {
             self.fail.replace(None);
-            return Err(OvsError::Apply {
+            return Err(OvsError::Request {
+                step: "have ovs-vswitchd confirm the configuration".into(),
                 source: "injected failure".into(),
             });
         }

@@ -208,20 +208,14 @@ impl Net for FakeNet {
     async fn set_up(&self, l: &Link, up: bool) -> Result<(), LinkError> {
         let state = if up { "up" } else { "down" };
         self.change(l, format!("set {} {state}", l.name), |x| x.up = up)
-            .map_err(|source| LinkError::SetState {
-                iface: l.name.clone(),
-                index: l.index,
-                state,
-                source,
-            })
+            .map_err(LinkError::failed(format!(
+                "set {} (ifindex {}) {state}",
+                l.name, l.index
+            )))
     }
 
     async fn rename(&self, l: &Link, to: &str) -> Result<(), LinkError> {
-        let err = |source| LinkError::Rename {
-            iface: l.name.clone(),
-            to: to.into(),
-            source,
-        };
+        let err = |source| LinkError::failed(format!("rename {} to {to}", l.name))(source);
         self.record(format!("rename {} {to}", l.name)).map_err(err)?;
         let clash = self.kernel.world().links[&self.label]
             .iter()
@@ -236,41 +230,28 @@ impl Net for FakeNet {
 
     async fn set_mac(&self, l: &Link, mac: MacAddr) -> Result<(), LinkError> {
         self.change(l, format!("set {} mac {mac}", l.name), |x| x.mac = Some(mac))
-            .map_err(|source| LinkError::SetAttr {
-                iface: l.name.clone(),
-                what: "mac",
-                source,
-            })
+            .map_err(LinkError::failed(format!("set mac of {}", l.name)))
     }
 
     async fn set_mtu(&self, l: &Link, mtu: u32) -> Result<(), LinkError> {
         self.change(l, format!("set {} mtu {mtu}", l.name), |x| x.mtu = Some(mtu))
-            .map_err(|source| LinkError::SetAttr {
-                iface: l.name.clone(),
-                what: "mtu",
-                source,
-            })
+            .map_err(LinkError::failed(format!("set mtu of {}", l.name)))
     }
 
     async fn set_alias(&self, l: &Link, alias: &str) -> Result<(), LinkError> {
         let value = Some(alias.to_string()).filter(|a| !a.is_empty());
         self.change(l, format!("set {} alias {alias:?}", l.name), |x| x.alias = value)
-            .map_err(|source| LinkError::SetAttr {
-                iface: l.name.clone(),
-                what: "alias",
-                source,
-            })
+            .map_err(LinkError::failed(format!("set alias of {}", l.name)))
     }
 
     async fn del_altname(&self, l: &Link, altname: &str) -> Result<(), LinkError> {
         self.change(l, format!("del-altname {} {altname}", l.name), |x| {
             x.altnames.retain(|a| a != altname)
         })
-        .map_err(|source| LinkError::DelAltname {
-            iface: l.name.clone(),
-            altname: altname.into(),
-            source,
-        })
+        .map_err(LinkError::failed(format!(
+            "delete altname {altname} of {}",
+            l.name
+        )))
     }
 
     async fn move_to(&self, l: &Link, to: &FakeNet) -> Result<(), LinkError> {
@@ -312,11 +293,7 @@ impl Net for FakeNet {
 
     async fn add_address(&self, l: &Link, addr: IpNet) -> Result<(), AddrError> {
         self.record(format!("add-address {} {addr}", l.name))
-            .map_err(|source| AddrError::AddAddress {
-                iface: l.name.clone(),
-                addr,
-                source,
-            })?;
+            .map_err(AddrError::failed(format!("add address {addr} to {}", l.name)))?;
         self.kernel
             .world()
             .addresses
@@ -332,12 +309,10 @@ impl Net for FakeNet {
 
     async fn add_route(&self, l: &Link, route: &Route, _ips: &[IpConfig]) -> Result<(), AddrError> {
         self.record(format!("add-route {} {}", l.name, route.dst))
-            .map_err(|source| AddrError::AddRoute {
-                iface: l.name.clone(),
-                dst: route.dst,
-                gw: route.gw,
-                source,
-            })?;
+            .map_err(AddrError::failed(format!(
+                "add route to {} via {:?} on {}",
+                route.dst, route.gw, l.name
+            )))?;
         let line = format!("{} {}", self.label, route.dst);
         self.kernel.world().routes.push(line);
         Ok(())

@@ -2,6 +2,7 @@
 //! `"mtu":"1400"` reads `field "mtu" must be a JSON number (an integer, e.g. 1400)` rather
 //! than serde's `invalid type: string "1400", expected u32`.
 
+use crate::netconf::NetconfError;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
@@ -16,19 +17,6 @@ const DETAILS: &[(&str, &str)] = &[
     ),
     ("cni.dev/attachments", "of {\"containerID\", \"ifname\"} objects"),
 ];
-
-/// A key of the wrong type.
-#[derive(Debug)]
-pub struct FieldType {
-    /// The top-level key.
-    pub field: String,
-    /// What it must be: `a JSON number (an integer, e.g. 1400)`.
-    pub expected: String,
-    /// What it is: `string "1400"`.
-    pub found: String,
-    /// The parser's own words for that key alone.
-    pub source: serde_json::Error,
-}
 
 fn kind_of(value: &Value) -> &'static str {
     match value {
@@ -71,8 +59,9 @@ fn accepted_kinds<T: DeserializeOwned>(key: &str) -> Vec<&'static str> {
 }
 
 /// For an `object` that `T` (every field optional) refused: the first key that `T` refuses
-/// alone, with what it must be. `None` when no single key explains the error.
-pub fn find<T: DeserializeOwned>(object: &Map<String, Value>) -> Option<FieldType> {
+/// alone, with what it must be (`a JSON number (an integer, e.g. 1400)`) and what it is
+/// (`string "1400"`). `None` when no single key explains the error.
+pub fn find<T: DeserializeOwned>(object: &Map<String, Value>) -> Option<NetconfError> {
     object.iter().find_map(|(key, value)| {
         let source = parse_alone::<T>(key, value.clone()).err()?;
         let kinds = accepted_kinds::<T>(key);
@@ -95,7 +84,7 @@ pub fn find<T: DeserializeOwned>(object: &Map<String, Value>) -> Option<FieldTyp
                 .collect();
             names.join(" or ")
         };
-        Some(FieldType {
+        Some(NetconfError::FieldType {
             field: key.clone(),
             expected,
             found: describe(value),
@@ -117,8 +106,27 @@ mod tests {
         name: Option<String>,
     }
 
-    fn error_for(v: Value) -> FieldType {
-        find::<Raw>(v.as_object().unwrap()).unwrap()
+    /// What the error says: field, expected, found.
+    struct Said {
+        field: String,
+        expected: String,
+        found: String,
+    }
+
+    fn error_for(v: Value) -> Said {
+        match find::<Raw>(v.as_object().unwrap()) {
+            Some(NetconfError::FieldType {
+                field,
+                expected,
+                found,
+                ..
+            }) => Said {
+                field,
+                expected,
+                found,
+            },
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

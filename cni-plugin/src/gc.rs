@@ -2,7 +2,7 @@
 //! then IPAM GC.
 
 use crate::error::ErrorCode;
-use crate::ipam::{self, IpamEnv, IpamError};
+use crate::ipam::{self, IpamError};
 use crate::node::state::StateError;
 use crate::node::{self, Node, ReleaseRequest, Released};
 use crate::skel::Request;
@@ -71,8 +71,7 @@ pub async fn gc<K: Namespaces, O: Ovs>(
         }
     }
     if let Some(t) = conf.ipam_type.as_deref() {
-        let env = IpamEnv::network_wide(&req.args_raw, &req.path);
-        ipam::gc(t, &env, &conf.raw).map_err(GcError::Ipam)?;
+        ipam::network_wide(t, "GC", req).map_err(GcError::Ipam)?;
     }
     Ok(released)
 }

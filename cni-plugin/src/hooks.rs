@@ -13,9 +13,6 @@ pub const PAUSE_AT: &str = "SRIOV_OVS_PAUSE_AT";
 /// Env var naming the file whose existence holds the pause; the plugin creates `<file>.reached` when paused.
 pub const PAUSE_FILE: &str = "SRIOV_OVS_PAUSE_FILE";
 
-/// Steps of ADD one can pause at.
-pub const STEPS: &[&str] = &["after-vf-move", "before-attach", "after-attach"];
-
 /// Pauses while the pause file exists, if `step` is the one the process environment names.
 pub async fn pause_point(step: &str) {
     let (Some(at), Some(file)) = (std::env::var_os(PAUSE_AT), std::env::var_os(PAUSE_FILE)) else {

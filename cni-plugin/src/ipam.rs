@@ -24,30 +24,6 @@ pub struct IpamEnv<'a> {
     pub path: &'a str,
 }
 
-impl<'a> IpamEnv<'a> {
-    /// The environment of a per-attachment verb (ADD, DEL, CHECK) of `req`, with `netns` as `CNI_NETNS`.
-    pub fn for_request(req: &'a Request, netns: &'a str) -> IpamEnv<'a> {
-        IpamEnv {
-            container_id: &req.container_id,
-            netns,
-            ifname: &req.ifname,
-            args: &req.args_raw,
-            path: &req.path,
-        }
-    }
-
-    /// The environment of a network-wide verb (STATUS, GC): no container, netns or interface.
-    pub fn network_wide(args: &'a str, path: &'a str) -> IpamEnv<'a> {
-        IpamEnv {
-            container_id: "",
-            netns: "",
-            ifname: "",
-            args,
-            path,
-        }
-    }
-}
-
 /// An IPAM step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -104,11 +80,15 @@ impl ErrorCode for IpamError {
 }
 
 /// Finds `plugin` in the `:`-separated `path`.
-pub fn find_plugin(plugin: &str, path: &str) -> Option<PathBuf> {
+pub fn find_plugin(plugin: &str, path: &str) -> Result<PathBuf, IpamError> {
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(plugin))
         .find(|p| p.is_file())
+        .ok_or_else(|| IpamError::NotFound {
+            plugin: plugin.to_string(),
+            path: path.to_string(),
+        })
 }
 
 /// Our configuration with `cniVersion` lowered to the newest version the plugin speaks, when it
@@ -148,10 +128,7 @@ fn supported_versions(binary: &Path) -> Vec<CniVersion> {
 /// (code 1, answered before it acts) asks it for its versions and retries with a lower one.
 /// That saves a VERSION call on every invocation where the versions agree.
 fn exec(plugin: &str, command: &'static str, env: &IpamEnv<'_>, conf: &Value) -> Result<Vec<u8>, IpamError> {
-    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
-        plugin: plugin.to_string(),
-        path: env.path.to_string(),
-    })?;
+    let binary = find_plugin(plugin, env.path)?;
     let first = run_plugin(&binary, plugin, command, env, conf);
     if let Err(IpamError::Failed {
         code: code::INCOMPATIBLE_VERSION,
@@ -235,33 +212,24 @@ pub fn check(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamEr
     exec(plugin, "CHECK", env, conf).map(drop)
 }
 
-/// IPAM GC; skipped for a plugin that does not speak CNI 1.1.0 (where GC was introduced).
-pub fn gc(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
-    exec_since_v110(plugin, "GC", env, conf)
-}
-
-/// IPAM STATUS; skipped for a plugin that does not speak CNI 1.1.0 (where STATUS was introduced).
-pub fn status(plugin: &str, env: &IpamEnv<'_>, conf: &Value) -> Result<(), IpamError> {
-    exec_since_v110(plugin, "STATUS", env, conf)
-}
-
-/// Runs a verb CNI 1.1.0 introduced, when the plugin lists 1.1.0; older plugins cannot
-/// answer it and are taken as fine.
-fn exec_since_v110(
-    plugin: &str,
-    command: &'static str,
-    env: &IpamEnv<'_>,
-    conf: &Value,
-) -> Result<(), IpamError> {
-    let binary = find_plugin(plugin, env.path).ok_or_else(|| IpamError::NotFound {
-        plugin: plugin.to_string(),
-        path: env.path.to_string(),
-    })?;
+/// A network-wide verb CNI 1.1.0 introduced (STATUS, GC) for `req`'s IPAM plugin, with no
+/// container, netns or interface; a plugin that does not list 1.1.0 cannot answer it and is
+/// taken as fine.
+pub fn network_wide(plugin: &str, command: &'static str, req: &Request) -> Result<(), IpamError> {
+    let path = req.path.as_str();
+    let binary = find_plugin(plugin, path)?;
     if !supported_versions(&binary).contains(&CniVersion::V1_1_0) {
         tracing::info!(plugin, command, "IPAM plugin predates CNI 1.1.0; skipped");
         return Ok(());
     }
-    exec(plugin, command, env, conf).map(drop)
+    let env = IpamEnv {
+        container_id: "",
+        netns: "",
+        ifname: "",
+        args: &req.args_raw,
+        path,
+    };
+    exec(plugin, command, &env, &req.conf.raw).map(drop)
 }
 
 #[cfg(test)]

@@ -28,23 +28,14 @@ impl IpNet {
     /// The network address (host bits cleared).
     pub fn network(&self) -> IpAddr {
         match self.addr {
+            // A /0 shifts every bit out: `checked_shl` refuses that, the mask is then 0.
             IpAddr::V4(a) => {
-                let bits = u32::from(a);
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix))
-                };
-                IpAddr::V4((bits & mask).into())
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix));
+                IpAddr::V4((u32::from(a) & mask.unwrap_or(0)).into())
             }
             IpAddr::V6(a) => {
-                let bits = u128::from(a);
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix))
-                };
-                IpAddr::V6((bits & mask).into())
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix));
+                IpAddr::V6((u128::from(a) & mask.unwrap_or(0)).into())
             }
         }
     }

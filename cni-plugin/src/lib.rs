@@ -105,9 +105,7 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
         if verb == skel::Verb::Version {
             return Ok(serde_json::to_value(version::version_info()).ok());
         }
-        stdin
-            .read_to_end(&mut input)
-            .map_err(|source| SkelError::Stdin { source })?;
+        stdin.read_to_end(&mut input).map_err(SkelError::Stdin)?;
         let conf = netconf::NetConf::parse(&input);
         // Log where the configuration says, even when the invocation is otherwise invalid.
         _guard = Some(match &conf {

@@ -31,8 +31,8 @@ pub const MAX_OVS_APPLY_TIMEOUT: u64 = 3600;
 
 /// The wire shape of the configuration; every field optional so validation can say what is wrong.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawNetConf {
-    #[serde(rename = "cniVersion")]
     cni_version: Option<String>,
     name: Option<String>,
     #[serde(rename = "type")]
@@ -42,30 +42,21 @@ struct RawNetConf {
     #[serde(rename = "pciBusID")]
     pci_bus_id: Option<String>,
     bridge: Option<String>,
-    #[serde(rename = "ovsdbSocket")]
     ovsdb_socket: Option<String>,
     provider: Option<String>,
     #[serde(rename = "ifaceID")]
     iface_id: Option<String>,
-    #[serde(rename = "ovnInstalledTimeout")]
     ovn_installed_timeout: Option<u64>,
-    #[serde(rename = "ovsApplyTimeout")]
     ovs_apply_timeout: Option<u64>,
     mtu: Option<u32>,
     mac: Option<String>,
     vlan: Option<u16>,
     ipam: Option<RawIpam>,
-    #[serde(rename = "stateDir")]
     state_dir: Option<PathBuf>,
-    #[serde(rename = "logFile")]
     log_file: Option<PathBuf>,
-    #[serde(rename = "logLevel")]
     log_level: Option<String>,
-    #[serde(rename = "logFormat")]
     log_format: Option<String>,
-    #[serde(rename = "runtimeConfig")]
     runtime_config: Option<RawRuntimeConfig>,
-    #[serde(rename = "prevResult")]
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
     valid_attachments: Option<Vec<Attachment>>,
@@ -170,11 +161,7 @@ pub struct NetConf {
 pub enum NetconfError {
     /// Stdin is not JSON.
     #[error("network configuration is not valid JSON")]
-    Decode {
-        /// Parser error.
-        #[source]
-        source: serde_json::Error,
-    },
+    Decode(#[source] serde_json::Error),
     /// A field has the wrong type (found by [`field_type::find`]).
     #[error("network configuration field {field:?} must be {expected}, not {found}")]
     FieldType {
@@ -190,11 +177,7 @@ pub enum NetconfError {
     },
     /// A field has the wrong type and no single key explains it.
     #[error("network configuration has a field of the wrong type")]
-    WrongType {
-        /// Parser error.
-        #[source]
-        source: serde_json::Error,
-    },
+    WrongType(#[source] serde_json::Error),
     /// A required field is missing.
     #[error("network configuration lacks required field {field:?}")]
     Missing {
@@ -203,11 +186,7 @@ pub enum NetconfError {
     },
     /// `cniVersion` is not one we speak.
     #[error("network configuration asks for a CNI version we do not speak")]
-    Version {
-        /// The version.
-        #[source]
-        source: crate::version::UnsupportedVersion,
-    },
+    Version(#[source] crate::version::UnsupportedVersion),
     /// A value cannot be honoured.
     #[error("network configuration field {field:?} has invalid value {value:?}: {reason}")]
     Invalid {
@@ -223,8 +202,8 @@ pub enum NetconfError {
 impl ErrorCode for NetconfError {
     fn code(&self) -> u32 {
         match self {
-            NetconfError::Decode { .. } => code::DECODE,
-            NetconfError::Version { .. } => code::INCOMPATIBLE_VERSION,
+            NetconfError::Decode(_) => code::DECODE,
+            NetconfError::Version(_) => code::INCOMPATIBLE_VERSION,
             _ => code::INVALID_CONFIG,
         }
     }
@@ -260,8 +239,7 @@ pub fn valid_ifname(name: &str) -> bool {
 impl NetConf {
     /// Parses and validates stdin.
     pub fn parse(bytes: &[u8]) -> Result<NetConf, NetconfError> {
-        let raw_value: Value =
-            serde_json::from_slice(bytes).map_err(|source| NetconfError::Decode { source })?;
+        let raw_value: Value = serde_json::from_slice(bytes).map_err(NetconfError::Decode)?;
         if !raw_value.is_object() {
             return Err(invalid("<root>", raw_value.to_string(), "must be a JSON object"));
         }
@@ -269,15 +247,7 @@ impl NetConf {
             Ok(raw) => raw,
             Err(whole) => {
                 let object = raw_value.as_object().cloned().unwrap_or_default();
-                return Err(match field_type::find::<RawNetConf>(&object) {
-                    Some(f) => NetconfError::FieldType {
-                        field: f.field,
-                        expected: f.expected,
-                        found: f.found,
-                        source: f.source,
-                    },
-                    None => NetconfError::WrongType { source: whole },
-                });
+                return Err(field_type::find::<RawNetConf>(&object).unwrap_or(NetconfError::WrongType(whole)));
             }
         };
         let cni_version = raw
@@ -285,7 +255,7 @@ impl NetConf {
             .as_deref()
             .ok_or(NetconfError::Missing { field: "cniVersion" })?
             .parse()
-            .map_err(|source| NetconfError::Version { source })?;
+            .map_err(NetconfError::Version)?;
         let name = raw
             .name
             .filter(|n| !n.is_empty())
@@ -451,11 +421,6 @@ impl NetConf {
         } else {
             format!("{pod}.{ns}.{provider}")
         })
-    }
-
-    /// Whether IP addresses come from `runtimeConfig.ips` rather than an IPAM plugin.
-    pub fn uses_runtime_ips(&self) -> bool {
-        !self.runtime_ips.is_empty()
     }
 }
 

@@ -57,6 +57,12 @@ pub enum NetnsError {
     },
 }
 
+/// The [`NetnsError::Open`] of `path`.
+fn open_failed(path: &Path) -> impl FnOnce(std::io::Error) -> NetnsError {
+    let path = path.to_path_buf();
+    move |source| NetnsError::Open { path, source }
+}
+
 impl crate::error::ErrorCode for NetnsError {
     fn code(&self) -> u32 {
         match self {
@@ -99,10 +105,7 @@ impl Netns {
     /// The current (host) namespace. Must be called inside a tokio runtime.
     pub fn host() -> Result<Netns, NetnsError> {
         let path = PathBuf::from("/proc/thread-self/ns/net");
-        let file = File::open(&path).map_err(|source| NetnsError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let file = File::open(&path).map_err(open_failed(&path))?;
         let (conn, handle, _) =
             rtnetlink::new_connection().map_err(|source| NetnsError::Netlink { path, source })?;
         tokio::spawn(conn);
@@ -116,14 +119,8 @@ impl Netns {
 
     /// The namespace at `path`. Must be called inside a tokio runtime.
     pub fn open(path: &Path) -> Result<Netns, NetnsError> {
-        let file = File::open(path).map_err(|source| NetnsError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let ns_fd = file.try_clone().map_err(|source| NetnsError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = File::open(path).map_err(open_failed(path))?;
+        let ns_fd = file.try_clone().map_err(open_failed(path))?;
         let runtime = tokio::runtime::Handle::current();
         let owned = path.to_path_buf();
         let joined = std::thread::spawn(move || {
@@ -168,10 +165,10 @@ impl Netns {
             return std::fs::write(&path, value.as_bytes())
                 .map_err(|source| NetnsError::Sysctl { path, source });
         }
-        let ns_fd = self.file.try_clone().map_err(|source| NetnsError::Open {
-            path: PathBuf::from(&self.label),
-            source,
-        })?;
+        let ns_fd = self
+            .file
+            .try_clone()
+            .map_err(open_failed(Path::new(&self.label)))?;
         let (label, target, value) = (PathBuf::from(&self.label), path.clone(), value.to_string());
         std::thread::spawn(move || {
             setns(ns_fd.as_fd(), CloneFlags::CLONE_NEWNET)

@@ -2,7 +2,7 @@
 //! `ovsdb-server` that restarts under it.
 
 use crate::port_ids;
-use crate::traits::{Cause, Ovs, OvsError, PortSpec, PortState};
+use crate::traits::{Ovs, OvsError, PortSpec, PortState};
 use ovsdb_client::vswitch::{Error as VsError, InterfaceInfo, Vswitch};
 use ovsdb_client::{Client, Endpoint};
 use std::future::Future;
@@ -26,8 +26,31 @@ pub struct OvsdbOvs {
     reconnect_for: Duration,
 }
 
-fn cause<E: std::error::Error + Send + Sync + 'static>(e: E) -> Cause {
-    Box::new(e)
+/// Maps a client error to the failed request `cannot {step}`.
+fn failed<E: std::error::Error + Send + Sync + 'static>(step: String) -> impl FnOnce(E) -> OvsError {
+    move |e| OvsError::Request {
+        step,
+        source: Box::new(e),
+    }
+}
+
+/// A wait for `what` (its error's `{what} within {timeout}`) that timed out or failed.
+fn waited<T>(
+    result: Result<T, VsError>,
+    what: impl FnOnce() -> String,
+    timeout: Duration,
+    step: impl FnOnce() -> String,
+) -> Result<T, OvsError> {
+    result.map_err(|e| match e {
+        VsError::OfportTimeout { .. } | VsError::ApplyTimeout { .. } | VsError::ExternalIdTimeout { .. } => {
+            OvsError::Timeout {
+                what: what(),
+                timeout,
+                source: Box::new(e),
+            }
+        }
+        e => failed(step())(e),
+    })
 }
 
 /// Connects to `endpoint`, retrying while the server is unreachable until `deadline`.
@@ -58,7 +81,7 @@ impl OvsdbOvs {
             .await
             .map_err(|e| OvsError::Connect {
                 endpoint: endpoint.clone(),
-                source: cause(e),
+                source: Box::new(e),
             })?;
         Ok(OvsdbOvs {
             endpoint,
@@ -129,10 +152,7 @@ impl Ovs for OvsdbOvs {
     async fn bridge_exists(&self, bridge: &str) -> Result<bool, OvsError> {
         self.idempotent(|vs| async move { vs.bridge_exists(bridge).await })
             .await
-            .map_err(|e| OvsError::BridgeLookup {
-                bridge: bridge.to_string(),
-                source: cause(e),
-            })
+            .map_err(failed(format!("look up bridge {bridge} in OVSDB")))
     }
 
     async fn add_port(&self, spec: &PortSpec) -> Result<(), OvsError> {
@@ -149,11 +169,10 @@ impl Ovs for OvsdbOvs {
         if let Some(bps) = spec.egress_max_rate {
             add = add.egress_max_rate(bps);
         }
-        let added = add.execute().await.map_err(|e| OvsError::AddPort {
-            bridge: spec.bridge.clone(),
-            port: spec.name.clone(),
-            source: cause(e),
-        })?;
+        let added = add.execute().await.map_err(failed(format!(
+            "add port {} to bridge {}",
+            spec.name, spec.bridge
+        )))?;
         for old in added.replaced {
             tracing::info!(port = %old.name, owner = ?old.external_ids.get(port_ids::CONTAINER_ID), "replaced a stale OVS port of the same name");
         }
@@ -165,21 +184,14 @@ impl Ovs for OvsdbOvs {
         self.idempotent(|vs| async move { vs.del_port(bridge, port).any_bridge().with_qos().execute().await })
             .await
             .map(drop)
-            .map_err(|e| OvsError::DelPort {
-                bridge: bridge.to_string(),
-                port: port.to_string(),
-                source: cause(e),
-            })
+            .map_err(failed(format!("delete port {port} from bridge {bridge}")))
     }
 
     async fn port(&self, name: &str) -> Result<Option<PortState>, OvsError> {
         let found = self
             .idempotent(|vs| async move { vs.interface(name).await })
             .await
-            .map_err(|e| OvsError::ReadPort {
-                port: name.to_string(),
-                source: cause(e),
-            })?;
+            .map_err(failed(format!("read OVS interface {name}")))?;
         Ok(found.map(state))
     }
 
@@ -187,26 +199,19 @@ impl Ovs for OvsdbOvs {
         let found = self
             .idempotent(|vs| async move { vs.find_interfaces_by_external_id(key, value).await })
             .await
-            .map_err(|e| OvsError::ReadPort {
-                port: format!("{key}={value}"),
-                source: cause(e),
-            })?;
+            .map_err(failed(format!("read OVS interface {key}={value}")))?;
         Ok(found.into_iter().map(state).collect())
     }
 
     async fn wait_ofport(&self, name: &str, timeout: Duration) -> Result<i64, OvsError> {
-        match self.current().1.wait_for_ofport(name, timeout).await {
-            Ok(p) => Ok(i64::from(p)),
-            Err(e @ VsError::OfportTimeout { .. }) => Err(OvsError::OfportTimeout {
-                port: name.to_string(),
-                timeout,
-                source: Some(cause(e)),
-            }),
-            Err(e) => Err(OvsError::ReadPort {
-                port: name.to_string(),
-                source: cause(e),
-            }),
-        }
+        let ofport = self.current().1.wait_for_ofport(name, timeout).await;
+        waited(
+            ofport,
+            || format!("OVS interface {name} got no ofport"),
+            timeout,
+            || format!("read OVS interface {name}"),
+        )
+        .map(i64::from)
     }
 
     async fn wait_applied(&self, timeout: Duration) -> Result<(), OvsError> {
@@ -221,36 +226,27 @@ impl Ovs for OvsdbOvs {
                     .await
             })
             .await;
-        match applied {
-            Ok(cfg) => {
-                tracing::debug!(cfg, "ovs-vswitchd applied the configuration");
-                Ok(())
-            }
-            Err(e @ VsError::ApplyTimeout { .. }) => Err(OvsError::ApplyTimeout {
-                timeout,
-                source: Some(cause(e)),
-            }),
-            Err(e) => Err(OvsError::Apply { source: cause(e) }),
-        }
+        let cfg = waited(
+            applied,
+            || "ovs-vswitchd did not apply the configuration".into(),
+            timeout,
+            || "have ovs-vswitchd confirm the configuration".into(),
+        )?;
+        tracing::debug!(cfg, "ovs-vswitchd applied the configuration");
+        Ok(())
     }
 
     async fn wait_ovn_installed(&self, name: &str, timeout: Duration) -> Result<(), OvsError> {
-        match self
+        let installed = self
             .current()
             .1
             .wait_for_external_id(name, port_ids::OVN_INSTALLED, "true", timeout)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e @ VsError::ExternalIdTimeout { .. }) => Err(OvsError::OvnInstalledTimeout {
-                port: name.to_string(),
-                timeout,
-                source: Some(cause(e)),
-            }),
-            Err(e) => Err(OvsError::ReadPort {
-                port: name.to_string(),
-                source: cause(e),
-            }),
-        }
+            .await;
+        waited(
+            installed,
+            || format!("OVS interface {name} not marked ovn-installed"),
+            timeout,
+            || format!("read OVS interface {name}"),
+        )
     }
 }

@@ -48,28 +48,21 @@ pub struct PortIdentity<'a> {
 
 /// The `external_ids` map for a port.
 pub fn external_ids(id: &PortIdentity<'_>) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    let mut put = |k: &str, v: &str| {
-        m.insert(k.to_string(), v.to_string());
-    };
-    if let Some(v) = id.iface_id {
-        put(IFACE_ID, v);
-    }
-    if let Some(v) = id.pod_name {
-        put(POD_NAME, v);
-    }
-    if let Some(v) = id.pod_namespace {
-        put(POD_NAMESPACE, v);
-    }
-    put(POD_NETNS, id.netns);
-    if !id.ips.is_empty() {
-        put(IP, &id.ips.join(","));
-    }
-    put(VENDOR, VENDOR_VALUE);
-    put(CONTAINER_ID, id.container_id);
-    put(IFNAME, id.ifname);
-    put(VF_PCI, id.pci);
-    m
+    let ips = id.ips.join(",");
+    [
+        (IFACE_ID, id.iface_id),
+        (POD_NAME, id.pod_name),
+        (POD_NAMESPACE, id.pod_namespace),
+        (POD_NETNS, Some(id.netns)),
+        (IP, Some(ips.as_str()).filter(|s| !s.is_empty())),
+        (VENDOR, Some(VENDOR_VALUE)),
+        (CONTAINER_ID, Some(id.container_id)),
+        (IFNAME, Some(id.ifname)),
+        (VF_PCI, Some(id.pci)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
+    .collect()
 }
 
 #[cfg(test)]

@@ -119,13 +119,12 @@ pub struct DecodeResult {
 impl CniResult {
     /// Reads a result of any supported version (0.3.x/0.4.0 carry `ips[].version`, ignored).
     pub fn from_value(value: &Value) -> Result<CniResult, DecodeResult> {
-        serde_json::from_value(strip_versions(value.clone())).map_err(|source| DecodeResult { source })
+        CniResult::deserialize(value).map_err(|source| DecodeResult { source })
     }
 
     /// Reads a result from bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<CniResult, DecodeResult> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|source| DecodeResult { source })?;
-        Self::from_value(&value)
+        serde_json::from_slice(bytes).map_err(|source| DecodeResult { source })
     }
 
     /// Writes the result in `version`'s format.
@@ -189,17 +188,6 @@ impl CniResult {
         }
         Value::Object(out)
     }
-}
-
-fn strip_versions(mut value: Value) -> Value {
-    if let Some(ips) = value.get_mut("ips").and_then(Value::as_array_mut) {
-        for ip in ips {
-            if let Some(obj) = ip.as_object_mut() {
-                obj.remove("version");
-            }
-        }
-    }
-    value
 }
 
 #[cfg(test)]

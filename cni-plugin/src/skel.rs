@@ -3,6 +3,7 @@
 use crate::cni_args::{CniArgs, InvalidCniArgs};
 use crate::error::{code, ErrorCode};
 use crate::netconf::{valid_ifname, NetConf, NetconfError};
+use crate::node::IpamFacts;
 use crate::version::CniVersion;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,18 +25,20 @@ pub enum Verb {
     Gc,
 }
 
+/// Every verb.
+const VERBS: [Verb; 6] = [
+    Verb::Add,
+    Verb::Del,
+    Verb::Check,
+    Verb::Status,
+    Verb::Version,
+    Verb::Gc,
+];
+
 impl Verb {
     /// Parses `CNI_COMMAND`.
     pub fn parse(s: &str) -> Option<Verb> {
-        Some(match s {
-            "ADD" => Verb::Add,
-            "DEL" => Verb::Del,
-            "CHECK" => Verb::Check,
-            "STATUS" => Verb::Status,
-            "VERSION" => Verb::Version,
-            "GC" => Verb::Gc,
-            _ => return None,
-        })
+        VERBS.into_iter().find(|v| v.as_str() == s)
     }
 
     /// The verb as written in `CNI_COMMAND`.
@@ -70,6 +73,20 @@ pub struct Request {
     pub conf: NetConf,
 }
 
+impl Request {
+    /// The IPAM plugin to delegate to, unless `runtimeConfig.ips` gives the addresses.
+    pub fn ipam_facts(&self) -> Option<IpamFacts> {
+        let conf = &self.conf;
+        let plugin = conf.ipam_type.clone().filter(|_| conf.runtime_ips.is_empty())?;
+        Some(IpamFacts {
+            plugin,
+            conf: conf.raw.clone(),
+            args: self.args_raw.clone(),
+            path: self.path.clone(),
+        })
+    }
+}
+
 /// A parsed invocation of a verb that takes a configuration (all but VERSION).
 pub type Command = (Verb, Request);
 
@@ -102,25 +119,13 @@ pub enum SkelError {
     },
     /// `CNI_ARGS` is malformed.
     #[error("CNI_ARGS is malformed")]
-    Args {
-        /// Cause.
-        #[source]
-        source: InvalidCniArgs,
-    },
+    Args(#[source] InvalidCniArgs),
     /// Stdin cannot be read.
     #[error("cannot read the network configuration from stdin")]
-    Stdin {
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    Stdin(#[source] std::io::Error),
     /// The configuration is invalid.
     #[error("invalid network configuration")]
-    Netconf {
-        /// Cause.
-        #[source]
-        source: NetconfError,
-    },
+    Netconf(#[source] NetconfError),
     /// The verb does not exist in the requested version.
     #[error("{verb} is not defined in CNI version {version}")]
     VerbNotInVersion {
@@ -134,8 +139,8 @@ pub enum SkelError {
 impl ErrorCode for SkelError {
     fn code(&self) -> u32 {
         match self {
-            SkelError::Stdin { .. } => code::IO_FAILURE,
-            SkelError::Netconf { source } => source.code(),
+            SkelError::Stdin(_) => code::IO_FAILURE,
+            SkelError::Netconf(source) => source.code(),
             SkelError::VerbNotInVersion { .. } => code::INCOMPATIBLE_VERSION,
             _ => code::INVALID_ENV,
         }
@@ -202,8 +207,8 @@ pub fn parse(
         }
     }
     let args_raw = get("CNI_ARGS").to_string();
-    let args = CniArgs::parse(&args_raw).map_err(|source| SkelError::Args { source })?;
-    let conf = conf.map_err(|source| SkelError::Netconf { source })?;
+    let args = CniArgs::parse(&args_raw).map_err(SkelError::Args)?;
+    let conf = conf.map_err(SkelError::Netconf)?;
     let in_version = match verb {
         Verb::Check => conf.cni_version.has_check(),
         Verb::Status | Verb::Gc => conf.cni_version.has_status_and_gc(),

@@ -1,7 +1,7 @@
 //! STATUS: OVSDB reachable, the bridge present and the IPAM plugin ready, else code 50.
 
 use crate::error::{code, ErrorCode};
-use crate::ipam::{self, IpamEnv, IpamError};
+use crate::ipam::{self, IpamError};
 use crate::skel::Request;
 use crate::traits::{Ovs, OvsError};
 
@@ -45,8 +45,7 @@ pub fn ipam_status(req: &Request) -> Result<(), StatusError> {
     let Some(plugin) = req.conf.ipam_type.as_deref() else {
         return Ok(());
     };
-    let env = IpamEnv::network_wide(&req.args_raw, &req.path);
-    ipam::status(plugin, &env, &req.conf.raw).map_err(StatusError::Ipam)
+    ipam::network_wide(plugin, "STATUS", req).map_err(StatusError::Ipam)
 }
 
 #[cfg(test)]

@@ -53,92 +53,32 @@ pub enum OvsError {
         #[source]
         source: Cause,
     },
-    /// Looking up a bridge failed.
-    #[error("cannot look up bridge {bridge} in OVSDB")]
-    BridgeLookup {
-        /// Bridge.
-        bridge: String,
+    /// An OVSDB request failed.
+    #[error("cannot {step}")]
+    Request {
+        /// What was asked, e.g. `add port P to bridge B`.
+        step: String,
         /// Cause.
         #[source]
         source: Cause,
     },
-    /// Adding the port failed.
-    #[error("cannot add port {port} to bridge {bridge}")]
-    AddPort {
-        /// Bridge.
-        bridge: String,
-        /// Port.
-        port: String,
-        /// Cause.
-        #[source]
-        source: Cause,
-    },
-    /// Deleting the port failed.
-    #[error("cannot delete port {port} from bridge {bridge}")]
-    DelPort {
-        /// Bridge.
-        bridge: String,
-        /// Port.
-        port: String,
-        /// Cause.
-        #[source]
-        source: Cause,
-    },
-    /// Reading ports failed.
-    #[error("cannot read OVS interface {port}")]
-    ReadPort {
-        /// Port or external_ids key searched.
-        port: String,
-        /// Cause.
-        #[source]
-        source: Cause,
-    },
-    /// The interface got no valid ofport in time.
-    #[error("OVS interface {port} got no ofport within {timeout:?}")]
-    OfportTimeout {
-        /// Port.
-        port: String,
+    /// A wait ran out of time.
+    #[error("{what} within {timeout:?}")]
+    Timeout {
+        /// What did not happen, e.g. `OVS interface P got no ofport`.
+        what: String,
         /// Waited for.
         timeout: Duration,
         /// Cause (OVS error column or client error).
         #[source]
-        source: Option<Cause>,
-    },
-    /// ovs-vswitchd did not apply the configuration in time.
-    #[error("ovs-vswitchd did not apply the configuration within {timeout:?}")]
-    ApplyTimeout {
-        /// Waited for.
-        timeout: Duration,
-        /// Cause.
-        #[source]
-        source: Option<Cause>,
-    },
-    /// Asking ovs-vswitchd to confirm the configuration failed (OVSDB unreachable, say).
-    #[error("cannot have ovs-vswitchd confirm the configuration")]
-    Apply {
-        /// Cause.
-        #[source]
         source: Cause,
-    },
-    /// `ovn-installed` did not appear in time.
-    #[error("OVS interface {port} not marked ovn-installed within {timeout:?}")]
-    OvnInstalledTimeout {
-        /// Port.
-        port: String,
-        /// Waited for.
-        timeout: Duration,
-        /// Cause.
-        #[source]
-        source: Option<Cause>,
     },
 }
 
 impl crate::error::ErrorCode for OvsError {
     fn code(&self) -> u32 {
         match self {
-            OvsError::OfportTimeout { .. }
-            | OvsError::OvnInstalledTimeout { .. }
-            | OvsError::ApplyTimeout { .. } => crate::error::code::TIMEOUT,
+            OvsError::Timeout { .. } => crate::error::code::TIMEOUT,
             _ => crate::error::code::OVSDB,
         }
     }

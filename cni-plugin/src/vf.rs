@@ -11,10 +11,6 @@ pub const VFIO_DRIVER: &str = "vfio-pci";
 pub struct VfInfo {
     /// The VF.
     pub pci: PciAddress,
-    /// Its PF.
-    pub pf: PciAddress,
-    /// VF index on the PF.
-    pub vf_index: u32,
     /// Bound driver.
     pub driver: String,
     /// Netdev names sysfs shows for the VF (empty while it is in a pod or bound to vfio-pci).
@@ -108,7 +104,7 @@ pub fn resolve(sysfs: &Sysfs, pci: &PciAddress) -> Result<VfInfo, VfError> {
         PciError::NotFound { .. } => VfError::Unknown { pci: *pci, source },
         source => VfError::Read { pci: *pci, source },
     })?;
-    let (Some(pf), Some(vf_index)) = (f.physfn, f.vf_index) else {
+    let (Some(pf), Some(_)) = (f.physfn, f.vf_index) else {
         return Err(VfError::NotAVf { pci: *pci });
     };
     match sysfs.eswitch_mode(&pf) {
@@ -128,8 +124,6 @@ pub fn resolve(sysfs: &Sysfs, pci: &PciAddress) -> Result<VfInfo, VfError> {
         .map_err(|source| VfError::Representor { pci: *pci, source })?;
     Ok(VfInfo {
         pci: *pci,
-        pf,
-        vf_index,
         driver,
         netdevs: f.netdevs,
         representor: rep.netdev,

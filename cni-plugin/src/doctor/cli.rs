@@ -69,18 +69,6 @@ pub fn parse(args: &[OsString], env: &HashMap<String, String>) -> Result<Parsed,
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        match flag.as_str() {
-            "--help" | "-h" => return Ok(Parsed::Help),
-            "--json" => {
-                opts.json = true;
-                continue;
-            }
-            "--lenient-config" => {
-                opts.lenient_config = true;
-                continue;
-            }
-            _ => {}
-        }
         let mut value = || {
             inline
                 .clone()
@@ -88,6 +76,9 @@ pub fn parse(args: &[OsString], env: &HashMap<String, String>) -> Result<Parsed,
                 .ok_or_else(|| CliError::MissingValue { flag: flag.clone() })
         };
         match flag.as_str() {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--json" => opts.json = true,
+            "--lenient-config" => opts.lenient_config = true,
             "--config-file" => opts.config_file = Some(value()?.into()),
             "--resource-prefix" => opts.resource_prefix = value()?,
             "--sysfs-root" => opts.sysfs_root = value()?.into(),

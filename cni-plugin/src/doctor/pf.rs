@@ -114,10 +114,7 @@ fn numvfs(pf: &PfTarget) -> Check {
     let Some(sriov) = pf.function.sriov else {
         return Check::warn(CHECK, pf.label(), "no sriov_totalvfs: not an SR-IOV PF");
     };
-    let path = match &pf.netdev {
-        Some(n) => format!("/sys/class/net/{n}/device/sriov_numvfs"),
-        None => format!("/sys/bus/pci/devices/{}/sriov_numvfs", pf.function.address),
-    };
+    let path = pf.numvfs_path();
     let found = format!("{} of {} VFs", sriov.num_vfs, sriov.total_vfs);
     if sriov.num_vfs == 0 {
         Check::fail(CHECK, pf.label(), found).fix(format!("echo {} > {path}", sriov.total_vfs))

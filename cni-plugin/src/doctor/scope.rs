@@ -39,6 +39,14 @@ pub struct PfTarget {
 }
 
 impl PfTarget {
+    /// Where its `sriov_numvfs` is written, as the guide spells it.
+    pub fn numvfs_path(&self) -> String {
+        match &self.netdev {
+            Some(n) => format!("/sys/class/net/{n}/device/sriov_numvfs"),
+            None => format!("/sys/bus/pci/devices/{}/sriov_numvfs", self.function.address),
+        }
+    }
+
     /// `0000:84:00.0 (enp132s0f0np0)`.
     pub fn label(&self) -> String {
         match &self.netdev {

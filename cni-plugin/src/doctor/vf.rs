@@ -109,10 +109,7 @@ pub fn representor(
     };
     let subject = format!("{address} (VF {index} of {})", pf.function.address);
     let Some(rep) = reps.get(&index) else {
-        let path = match &pf.netdev {
-            Some(n) => format!("/sys/class/net/{n}/device/sriov_numvfs"),
-            None => format!("/sys/bus/pci/devices/{}/sriov_numvfs", pf.function.address),
-        };
+        let path = pf.numvfs_path();
         let n = pf.function.sriov.map(|s| s.num_vfs).unwrap_or(1);
         return Check::fail(
             CHECK,

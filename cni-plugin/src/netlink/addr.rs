@@ -9,35 +9,11 @@ use std::net::IpAddr;
 /// An address or route step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AddrError {
-    /// Adding an address failed.
-    #[error("cannot add address {addr} to {iface}")]
-    AddAddress {
-        /// Link.
-        iface: String,
-        /// Address.
-        addr: IpNet,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
-    /// Adding a route failed.
-    #[error("cannot add route to {dst} via {gw:?} on {iface}")]
-    AddRoute {
-        /// Link.
-        iface: String,
-        /// Destination.
-        dst: IpNet,
-        /// Gateway.
-        gw: Option<IpAddr>,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
-    /// Listing addresses failed.
-    #[error("cannot list addresses of {iface}")]
-    ListAddresses {
-        /// Link.
-        iface: String,
+    /// A netlink request failed.
+    #[error("cannot {step}")]
+    Request {
+        /// What was asked, e.g. `add address 10.0.0.2/24 to eth0`.
+        step: String,
         /// Cause.
         #[source]
         source: rtnetlink::Error,
@@ -50,6 +26,13 @@ pub enum AddrError {
         /// Gateway.
         gw: IpAddr,
     },
+}
+
+impl AddrError {
+    /// Maps a netlink error to the failed request `cannot {step}`.
+    pub(crate) fn failed(step: String) -> impl FnOnce(rtnetlink::Error) -> AddrError {
+        move |source| AddrError::Request { step, source }
+    }
 }
 
 impl crate::error::ErrorCode for AddrError {

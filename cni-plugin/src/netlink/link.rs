@@ -56,46 +56,11 @@ impl Link {
 /// A link operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    /// Listing links failed.
-    #[error("cannot list links in {netns}")]
-    List {
-        /// Namespace.
-        netns: String,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
-    /// Looking up one link failed.
-    #[error("cannot look up link {link} in {netns}")]
-    Get {
-        /// Name or `ifindex N`.
-        link: String,
-        /// Namespace.
-        netns: String,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
-    /// Setting a link up or down failed.
-    #[error("cannot set {iface} (ifindex {index}) {state}")]
-    SetState {
-        /// Link.
-        iface: String,
-        /// ifindex.
-        index: u32,
-        /// `up` or `down`.
-        state: &'static str,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
-    /// Renaming failed.
-    #[error("cannot rename {iface} to {to}")]
-    Rename {
-        /// Link.
-        iface: String,
-        /// New name.
-        to: String,
+    /// A netlink request failed.
+    #[error("cannot {step}")]
+    Request {
+        /// What was asked, e.g. `rename eth0 to pod0`.
+        step: String,
         /// Cause.
         #[source]
         source: rtnetlink::Error,
@@ -112,17 +77,6 @@ pub enum LinkError {
         /// Namespace.
         netns: String,
     },
-    /// Setting an attribute failed.
-    #[error("cannot set {what} of {iface}")]
-    SetAttr {
-        /// Link.
-        iface: String,
-        /// `mac`, `mtu` or `alias`.
-        what: &'static str,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
     /// Moving to another namespace failed.
     #[error("cannot move {iface} into network namespace {netns}")]
     MoveToNetns {
@@ -134,17 +88,13 @@ pub enum LinkError {
         #[source]
         source: rtnetlink::Error,
     },
-    /// Deleting an altname failed.
-    #[error("cannot delete altname {altname} of {iface}")]
-    DelAltname {
-        /// Link.
-        iface: String,
-        /// Altname.
-        altname: String,
-        /// Cause.
-        #[source]
-        source: rtnetlink::Error,
-    },
+}
+
+impl LinkError {
+    /// Maps a netlink error to the failed request `cannot {step}`.
+    pub(crate) fn failed(step: String) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+        move |source| LinkError::Request { step, source }
+    }
 }
 
 impl crate::error::ErrorCode for LinkError {

@@ -35,11 +35,11 @@ impl Netns {
         match req.execute().try_next().await {
             Ok(msg) => Ok(msg.as_ref().map(Link::from_message)),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
-            Err(source) => Err(LinkError::Get {
-                link: what(),
-                netns: self.label.clone(),
-                source,
-            }),
+            Err(e) => Err(LinkError::failed(format!(
+                "look up link {} in {}",
+                what(),
+                self.label
+            ))(e)),
         }
     }
 
@@ -48,11 +48,9 @@ impl Netns {
     }
 
     async fn set_attr(&self, l: &Link, what: &'static str, msg: LinkMessage) -> Result<(), LinkError> {
-        self.change(msg).await.map_err(|source| LinkError::SetAttr {
-            iface: l.name.clone(),
-            what,
-            source,
-        })
+        self.change(msg)
+            .await
+            .map_err(LinkError::failed(format!("set {what} of {}", l.name)))
     }
 }
 
@@ -62,17 +60,14 @@ impl Net for Netns {
     }
 
     async fn links(&self) -> Result<Vec<Link>, LinkError> {
-        let msgs: Vec<LinkMessage> =
-            self.handle
-                .link()
-                .get()
-                .execute()
-                .try_collect()
-                .await
-                .map_err(|source| LinkError::List {
-                    netns: self.label.clone(),
-                    source,
-                })?;
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(LinkError::failed(format!("list links in {}", self.label)))?;
         Ok(msgs.iter().map(Link::from_message).collect())
     }
 
@@ -97,21 +92,18 @@ impl Net for Netns {
     async fn set_up(&self, l: &Link, up: bool) -> Result<(), LinkError> {
         let b = LinkUnspec::new_with_index(l.index);
         let msg = if up { b.up() } else { b.down() }.build();
-        self.change(msg).await.map_err(|source| LinkError::SetState {
-            iface: l.name.clone(),
-            index: l.index,
-            state: if up { "up" } else { "down" },
-            source,
-        })
+        let state = if up { "up" } else { "down" };
+        self.change(msg).await.map_err(LinkError::failed(format!(
+            "set {} (ifindex {}) {state}",
+            l.name, l.index
+        )))
     }
 
     async fn rename(&self, l: &Link, to: &str) -> Result<(), LinkError> {
         let msg = LinkUnspec::new_with_index(l.index).name(to.to_string()).build();
-        self.change(msg).await.map_err(|source| LinkError::Rename {
-            iface: l.name.clone(),
-            to: to.to_string(),
-            source,
-        })
+        self.change(msg)
+            .await
+            .map_err(LinkError::failed(format!("rename {} to {to}", l.name)))
     }
 
     async fn set_mac(&self, l: &Link, mac: MacAddr) -> Result<(), LinkError> {
@@ -138,11 +130,10 @@ impl Net for Netns {
         match req.execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::ENOENT) || errno(&e) == Some(libc::ENODATA) => Ok(()),
-            Err(source) => Err(LinkError::DelAltname {
-                iface: l.name.clone(),
-                altname: altname.to_string(),
-                source,
-            }),
+            Err(e) => Err(LinkError::failed(format!(
+                "delete altname {altname} of {}",
+                l.name
+            ))(e)),
         }
     }
 
@@ -164,11 +155,9 @@ impl Net for Netns {
                 .attributes
                 .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
-        req.execute().await.map_err(|source| AddrError::AddAddress {
-            iface: l.name.clone(),
-            addr: a,
-            source,
-        })
+        req.execute()
+            .await
+            .map_err(AddrError::failed(format!("add address {a} to {}", l.name)))
     }
 
     async fn addresses(&self, l: &Link) -> Result<Vec<IpNet>, AddrError> {
@@ -177,10 +166,7 @@ impl Net for Netns {
             .execute()
             .try_collect()
             .await
-            .map_err(|source| AddrError::ListAddresses {
-                iface: l.name.clone(),
-                source,
-            })?;
+            .map_err(AddrError::failed(format!("list addresses of {}", l.name)))?;
         let addr_of = |m: &netlink_packet_route::address::AddressMessage| {
             let local = m.attributes.iter().find_map(|a| match a {
                 AddressAttribute::Local(ip) => Some(*ip),
@@ -212,12 +198,10 @@ impl Net for Netns {
             .add(msg)
             .execute()
             .await
-            .map_err(|source| AddrError::AddRoute {
-                iface: l.name.clone(),
-                dst: route.dst,
-                gw,
-                source,
-            })
+            .map_err(AddrError::failed(format!(
+                "add route to {} via {gw:?} on {}",
+                route.dst, l.name
+            )))
     }
 
     fn another_socket(&self) -> Result<Netns, NetnsError> {

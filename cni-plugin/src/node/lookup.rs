@@ -31,19 +31,16 @@ pub async fn find_vf_on_host<N: Net>(
     cached: Option<(u32, &[&str])>,
 ) -> Result<Option<Link>, LinkError> {
     let links = host.links().await?;
-    if let Some(l) = links.iter().find(|l| l.alias.as_deref() == Some(alias)) {
-        return Ok(Some(l.clone()));
-    }
-    if let Some(l) = links.iter().find(|l| sysfs_names.contains(&l.name)) {
-        return Ok(Some(l.clone()));
-    }
-    if let Some((index, names)) = cached {
-        let plausible = |l: &Link| names.contains(&l.name.as_str()) || is_dev_n(&l.name);
-        if let Some(l) = links.iter().find(|l| l.index == index && plausible(l)) {
-            return Ok(Some(l.clone()));
-        }
-    }
-    Ok(None)
+    let found = links
+        .iter()
+        .find(|l| l.alias.as_deref() == Some(alias))
+        .or_else(|| links.iter().find(|l| sysfs_names.contains(&l.name)))
+        .or_else(|| {
+            let (index, names) = cached?;
+            let plausible = |l: &Link| names.contains(&l.name.as_str()) || is_dev_n(&l.name);
+            links.iter().find(|l| l.index == index && plausible(l))
+        });
+    Ok(found.cloned())
 }
 
 fn is_dev_n(name: &str) -> bool {

@@ -31,11 +31,7 @@ pub enum ReleaseError {
     },
     /// Opening the host namespace failed.
     #[error("cannot open the host network namespace")]
-    HostNs {
-        /// Cause.
-        #[source]
-        source: NetnsError,
-    },
+    HostNs(#[source] NetnsError),
     /// A netlink step on the representor failed.
     #[error("cannot restore representor {name}")]
     Representor {
@@ -56,11 +52,7 @@ pub enum ReleaseError {
     },
     /// IPAM DEL failed.
     #[error("IPAM DEL failed")]
-    Ipam {
-        /// Cause.
-        #[source]
-        source: IpamError,
-    },
+    Ipam(#[source] IpamError),
     /// State files failed.
     #[error("state step failed")]
     State(#[source] StateError),
@@ -69,11 +61,11 @@ pub enum ReleaseError {
 impl ErrorCode for ReleaseError {
     fn code(&self) -> u32 {
         match self {
-            ReleaseError::Vf { .. } | ReleaseError::Representor { .. } | ReleaseError::HostNs { .. } => {
+            ReleaseError::Vf { .. } | ReleaseError::Representor { .. } | ReleaseError::HostNs(_) => {
                 code::NETLINK
             }
             ReleaseError::Port { source, .. } => source.code(),
-            ReleaseError::Ipam { source } => source.code(),
+            ReleaseError::Ipam(source) => source.code(),
             ReleaseError::State(e) => e.code(),
         }
     }
@@ -161,10 +153,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
             return Ok(Released::NothingKnown);
         }
     };
-    let host = node
-        .kernel
-        .host()
-        .map_err(|source| ReleaseError::HostNs { source })?;
+    let host = node.kernel.host().map_err(ReleaseError::HostNs)?;
     let pod = req.netns.as_deref().and_then(|p| open_pod_ns(node.kernel, p));
     let vf_pending = pod.is_none() && vf_exists && !vf_returned(&host, &rec, &names).await?;
     let steps = Steps {
@@ -227,7 +216,7 @@ fn ipam_release(
         args: &facts.args,
         path: &facts.path,
     };
-    ipam::del(&facts.plugin, &env, &facts.conf).map_err(|source| ReleaseError::Ipam { source })
+    ipam::del(&facts.plugin, &env, &facts.conf).map_err(ReleaseError::Ipam)
 }
 
 /// A record rebuilt from the request and sysfs when the record is gone.
@@ -492,10 +481,7 @@ impl<O: Ovs, N: Net> Steps<'_, O, N> {
             (port, rep)
         };
         // A netlink socket runs one dump at a time (EBUSY otherwise): the VF branch gets its own.
-        let vf_host = self
-            .host
-            .another_socket()
-            .map_err(|source| ReleaseError::HostNs { source })?;
+        let vf_host = self.host.another_socket().map_err(ReleaseError::HostNs)?;
         let ((port, rep), vf) = futures::join!(representor, self.restore_vf(&vf_host, rec));
         note(port);
         note(rep);

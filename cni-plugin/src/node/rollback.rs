@@ -27,22 +27,7 @@ pub struct Rollback {
     steps: Vec<Undo>,
 }
 
-/// What the undo actions need.
-pub struct UndoCtx<'a, O, N> {
-    /// The release steps, with the pod namespace the VF went into.
-    pub steps: Steps<'a, O, N>,
-    /// State directory.
-    pub state: &'a StateDir,
-    /// The attachment being built.
-    pub rec: &'a AttachmentRecord,
-}
-
 impl Rollback {
-    /// An empty stack.
-    pub fn new() -> Rollback {
-        Rollback::default()
-    }
-
     /// Records that `undo` must run if a later step fails.
     pub fn push(&mut self, undo: Undo) {
         self.steps.push(undo);
@@ -53,9 +38,14 @@ impl Rollback {
         self.steps.iter().rev()
     }
 
-    /// Runs every undo action, most recent first; failures are logged and do not stop the unwinding.
-    pub async fn unwind<O: Ovs, N: Net>(self, ctx: &UndoCtx<'_, O, N>) {
-        let (steps, rec) = (&ctx.steps, ctx.rec);
+    /// Runs every undo action of the attachment `rec`, most recent first, with `steps` (whose
+    /// pod namespace is the one the VF went into); failures are logged and do not stop the unwinding.
+    pub async fn unwind<O: Ovs, N: Net>(
+        self,
+        steps: &Steps<'_, O, N>,
+        state: &StateDir,
+        rec: &AttachmentRecord,
+    ) {
         for step in self.steps.into_iter().rev() {
             let r = match step {
                 Undo::DelPort => steps.remove_port(rec).await.map(drop),
@@ -63,8 +53,8 @@ impl Rollback {
                 Undo::IpamDel => steps.ipam_del(rec),
                 Undo::RestoreVf => steps.restore_vf(steps.host, rec).await,
                 Undo::StateFiles => {
-                    let a = ctx.state.remove(&rec.container_id, &rec.ifname);
-                    let b = ctx.state.clear_owner(&rec.pci);
+                    let a = state.remove(&rec.container_id, &rec.ifname);
+                    let b = state.clear_owner(&rec.pci);
                     if let Err(e) = a.and(b) {
                         tracing::warn!(
                             error = &e as &dyn std::error::Error,
@@ -92,7 +82,7 @@ mod tests {
 
     #[test]
     fn pending_is_most_recent_first() {
-        let mut rb = Rollback::new();
+        let mut rb = Rollback::default();
         rb.push(Undo::StateFiles);
         rb.push(Undo::RestoreVf);
         rb.push(Undo::DelPort);

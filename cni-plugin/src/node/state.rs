@@ -24,18 +24,11 @@ pub struct VfOwner {
 /// A state file step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// Creating a directory failed.
-    #[error("cannot create state directory {path}")]
-    CreateDir {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Writing a file failed.
-    #[error("cannot write state file {path}")]
-    Write {
+    /// A file system step failed.
+    #[error("cannot {step} {path}")]
+    Io {
+        /// What failed, e.g. `write state file`.
+        step: &'static str,
         /// Path.
         path: PathBuf,
         /// Cause.
@@ -51,15 +44,6 @@ pub enum StateError {
         #[source]
         source: sriov_host::atomic::AtomicWriteError,
     },
-    /// Reading a file failed.
-    #[error("cannot read state file {path}")]
-    Read {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// A file holds garbage.
     #[error("state file {path} is corrupt")]
     Corrupt {
@@ -68,24 +52,6 @@ pub enum StateError {
         /// Cause.
         #[source]
         source: DecodeError,
-    },
-    /// Removing a file failed.
-    #[error("cannot remove state file {path}")]
-    Remove {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Opening the lock file failed.
-    #[error("cannot open VF lock {path}")]
-    OpenLock {
-        /// Path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
     },
     /// The lock stayed busy.
     #[error("VF lock {path} still held by another sriov-ovs after {waited:?}")]
@@ -106,6 +72,12 @@ pub enum StateError {
     },
 }
 
+/// The [`StateError::Io`] of `step` on `path`.
+fn io(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    let path = path.to_path_buf();
+    move |source| StateError::Io { step, path, source }
+}
+
 impl crate::error::ErrorCode for StateError {
     fn code(&self) -> u32 {
         match self {
@@ -122,21 +94,10 @@ pub struct StateDir {
 }
 
 /// An exclusive lock on one VF, released on drop.
-#[derive(Debug)]
-pub struct VfLock {
-    _lock: Flock<File>,
-}
+pub type VfLock = Flock<File>;
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.replace(|c: char| !c.is_ascii_alphanumeric() && !"-_.".contains(c), "_")
 }
 
 impl StateDir {
@@ -164,10 +125,7 @@ impl StateDir {
     }
 
     fn ensure(&self, dir: &Path) -> Result<(), StateError> {
-        fs::create_dir_all(dir).map_err(|source| StateError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })
+        fs::create_dir_all(dir).map_err(io("create state directory", dir))
     }
 
     /// Takes the VF's lock, waiting up to `timeout` without blocking the thread (the node
@@ -183,12 +141,9 @@ impl StateDir {
                 .truncate(false)
                 .write(true)
                 .open(&path)
-                .map_err(|source| StateError::OpenLock {
-                    path: path.clone(),
-                    source,
-                })?;
+                .map_err(io("open VF lock", &path))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(VfLock { _lock: lock }),
+                Ok(lock) => return Ok(lock),
                 Err((_, Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
                     tokio::time::sleep(Duration::from_millis(5)).await
                 }
@@ -205,14 +160,21 @@ impl StateDir {
 
     /// Writes the attachment record atomically.
     pub fn save(&self, rec: &AttachmentRecord) -> Result<(), StateError> {
-        let dir = self.attachments_dir();
-        self.ensure(&dir)?;
         let path = self.attachment_path(&rec.container_id, &rec.ifname);
-        let bytes = record::encode(rec).map_err(|e| StateError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, &bytes)
+        self.write(&self.attachments_dir(), &path, record::encode(rec))
+    }
+
+    /// Writes `bytes` to `path` in `dir` atomically.
+    // No fsync: the records must survive a crash of the plugin (the page cache does), not a power
+    // loss, after which every pod namespace and VF assignment is gone anyway; a record torn by one
+    // reads as corrupt and release then falls back to the VF given.
+    fn write(&self, dir: &Path, path: &Path, bytes: serde_json::Result<Vec<u8>>) -> Result<(), StateError> {
+        self.ensure(dir)?;
+        let bytes = bytes.map_err(|e| io("write state file", path)(e.into()))?;
+        sriov_host::atomic::write_atomic(path, &bytes).map_err(|source| StateError::Persist {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads an attachment record; `None` when absent.
@@ -231,7 +193,7 @@ impl StateDir {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StateError::Read { path: dir, source }),
+            Err(e) => return Err(io("read state file", &dir)(e)),
         };
         let mut out = Vec::new();
         for entry in entries.flatten() {
@@ -259,29 +221,14 @@ impl StateDir {
 
     /// Writes the VF's owner record.
     pub fn set_owner(&self, pci: &PciAddress, owner: &VfOwner) -> Result<(), StateError> {
-        self.ensure(&self.vfs_dir())?;
-        let path = self.owner_path(pci);
-        let bytes = serde_json::to_vec_pretty(owner).map_err(|e| StateError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, &bytes)
+        let bytes = serde_json::to_vec_pretty(owner);
+        self.write(&self.vfs_dir(), &self.owner_path(pci), bytes)
     }
 
     /// Removes the VF's owner record.
     pub fn clear_owner(&self, pci: &PciAddress) -> Result<(), StateError> {
         remove(&self.owner_path(pci))
     }
-}
-
-// No fsync: the records must survive a crash of the plugin (the page cache does), not a power
-// loss, after which every pod namespace and VF assignment is gone anyway; a record torn by one
-// reads as corrupt and release then falls back to the VF given.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    sriov_host::atomic::write_atomic(path, bytes).map_err(|source| StateError::Persist {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 fn read_with<T>(
@@ -294,10 +241,7 @@ fn read_with<T>(
             source,
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(e) => Err(io("read state file", path)(e)),
     }
 }
 
@@ -305,10 +249,7 @@ fn remove(path: &Path) -> Result<(), StateError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StateError::Remove {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(e) => Err(io("remove state file", path)(e)),
     }
 }
 

@@ -102,7 +102,7 @@ pub enum AttachError {
 impl ErrorCode for AttachError {
     fn code(&self) -> u32 {
         match self {
-            AttachError::RepresentorName { .. } => code::INVALID_CONFIG,
+            AttachError::RepresentorName { .. } | AttachError::IfnameTaken { .. } => code::INVALID_CONFIG,
             AttachError::Vf(e) => e.code(),
             AttachError::IpamLookup(e) | AttachError::Ipam(e) => e.code(),
             AttachError::Netns(e) => e.code(),
@@ -111,7 +111,6 @@ impl ErrorCode for AttachError {
             | AttachError::VfBusy { .. }
             | AttachError::VfNetdevMissing { .. } => code::TRY_AGAIN_LATER,
             AttachError::State(e) => e.code(),
-            AttachError::IfnameTaken { .. } => code::INVALID_CONFIG,
             AttachError::RepresentorMissing { .. } => code::VF,
             AttachError::Link(e) => e.code(),
             AttachError::VfLost { .. } => code::NETLINK,

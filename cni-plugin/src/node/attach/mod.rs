@@ -9,10 +9,10 @@ pub use steps::OFPORT_TIMEOUT;
 
 use super::lookup::{self, open_pod_ns};
 use super::record::{vf_alias, AttachmentRecord, Phase, SavedRepresentor, SavedVf};
-use super::rollback::{Rollback, Undo, UndoCtx};
+use super::rollback::{Rollback, Undo};
 use super::state::{StateDir, VfOwner};
 use super::{release, Addressing, AttachRequest, Attachment, Node};
-use crate::ipam::{self, IpamError};
+use crate::ipam;
 use crate::netconf::valid_ifname;
 use crate::representor_name::representor_name;
 use crate::sys::{Namespaces, Net};
@@ -46,12 +46,7 @@ where
     }
     let mut vf = vf::resolve(node.sysfs, &req.pci).map_err(AttachError::Vf)?;
     if let Addressing::Ipam(facts) = &req.addressing {
-        if ipam::find_plugin(&facts.plugin, &facts.path).is_none() {
-            return Err(AttachError::IpamLookup(IpamError::NotFound {
-                plugin: facts.plugin.clone(),
-                path: facts.path.clone(),
-            }));
-        }
+        ipam::find_plugin(&facts.plugin, &facts.path).map_err(AttachError::IpamLookup)?;
     }
     let pod = node.kernel.open(&req.netns).map_err(AttachError::Netns)?;
     let host = node.kernel.host().map_err(AttachError::Netns)?;
@@ -144,7 +139,7 @@ where
         phase: Phase::Adding,
     };
     tracing::debug!("found VF and representor");
-    let mut rb = Rollback::new();
+    let mut rb = Rollback::default();
     rb.push(Undo::StateFiles);
     let owner = VfOwner {
         container_id: rec.container_id.clone(),
@@ -169,18 +164,14 @@ where
     });
     if let Err(e) = &outcome {
         tracing::warn!(error = e as &dyn std::error::Error, "attach failed; rolling back");
-        let ctx = UndoCtx {
-            steps: release::Steps {
-                ovs,
-                host: &host,
-                pod: Some(&pod),
-                sysfs_names: &vf.netdevs,
-                apply_timeout: req.ovs_apply_timeout,
-            },
-            state,
-            rec: &rec,
+        let steps = release::Steps {
+            ovs,
+            host: &host,
+            pod: Some(&pod),
+            sysfs_names: &vf.netdevs,
+            apply_timeout: req.ovs_apply_timeout,
         };
-        rb.unwind(&ctx).await;
+        rb.unwind(&steps, state, &rec).await;
     }
     outcome
 }
