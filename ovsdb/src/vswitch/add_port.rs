@@ -5,22 +5,14 @@ use std::collections::BTreeMap;
 
 use tracing::{debug, info};
 
-use super::{bridge_ports, rows, Error, PortInfo, Vswitch, PORT_COLUMNS};
+use super::{
+    bridge_ports, delete_uuid, detach_port, rows, Error, PortInfo, Vswitch, COMMENT_PREFIX, PORT_COLUMNS,
+};
 use crate::data::{Atom, Row, Uuid, Value};
 use crate::ops::{Condition, Mutation, Operation, WaitUntil};
 
-/// What to do when a port or interface of the requested name already exists.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnExisting {
-    /// Delete the existing port (and its interfaces) and add the new one in the same
-    /// transaction; [`AddedPort::replaced`] reports it.
-    #[default]
-    Replace,
-    /// Fail with [`Error::PortExists`] / [`Error::InterfaceExists`], changing nothing.
-    Fail,
-}
-
-/// Adds a port with one interface to a bridge. Built by [`Vswitch::add_port`].
+/// Adds a port with one interface to a bridge. Built by [`Vswitch::add_port`]. A port or
+/// interface of the same name is deleted in the same transaction ([`AddedPort::replaced`]).
 #[derive(Clone, Debug)]
 #[must_use = "a request does nothing until executed"]
 pub struct AddPort {
@@ -34,7 +26,6 @@ pub struct AddPort {
     mtu_request: Option<u32>,
     ingress_policing: Option<(u64, u64)>,
     egress_max_rate: Option<u64>,
-    on_existing: OnExisting,
 }
 
 /// What [`AddPort::execute`] did.
@@ -48,7 +39,7 @@ pub struct AddedPort {
     pub replaced: Vec<ReplacedPort>,
 }
 
-/// A stale port removed by [`OnExisting::Replace`].
+/// A stale port removed to make room for the new one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplacedPort {
     /// Its name.
@@ -58,8 +49,6 @@ pub struct ReplacedPort {
     /// Its `external_ids` (who owned it).
     pub external_ids: BTreeMap<String, String>,
 }
-
-const COMMENT_PREFIX: &str = "ovsdb-client:";
 
 impl AddPort {
     pub(super) fn new(vs: Vswitch, bridge: &str, port_name: &str) -> AddPort {
@@ -74,7 +63,6 @@ impl AddPort {
             mtu_request: None,
             ingress_policing: None,
             egress_max_rate: None,
-            on_existing: OnExisting::default(),
         }
     }
 
@@ -134,12 +122,6 @@ impl AddPort {
         self
     }
 
-    /// Policy for an existing port/interface of the same name (default [`OnExisting::Replace`]).
-    pub fn on_existing(mut self, policy: OnExisting) -> AddPort {
-        self.on_existing = policy;
-        self
-    }
-
     fn validate(&self) -> Result<(), Error> {
         let bad = |what, value: &str, reason| {
             Err(Error::InvalidInput {
@@ -171,9 +153,7 @@ impl AddPort {
     pub async fn execute(self) -> Result<AddedPort, Error> {
         self.validate()?;
         match self.try_add(&[]).await {
-            Err(Error::PortExists { .. } | Error::InterfaceExists { .. })
-                if self.on_existing == OnExisting::Replace =>
-            {
+            Err(Error::PortExists { .. } | Error::InterfaceExists { .. }) => {
                 let stale = self.stale_ports().await?;
                 debug!(port = %self.port_name, stale = stale.len(), "replacing stale OVS port");
                 let added = self.try_add(&stale).await?;
@@ -244,15 +224,10 @@ impl AddPort {
             exists_wait("Bridge", &self.bridge, true),
         ];
         for port in stale {
-            let uuid = Atom::Uuid(port.uuid.clone());
-            ops.push(Operation::Mutate {
-                table: "Bridge".into(),
-                conditions: vec![Condition::includes("ports", uuid.clone())],
-                mutations: vec![Mutation::delete("ports", Value::Set(vec![uuid.clone()]))],
-            });
-            ops.push(delete_uuid("Port", uuid));
+            ops.push(detach_port(&port.uuid, None));
+            ops.push(delete_uuid("Port", port.uuid.clone()));
             for iface in &port.interfaces {
-                ops.push(delete_uuid("Interface", Atom::Uuid(iface.clone())));
+                ops.push(delete_uuid("Interface", iface.clone()));
             }
         }
         let port_wait = ops.len();
@@ -392,12 +367,5 @@ fn exists_wait(table: &str, name: &str, exists: bool) -> Operation {
         until: WaitUntil::Equal,
         rows: if exists { vec![named] } else { vec![] },
         timeout: Some(0),
-    }
-}
-
-fn delete_uuid(table: &str, uuid: Atom) -> Operation {
-    Operation::Delete {
-        table: table.into(),
-        conditions: vec![Condition::eq("_uuid", uuid)],
     }
 }

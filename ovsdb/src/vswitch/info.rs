@@ -11,20 +11,14 @@ pub struct InterfaceInfo {
     pub uuid: Uuid,
     /// Interface (netdev) name.
     pub name: String,
-    /// `type` (empty for a system netdev, `internal`, `patch`, ...).
-    pub kind: String,
     /// OpenFlow port number; `None` while not assigned or when it failed (`-1`).
     pub ofport: Option<u32>,
     /// `external_ids`.
     pub external_ids: BTreeMap<String, String>,
     /// `error`: why ovs-vswitchd could not open the device, if it could not.
     pub error: Option<String>,
-    /// `mtu` as reported by ovs-vswitchd.
-    pub mtu: Option<i64>,
     /// `mtu_request`.
     pub mtu_request: Option<i64>,
-    /// `link_state` (`up`/`down`).
-    pub link_state: Option<String>,
 }
 
 /// A `Port` row, with the bridge holding it.
@@ -44,17 +38,8 @@ pub struct PortInfo {
     pub bridge: Option<String>,
 }
 
-pub(super) const INTERFACE_COLUMNS: &[&str] = &[
-    "_uuid",
-    "name",
-    "type",
-    "ofport",
-    "external_ids",
-    "error",
-    "mtu",
-    "mtu_request",
-    "link_state",
-];
+pub(super) const INTERFACE_COLUMNS: &[&str] =
+    &["_uuid", "name", "ofport", "external_ids", "error", "mtu_request"];
 pub(super) const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "tag", "external_ids"];
 
 pub(super) fn string_col(row: &Row, col: &str) -> Option<String> {
@@ -64,7 +49,7 @@ pub(super) fn string_col(row: &Row, col: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn int_col(row: &Row, col: &str) -> Option<i64> {
+pub(super) fn int_col(row: &Row, col: &str) -> Option<i64> {
     row.get(col)
         .and_then(Value::as_optional)
         .and_then(Atom::as_integer)
@@ -86,15 +71,12 @@ impl InterfaceInfo {
         Some(InterfaceInfo {
             uuid,
             name: string_col(row, "name")?,
-            kind: string_col(row, "type").unwrap_or_default(),
             ofport: int_col(row, "ofport")
                 .filter(|p| *p > 0)
                 .and_then(|p| u32::try_from(p).ok()),
             external_ids: map_col(row, "external_ids"),
             error: string_col(row, "error").filter(|e| !e.is_empty()),
-            mtu: int_col(row, "mtu"),
             mtu_request: int_col(row, "mtu_request"),
-            link_state: string_col(row, "link_state"),
         })
     }
 }
