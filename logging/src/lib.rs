@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 mod chain;
@@ -145,31 +146,17 @@ pub fn dispatch(level: Level, format: Format, sink: Sink) -> tracing::Dispatch {
         |t, target| t.with_target(*target, own),
     );
     let registry = tracing_subscriber::registry().with(filter);
-    match (format, sink) {
-        (Format::Text, Sink::Stderr) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr);
-            tracing::Dispatch::new(registry.with(layer))
-        }
-        (Format::Text, Sink::File(file)) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(Mutex::new(file));
-            tracing::Dispatch::new(registry.with(layer))
-        }
-        (Format::Json, Sink::Stderr) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(std::io::stderr);
-            tracing::Dispatch::new(registry.with(layer))
-        }
-        (Format::Json, Sink::File(file)) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(Mutex::new(file));
-            tracing::Dispatch::new(registry.with(layer))
-        }
+    let (writer, ansi) = match sink {
+        Sink::Stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+        Sink::File(file) => (BoxMakeWriter::new(Mutex::new(file)), false),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        Format::Text => tracing::Dispatch::new(registry.with(layer.with_ansi(ansi))),
+        Format::Json => tracing::Dispatch::new(registry.with(layer.json())),
     }
 }
 
