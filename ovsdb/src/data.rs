@@ -126,24 +126,9 @@ impl From<&str> for Atom {
         Atom::String(s.to_string())
     }
 }
-impl From<String> for Atom {
-    fn from(s: String) -> Atom {
-        Atom::String(s)
-    }
-}
 impl From<i64> for Atom {
     fn from(i: i64) -> Atom {
         Atom::Integer(i)
-    }
-}
-impl From<bool> for Atom {
-    fn from(b: bool) -> Atom {
-        Atom::Boolean(b)
-    }
-}
-impl From<Uuid> for Atom {
-    fn from(u: Uuid) -> Atom {
-        Atom::Uuid(u)
     }
 }
 
