@@ -36,18 +36,7 @@ pub struct AddedPort {
     /// The new Interface row.
     pub interface: Uuid,
     /// Ports removed to make room (same port name, or holding the same interface name).
-    pub replaced: Vec<ReplacedPort>,
-}
-
-/// A stale port removed to make room for the new one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplacedPort {
-    /// Its name.
-    pub name: String,
-    /// The bridge it was on.
-    pub bridge: Option<String>,
-    /// Its `external_ids` (who owned it).
-    pub external_ids: BTreeMap<String, String>,
+    pub replaced: Vec<PortInfo>,
 }
 
 impl AddPort {
@@ -306,14 +295,7 @@ impl AddPort {
         Ok(AddedPort {
             interface: uuid_at(insert_iface)?,
             port: uuid_at(insert_iface + 1)?,
-            replaced: stale
-                .iter()
-                .map(|p| ReplacedPort {
-                    name: p.name.clone(),
-                    bridge: p.bridge.clone(),
-                    external_ids: p.external_ids.clone(),
-                })
-                .collect(),
+            replaced: stale.to_vec(),
         })
     }
 

@@ -12,7 +12,7 @@ mod wait;
 
 use std::time::Duration;
 
-pub use add_port::{AddPort, AddedPort, ReplacedPort};
+pub use add_port::{AddPort, AddedPort};
 pub use del_port::DelPort;
 pub use info::{InterfaceInfo, PortInfo};
 pub use overview::Overview;
