@@ -45,7 +45,6 @@ async fn add_port_for_veth_gets_real_ofport() {
         .external_id("iface-id", "pod.ns")
         .external_id("vendor", "sriov-ovs")
         .tag(Some(42))
-        .mtu_request(Some(1400))
         .execute()
         .await
         .unwrap();
@@ -63,7 +62,6 @@ async fn add_port_for_veth_gets_real_ofport() {
     let info = vs.interface(&rep).await.unwrap().unwrap();
     assert_eq!(info.uuid, added.interface);
     assert_eq!(info.ofport, Some(ofport));
-    assert_eq!(info.mtu_request, Some(1400));
     assert_eq!(info.error, None);
     let overview = vs.overview().await.unwrap();
     let port = overview.ports.iter().find(|p| p.name == rep).unwrap();

@@ -23,7 +23,6 @@ pub struct AddPort {
     iface_type: Option<String>,
     external_ids: BTreeMap<String, String>,
     tag: Option<u16>,
-    mtu_request: Option<u32>,
     ingress_policing: Option<(u64, u64)>,
     egress_max_rate: Option<u64>,
 }
@@ -49,7 +48,6 @@ impl AddPort {
             iface_type: None,
             external_ids: BTreeMap::new(),
             tag: None,
-            mtu_request: None,
             ingress_policing: None,
             egress_max_rate: None,
         }
@@ -89,12 +87,6 @@ impl AddPort {
         self
     }
 
-    /// `mtu_request` on the Interface.
-    pub fn mtu_request(mut self, mtu: Option<u32>) -> AddPort {
-        self.mtu_request = mtu;
-        self
-    }
-
     /// Polices what the interface receives (traffic from its netdev into the bridge): the
     /// Interface columns `ingress_policing_rate` (kbit/s) and `ingress_policing_burst` (kbit).
     /// On a switchdev representor OVS offloads this as a TC police action.
@@ -130,9 +122,6 @@ impl AddPort {
         }
         if let Some(tag) = self.tag.filter(|t| *t > 4095) {
             return bad("VLAN tag", &tag.to_string(), "must be 0-4095");
-        }
-        if let Some(0) = self.mtu_request {
-            return bad("MTU request", "0", "must be at least 1");
         }
         Ok(())
     }
@@ -304,9 +293,6 @@ impl AddPort {
         row.insert("name".into(), self.iface_name.as_str().into());
         if let Some(kind) = &self.iface_type {
             row.insert("type".into(), kind.as_str().into());
-        }
-        if let Some(mtu) = self.mtu_request {
-            row.insert("mtu_request".into(), Value::from(i64::from(mtu)));
         }
         if let Some((rate, burst)) = self.ingress_policing {
             let int = |v: u64| Value::from(i64::try_from(v).unwrap_or(i64::MAX));

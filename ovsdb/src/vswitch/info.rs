@@ -17,8 +17,6 @@ pub struct InterfaceInfo {
     pub external_ids: BTreeMap<String, String>,
     /// `error`: why ovs-vswitchd could not open the device, if it could not.
     pub error: Option<String>,
-    /// `mtu_request`.
-    pub mtu_request: Option<i64>,
 }
 
 /// A `Port` row, with the bridge holding it.
@@ -38,8 +36,7 @@ pub struct PortInfo {
     pub bridge: Option<String>,
 }
 
-pub(super) const INTERFACE_COLUMNS: &[&str] =
-    &["_uuid", "name", "ofport", "external_ids", "error", "mtu_request"];
+pub(super) const INTERFACE_COLUMNS: &[&str] = &["_uuid", "name", "ofport", "external_ids", "error"];
 pub(super) const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "tag", "external_ids"];
 
 pub(super) fn string_col(row: &Row, col: &str) -> Option<String> {
@@ -76,7 +73,6 @@ impl InterfaceInfo {
                 .and_then(|p| u32::try_from(p).ok()),
             external_ids: map_col(row, "external_ids"),
             error: string_col(row, "error").filter(|e| !e.is_empty()),
-            mtu_request: int_col(row, "mtu_request"),
         })
     }
 }

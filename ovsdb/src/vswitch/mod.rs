@@ -29,7 +29,7 @@ pub const DB: &str = "Open_vSwitch";
 /// Errors of the `Open_vSwitch` requests.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A name, tag or MTU that OVS would reject.
+    /// A name or tag that OVS would reject.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidInput {
         /// Which parameter.
