@@ -137,20 +137,6 @@ impl Client {
         }
     }
 
-    /// `echo`: a liveness round trip.
-    pub async fn echo(&self) -> Result<(), Error> {
-        let sent = Json::Array(vec![Json::from("ovsdb-client")]);
-        let got = self.call("echo", sent.clone()).await?;
-        if got == sent {
-            Ok(())
-        } else {
-            Err(Error::Decode {
-                method: "echo",
-                source: DecodeError::unexpected("the echoed parameters", &got),
-            })
-        }
-    }
-
     /// `transact`: runs `ops` atomically on `db`. On success there is one result per
     /// operation; otherwise [`Error::Transaction`] names the failed operation.
     pub async fn transact(&self, db: &str, ops: Vec<Operation>) -> Result<Vec<OperationResult>, Error> {

@@ -29,6 +29,13 @@ fn veth(ovs: &OvsInstance) -> String {
     a
 }
 
+/// An `echo` round trip: the session is alive and the server echoes the parameters.
+async fn echo(client: &Client) -> Result<(), Error> {
+    let got = client.call("echo", serde_json::json!(["ping"])).await?;
+    assert_eq!(got, serde_json::json!(["ping"]));
+    Ok(())
+}
+
 fn vsctl_get(ovs: &OvsInstance, args: &[&str]) -> String {
     ovs.vsctl(args).unwrap().trim().to_string()
 }
@@ -182,7 +189,7 @@ async fn server_killed_mid_session_is_a_typed_error_not_a_hang() {
     let (ovs, br) = ovs_with_bridge();
     let client = Client::connect(&ovs.endpoint()).await.unwrap();
     let vs = client.vswitch();
-    client.echo().await.unwrap();
+    echo(&client).await.unwrap();
     let never = unique_name("nx");
     let waiter = {
         let vs = vs.clone();
@@ -196,7 +203,7 @@ async fn server_killed_mid_session_is_a_typed_error_not_a_hang() {
     assert!(err.is_unreachable(), "{err:?}");
     let err = vs.bridge_exists(&br).await.unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
-    let err = client.echo().await.unwrap_err();
+    let err = echo(&client).await.unwrap_err();
     assert!(matches!(err, Error::ConnectionClosed { .. }), "{err:?}");
     let err = Client::connect(&ovs.endpoint()).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
@@ -222,7 +229,7 @@ async fn raw_methods_and_transaction_errors() {
     let client = Client::connect(&ovs.socket_path().to_string_lossy())
         .await
         .unwrap();
-    client.echo().await.unwrap();
+    echo(&client).await.unwrap();
     let dbs = client.call("list_dbs", serde_json::json!([])).await.unwrap();
     assert!(dbs.as_array().unwrap().contains(&"Open_vSwitch".into()), "{dbs}");
     let err = client
@@ -387,12 +394,12 @@ async fn server_echo_requests_are_answered() {
     let client = Client::connect(&format!("unix:{}", probe_sock.display()))
         .await
         .unwrap();
-    client.echo().await.unwrap();
+    echo(&client).await.unwrap();
     // Idle for several probe intervals (the server probes after ~2 s idle and hangs
     // up ~1 s later): without our echo replies the server
     // would drop the session.
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    client.echo().await.unwrap();
+    echo(&client).await.unwrap();
     assert!(ovs
         .log_tail(OvsDaemon::OvsdbServer, 50)
         .lines()
