@@ -15,12 +15,6 @@ mod chain;
 
 pub use chain::error_chain;
 
-/// The level names every binary accepts, as error messages list them.
-pub const ACCEPTED_LEVELS: &str = "error, warn (or warning), info, debug, trace";
-
-/// The format names every binary accepts.
-pub const ACCEPTED_FORMATS: &str = "text, json";
-
 /// Crates whose events follow the chosen level; everything else (tonic, h2, hyper,
 /// netlink) stays at `info` at most, or `debug`/`trace` would drown our lines in theirs.
 const OWN_TARGETS: &[&str] = &["sriov", "ovsdb_client"];
@@ -116,13 +110,13 @@ impl fmt::Display for Format {
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
     /// Not a level name.
-    #[error("unknown log level {given:?}: accepted are {ACCEPTED_LEVELS}")]
+    #[error("unknown log level {given:?}: accepted are error, warn (or warning), info, debug, trace")]
     UnknownLevel {
         /// What was given.
         given: String,
     },
     /// Not a format name.
-    #[error("unknown log format {given:?}: accepted are {ACCEPTED_FORMATS}")]
+    #[error("unknown log format {given:?}: accepted are text, json")]
     UnknownFormat {
         /// What was given.
         given: String,
