@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::data::{Atom, Row, Uuid, Value};
+use crate::data::{Row, Uuid, Value};
 
 /// An `Interface` row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,16 +40,11 @@ pub(super) const INTERFACE_COLUMNS: &[&str] = &["_uuid", "name", "ofport", "exte
 pub(super) const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "tag", "external_ids"];
 
 pub(super) fn string_col(row: &Row, col: &str) -> Option<String> {
-    row.get(col)
-        .and_then(Value::as_optional)
-        .and_then(Atom::as_str)
-        .map(str::to_string)
+    Some(row.get(col)?.as_optional()?.as_str()?.to_string())
 }
 
 pub(super) fn int_col(row: &Row, col: &str) -> Option<i64> {
-    row.get(col)
-        .and_then(Value::as_optional)
-        .and_then(Atom::as_integer)
+    row.get(col)?.as_optional()?.as_integer()
 }
 
 pub(super) fn map_col(row: &Row, col: &str) -> BTreeMap<String, String> {
@@ -57,14 +52,9 @@ pub(super) fn map_col(row: &Row, col: &str) -> BTreeMap<String, String> {
 }
 
 impl InterfaceInfo {
-    /// Reads a row (with or without a `_uuid` column; `uuid` is used when absent).
-    pub fn from_row(row: &Row, uuid: Option<&Uuid>) -> Option<InterfaceInfo> {
-        let uuid = row
-            .get("_uuid")
-            .and_then(Value::as_optional)
-            .and_then(Atom::as_uuid)
-            .or(uuid)?
-            .clone();
+    /// Reads a row selected with [`INTERFACE_COLUMNS`].
+    pub(super) fn from_row(row: &Row) -> Option<InterfaceInfo> {
+        let uuid = row.get("_uuid")?.as_optional()?.as_uuid()?.clone();
         Some(InterfaceInfo {
             uuid,
             name: string_col(row, "name")?,
@@ -79,11 +69,7 @@ impl InterfaceInfo {
 
 impl PortInfo {
     pub(super) fn from_row(row: &Row, bridges: &[(String, Vec<Uuid>)]) -> Option<PortInfo> {
-        let uuid = row
-            .get("_uuid")
-            .and_then(Value::as_optional)
-            .and_then(Atom::as_uuid)?
-            .clone();
+        let uuid = row.get("_uuid")?.as_optional()?.as_uuid()?.clone();
         let bridge = bridges
             .iter()
             .find(|(_, ports)| ports.contains(&uuid))

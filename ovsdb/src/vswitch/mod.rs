@@ -209,15 +209,10 @@ impl Vswitch {
 
     /// The interface named `name`, if any.
     pub async fn interface(&self, name: &str) -> Result<Option<InterfaceInfo>, Error> {
-        let ops = vec![Operation::select(
-            "Interface",
-            vec![Condition::eq("name", name)],
-            INTERFACE_COLUMNS,
-        )];
-        let res = self.transact(|| format!("look up interface {name}"), ops).await?;
-        Ok(rows(res.first())
-            .iter()
-            .find_map(|r| InterfaceInfo::from_row(r, None)))
+        let found = self.interfaces_where(Condition::eq("name", name), || {
+            format!("look up interface {name}")
+        });
+        Ok(found.await?.into_iter().next())
     }
 
     /// Interfaces whose `external_ids` has `key=value`.
@@ -226,20 +221,21 @@ impl Vswitch {
         key: &str,
         value: &str,
     ) -> Result<Vec<InterfaceInfo>, Error> {
-        let ops = vec![Operation::select(
-            "Interface",
-            vec![Condition::includes(
-                "external_ids",
-                Value::string_map([(key, value)]),
-            )],
-            INTERFACE_COLUMNS,
-        )];
-        let res = self
-            .transact(|| format!("find interfaces with {key}={value}"), ops)
-            .await?;
+        let condition = Condition::includes("external_ids", Value::string_map([(key, value)]));
+        self.interfaces_where(condition, || format!("find interfaces with {key}={value}"))
+            .await
+    }
+
+    async fn interfaces_where(
+        &self,
+        condition: Condition,
+        step: impl FnOnce() -> String,
+    ) -> Result<Vec<InterfaceInfo>, Error> {
+        let ops = vec![Operation::select("Interface", vec![condition], INTERFACE_COLUMNS)];
+        let res = self.transact(step, ops).await?;
         Ok(rows(res.first())
             .iter()
-            .filter_map(|r| InterfaceInfo::from_row(r, None))
+            .filter_map(InterfaceInfo::from_row)
             .collect())
     }
 
