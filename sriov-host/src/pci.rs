@@ -346,14 +346,13 @@ fn sub_entries(dir: &SysDir, name: &str) -> Result<Vec<String>, PciError> {
 
 fn read_link_address(dir: &SysDir, name: &str) -> Result<Option<PciAddress>, PciError> {
     let path = dir.path().join(name);
-    match dir.link_target_name(name).map_err(read_error(&path))? {
-        Some(target) => target.parse().map(Some).map_err(|_| PciError::BadValue {
-            path,
-            value: target,
-            expected: "a link to a PCI address",
-        }),
-        None => Ok(None),
-    }
+    let Some(target) = dir.link_target_name(name).map_err(read_error(&path))? else {
+        return Ok(None);
+    };
+    let address = target.parse();
+    address
+        .map(Some)
+        .map_err(|_| bad_value(&path, &target, "a link to a PCI address"))
 }
 
 /// The attribute `name` of `dir`.
@@ -368,11 +367,7 @@ fn required_id(dir: &SysDir, address: &PciAddress, attribute: &'static str) -> R
         attribute,
     })?;
     let path = dir.path().join(attribute);
-    u16::try_from(parse_hex(&path, &value)?).map_err(|_| PciError::BadValue {
-        path,
-        value,
-        expected: "a 16-bit hexadecimal ID",
-    })
+    u16::try_from(parse_hex(&path, &value)?).map_err(|_| bad_value(&path, &value, "a 16-bit hexadecimal ID"))
 }
 
 fn numa_node(dir: &SysDir) -> Result<Option<u32>, PciError> {
@@ -384,19 +379,21 @@ fn numa_node(dir: &SysDir) -> Result<Option<u32>, PciError> {
 
 fn parse_hex(path: &Path, value: &str) -> Result<u32, PciError> {
     let digits = value.strip_prefix("0x").unwrap_or(value);
-    u32::from_str_radix(digits, 16).map_err(|_| PciError::BadValue {
-        path: path.to_path_buf(),
-        value: value.to_string(),
-        expected: "a hexadecimal number",
-    })
+    u32::from_str_radix(digits, 16).map_err(|_| bad_value(path, value, "a hexadecimal number"))
 }
 
 fn parse_u32(path: &Path, value: &str) -> Result<u32, PciError> {
-    value.parse().map_err(|_| PciError::BadValue {
+    value
+        .parse()
+        .map_err(|_| bad_value(path, value, "a decimal number"))
+}
+
+fn bad_value(path: &Path, value: &str, expected: &'static str) -> PciError {
+    PciError::BadValue {
         path: path.to_path_buf(),
         value: value.to_string(),
-        expected: "a decimal number",
-    })
+        expected,
+    }
 }
 
 fn read_error(path: &Path) -> impl FnOnce(io::Error) -> PciError + '_ {
