@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use sriov_host::atomic::{replace_with, AtomicOptions, AtomicWriteError};
+use sriov_host::atomic::{replace_with, AtomicWriteError};
 
 /// The file name the plugin is installed under (the `type` in network configurations).
 pub const BINARY_NAME: &str = "sriov-ovs";
@@ -210,16 +210,13 @@ pub fn install_from(source: &Path, dest: &Path) -> Result<PathBuf, InstallError>
         source: e,
     })?;
     let target = dest.join(BINARY_NAME);
-    let options = AtomicOptions {
-        mode: Some(MODE),
-        durable: true,
-    };
-    replace_with(&target, options, |output| io::copy(&mut input, output).map(drop)).map_err(|e| {
-        InstallError::Copy {
-            from: source.to_path_buf(),
-            to: target.clone(),
-            source: e,
-        }
+    replace_with(&target, Some(MODE), |output| {
+        io::copy(&mut input, output).map(drop)
+    })
+    .map_err(|e| InstallError::Copy {
+        from: source.to_path_buf(),
+        to: target.clone(),
+        source: e,
     })?;
     tracing::info!(path = %target.display(), "installed");
     Ok(target)

@@ -8,17 +8,12 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 mod chain;
 
 pub use chain::error_chain;
-
-/// The level names every binary accepts, as error messages list them.
-pub const ACCEPTED_LEVELS: &str = "error, warn (or warning), info, debug, trace";
-
-/// The format names every binary accepts.
-pub const ACCEPTED_FORMATS: &str = "text, json";
 
 /// Crates whose events follow the chosen level; everything else (tonic, h2, hyper,
 /// netlink) stays at `info` at most, or `debug`/`trace` would drown our lines in theirs.
@@ -115,13 +110,13 @@ impl fmt::Display for Format {
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
     /// Not a level name.
-    #[error("unknown log level {given:?}: accepted are {ACCEPTED_LEVELS}")]
+    #[error("unknown log level {given:?}: accepted are error, warn (or warning), info, debug, trace")]
     UnknownLevel {
         /// What was given.
         given: String,
     },
     /// Not a format name.
-    #[error("unknown log format {given:?}: accepted are {ACCEPTED_FORMATS}")]
+    #[error("unknown log format {given:?}: accepted are text, json")]
     UnknownFormat {
         /// What was given.
         given: String,
@@ -145,31 +140,17 @@ pub fn dispatch(level: Level, format: Format, sink: Sink) -> tracing::Dispatch {
         |t, target| t.with_target(*target, own),
     );
     let registry = tracing_subscriber::registry().with(filter);
-    match (format, sink) {
-        (Format::Text, Sink::Stderr) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr);
-            tracing::Dispatch::new(registry.with(layer))
-        }
-        (Format::Text, Sink::File(file)) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(Mutex::new(file));
-            tracing::Dispatch::new(registry.with(layer))
-        }
-        (Format::Json, Sink::Stderr) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(std::io::stderr);
-            tracing::Dispatch::new(registry.with(layer))
-        }
-        (Format::Json, Sink::File(file)) => {
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(Mutex::new(file));
-            tracing::Dispatch::new(registry.with(layer))
-        }
+    let (writer, ansi) = match sink {
+        Sink::Stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+        Sink::File(file) => (BoxMakeWriter::new(Mutex::new(file)), false),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        Format::Text => tracing::Dispatch::new(registry.with(layer.with_ansi(ansi))),
+        Format::Json => tracing::Dispatch::new(registry.with(layer.json())),
     }
 }
 

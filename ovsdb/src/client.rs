@@ -92,11 +92,6 @@ impl Client {
         self
     }
 
-    /// Whether the session has ended (every request will fail).
-    pub fn is_closed(&self) -> bool {
-        self.commands.is_closed()
-    }
-
     pub(crate) fn closed(&self, method: &'static str, reason: impl Into<String>) -> Error {
         Error::ConnectionClosed {
             endpoint: self.endpoint.to_string(),
@@ -142,38 +137,6 @@ impl Client {
         }
     }
 
-    /// `echo`: a liveness round trip.
-    pub async fn echo(&self) -> Result<(), Error> {
-        let sent = Json::Array(vec![Json::from("ovsdb-client")]);
-        let got = self.call("echo", sent.clone()).await?;
-        if got == sent {
-            Ok(())
-        } else {
-            Err(Error::Decode {
-                method: "echo",
-                source: DecodeError::unexpected("the echoed parameters", &got),
-            })
-        }
-    }
-
-    /// `list_dbs`: the databases the server holds.
-    pub async fn list_dbs(&self) -> Result<Vec<String>, Error> {
-        let got = self.call("list_dbs", Json::Array(vec![])).await?;
-        Vec::<String>::deserialize(&got).map_err(|_| Error::Decode {
-            method: "list_dbs",
-            source: DecodeError::unexpected("an array of database names", &got),
-        })
-    }
-
-    /// `get_schema`: the schema of `db`. Not needed for ordinary operations.
-    pub async fn get_schema(&self, db: &str) -> Result<DatabaseSchema, Error> {
-        let got = self.call("get_schema", Json::Array(vec![Json::from(db)])).await?;
-        DatabaseSchema::deserialize(&got).map_err(|_| Error::Decode {
-            method: "get_schema",
-            source: DecodeError::unexpected("a database schema", &got),
-        })
-    }
-
     /// `transact`: runs `ops` atomically on `db`. On success there is one result per
     /// operation; otherwise [`Error::Transaction`] names the failed operation.
     pub async fn transact(&self, db: &str, ops: Vec<Operation>) -> Result<Vec<OperationResult>, Error> {
@@ -213,25 +176,4 @@ impl Client {
         }
         Ok(results)
     }
-}
-
-/// The parts of a database schema (RFC 7047 §3.2) this crate reads.
-#[derive(Clone, Debug, Deserialize)]
-pub struct DatabaseSchema {
-    /// Database name, e.g. `Open_vSwitch`.
-    pub name: String,
-    /// Schema version, e.g. `8.3.1`.
-    pub version: String,
-    /// Tables by name.
-    pub tables: std::collections::BTreeMap<String, TableSchema>,
-}
-
-/// A table of a [`DatabaseSchema`].
-#[derive(Clone, Debug, Deserialize)]
-pub struct TableSchema {
-    /// Column definitions, as JSON (types are not interpreted).
-    pub columns: std::collections::BTreeMap<String, Json>,
-    /// Whether rows survive without references.
-    #[serde(rename = "isRoot", default)]
-    pub is_root: bool,
 }

@@ -208,24 +208,16 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     async fn incoming(&mut self, inbuf: &mut Vec<u8>) -> Result<(), String> {
         let mut messages = Vec::new();
-        let mut consumed = 0;
-        {
-            let mut stream = serde_json::Deserializer::from_slice(inbuf).into_iter::<Json>();
-            loop {
-                match stream.next() {
-                    Some(Ok(msg)) => {
-                        consumed = stream.byte_offset();
-                        messages.push(msg);
-                    }
-                    Some(Err(e)) if e.is_eof() => break,
-                    Some(Err(e)) => return Err(format!("the server sent invalid JSON: {e}")),
-                    None => {
-                        consumed = stream.byte_offset();
-                        break;
-                    }
-                }
+        let mut stream = serde_json::Deserializer::from_slice(inbuf).into_iter::<Json>();
+        loop {
+            match stream.next() {
+                Some(Ok(msg)) => messages.push(msg),
+                Some(Err(e)) if !e.is_eof() => return Err(format!("the server sent invalid JSON: {e}")),
+                // The end, or a message not complete yet: it starts at `byte_offset`.
+                _ => break,
             }
         }
+        let consumed = stream.byte_offset();
         inbuf.drain(..consumed);
         for msg in messages {
             self.dispatch(msg).await?;
@@ -294,5 +286,37 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             other => debug!(endpoint = %self.endpoint, method = other, "OVSDB notification ignored"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reply_split_across_reads_is_delivered_once_whole() {
+        let mut session = Session {
+            endpoint: "test".to_string(),
+            writer: tokio::io::sink(),
+            pending: HashMap::new(),
+            subscriptions: HashMap::new(),
+            next_id: 0,
+            out: Vec::new(),
+        };
+        let (tx, mut rx) = oneshot::channel();
+        session.pending.insert(7, Some(tx));
+        let text = br#" {"id":7,"result":["ok"],"error":null} {"id":8,"res"#;
+        let mut inbuf = text[..20].to_vec();
+        session.incoming(&mut inbuf).await.unwrap();
+        assert!(rx.try_recv().is_err(), "nothing before the message is whole");
+        inbuf.extend_from_slice(&text[20..]);
+        session.incoming(&mut inbuf).await.unwrap();
+        assert_eq!(rx.await.unwrap().unwrap(), serde_json::json!(["ok"]));
+        assert_eq!(inbuf, br#"{"id":8,"res"#, "the partial next message is kept");
+        inbuf.extend_from_slice(br#"":]"#);
+        assert!(
+            session.incoming(&mut inbuf).await.is_err(),
+            "invalid JSON ends the session"
+        );
     }
 }

@@ -65,11 +65,6 @@ pub enum Atom {
 }
 
 impl Atom {
-    /// A string atom.
-    pub fn string(s: impl Into<String>) -> Atom {
-        Atom::String(s.into())
-    }
-
     /// The string, when this is a string atom.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -131,24 +126,9 @@ impl From<&str> for Atom {
         Atom::String(s.to_string())
     }
 }
-impl From<String> for Atom {
-    fn from(s: String) -> Atom {
-        Atom::String(s)
-    }
-}
 impl From<i64> for Atom {
     fn from(i: i64) -> Atom {
         Atom::Integer(i)
-    }
-}
-impl From<bool> for Atom {
-    fn from(b: bool) -> Atom {
-        Atom::Boolean(b)
-    }
-}
-impl From<Uuid> for Atom {
-    fn from(u: Uuid) -> Atom {
-        Atom::Uuid(u)
     }
 }
 
@@ -164,24 +144,14 @@ pub enum Value {
 }
 
 impl Value {
-    /// The empty set.
-    pub fn empty() -> Value {
-        Value::Set(Vec::new())
-    }
-
     /// A map of strings to strings (e.g. `external_ids`).
     pub fn string_map<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
         Value::Map(
             pairs
                 .into_iter()
-                .map(|(k, v)| (Atom::string(k.as_ref()), Atom::string(v.as_ref())))
+                .map(|(k, v)| (Atom::from(k.as_ref()), Atom::from(v.as_ref())))
                 .collect(),
         )
-    }
-
-    /// A set of strings.
-    pub fn string_set<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
-        Value::Set(items.into_iter().map(|s| Atom::string(s.as_ref())).collect())
     }
 
     /// The elements, treating a bare atom as a one-element set. `None` for a map.
@@ -296,16 +266,6 @@ impl<'de> Deserialize<'de> for Value {
         let json = Json::deserialize(deserializer)?;
         Value::from_json(&json).map_err(de::Error::custom)
     }
-}
-
-/// Decodes a JSON object of column values into a [`Row`].
-pub fn row_from_json(json: &Json) -> Result<Row, DecodeError> {
-    let Some(obj) = json.as_object() else {
-        return Err(DecodeError::unexpected("a row object", json));
-    };
-    obj.iter()
-        .map(|(k, v)| Ok((k.clone(), Value::from_json(v)?)))
-        .collect()
 }
 
 /// A value from the server that does not follow RFC 7047 notation.

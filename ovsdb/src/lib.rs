@@ -25,11 +25,11 @@ pub mod ops;
 pub mod unixctl;
 pub mod vswitch;
 
-pub use client::{connect, Client, DatabaseSchema, TableSchema, DEFAULT_REQUEST_TIMEOUT};
+pub use client::{connect, Client, DEFAULT_REQUEST_TIMEOUT};
 pub use connection::Connection;
 pub use data::{Atom, DecodeError, Row, Uuid, Value};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::Error;
-pub use monitor::{Monitor, MonitorRequest, RowChange, RowUpdate};
+pub use monitor::{Monitor, MonitorRequest};
 pub use ops::{Condition, Function, Mutation, Mutator, Operation, OperationResult, WaitUntil};
 pub use unixctl::{Unixctl, UnixctlError};

@@ -1,5 +1,5 @@
 //! `monitor_cond` (OVSDB's conditional monitoring extension, `update2` notifications):
-//! get the matching rows now and be told when they change.
+//! be told when the matching rows change.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::connection::Command;
-use crate::data::{row_from_json, DecodeError, Row, Uuid};
 use crate::error::Error;
 use crate::ops::Condition;
 
@@ -25,30 +24,6 @@ pub struct MonitorRequest {
     pub conditions: Option<Vec<Condition>>,
 }
 
-/// How a row changed, from an `update2` notification (or the initial reply).
-#[derive(Clone, Debug, PartialEq)]
-pub enum RowChange {
-    /// Present when the monitor started: the whole row.
-    Initial(Row),
-    /// Inserted: the whole row.
-    Insert(Row),
-    /// Modified: an `update2` diff (for sets and maps, the elements that toggled).
-    Modify(Row),
-    /// Deleted.
-    Delete,
-}
-
-/// One changed row.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RowUpdate {
-    /// Table name.
-    pub table: String,
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// The change.
-    pub change: RowChange,
-}
-
 /// A live monitor. Dropping it cancels the monitor on the server.
 #[derive(Debug)]
 pub struct Monitor {
@@ -61,13 +36,13 @@ pub struct Monitor {
 static NEXT_MONITOR: AtomicU64 = AtomicU64::new(1);
 
 impl Client {
-    /// Starts `monitor_cond` on `db`, returning the rows that match now and a
-    /// [`Monitor`] delivering later changes.
+    /// Starts `monitor_cond` on `db`, returning a [`Monitor`] that tells of later changes of
+    /// the rows (callers read the rows themselves, after this returns).
     pub async fn monitor_cond(
         &self,
         db: &str,
         requests: BTreeMap<String, MonitorRequest>,
-    ) -> Result<(Vec<RowUpdate>, Monitor), Error> {
+    ) -> Result<Monitor, Error> {
         let id = Json::from(format!(
             "ovsdb-client-{}",
             NEXT_MONITOR.fetch_add(1, Ordering::Relaxed)
@@ -90,28 +65,21 @@ impl Client {
             method: "monitor_cond",
             source,
         })?;
-        let initial = self.call("monitor_cond", params).await?;
-        let rows = parse_table_updates2(&initial).map_err(|source| Error::Decode {
-            method: "monitor_cond",
-            source,
-        })?;
-        Ok((rows, monitor))
+        // The reply holds the rows matching now; callers read them after this returns.
+        self.call("monitor_cond", params).await?;
+        Ok(monitor)
     }
 }
 
 impl Monitor {
-    /// Waits for the next `update2` notification.
-    pub async fn next(&mut self) -> Result<Vec<RowUpdate>, Error> {
-        let Some(params) = self.updates.recv().await else {
-            return Err(self
+    /// Waits for the next `update2` notification: some monitored row changed.
+    pub async fn next(&mut self) -> Result<(), Error> {
+        match self.updates.recv().await {
+            Some(_) => Ok(()),
+            None => Err(self
                 .client
-                .closed("monitor_cond", "the session ended while monitoring"));
-        };
-        let updates = params.get(1).unwrap_or(&Json::Null);
-        parse_table_updates2(updates).map_err(|source| Error::Decode {
-            method: "update2",
-            source,
-        })
+                .closed("monitor_cond", "the session ended while monitoring")),
+        }
     }
 }
 
@@ -121,57 +89,5 @@ impl Drop for Monitor {
             monitor: std::mem::take(&mut self.key),
             id: self.id.take(),
         });
-    }
-}
-
-/// Decodes `<table-updates2>`: `{table: {uuid: {"initial"|"insert"|"modify": row} | {"delete": null}}}`.
-pub fn parse_table_updates2(json: &Json) -> Result<Vec<RowUpdate>, DecodeError> {
-    let Some(tables) = json.as_object() else {
-        return Err(DecodeError::unexpected("<table-updates2>", json));
-    };
-    let mut out = Vec::new();
-    for (table, rows) in tables {
-        let Some(rows) = rows.as_object() else {
-            return Err(DecodeError::unexpected("<table-update2>", rows));
-        };
-        for (uuid, update) in rows {
-            let uuid = Uuid::parse(uuid)?;
-            let (kind, body) = match update.as_object().map(|o| o.iter().next()) {
-                Some(Some((k, v))) => (k.as_str(), v),
-                _ => return Err(DecodeError::unexpected("<row-update2>", update)),
-            };
-            let row = || row_from_json(body);
-            let change = match kind {
-                "initial" => RowChange::Initial(row()?),
-                "insert" => RowChange::Insert(row()?),
-                "modify" => RowChange::Modify(row()?),
-                "delete" => RowChange::Delete,
-                _ => return Err(DecodeError::unexpected("<row-update2>", update)),
-            };
-            out.push(RowUpdate {
-                table: table.clone(),
-                uuid,
-                change,
-            });
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn parses_update2() {
-        let u = "36e2ef1c-02f5-4e64-8a6e-4f2c1a9f2b00";
-        let got = parse_table_updates2(&json!({"Interface": {u: {"modify": {"ofport": 3}}}})).unwrap();
-        assert_eq!(got.len(), 1);
-        assert!(matches!(&got[0].change, RowChange::Modify(r) if r.contains_key("ofport")));
-        let got = parse_table_updates2(&json!({"Interface": {u: {"delete": null}}})).unwrap();
-        assert_eq!(got[0].change, RowChange::Delete);
-        assert!(parse_table_updates2(&json!({"Interface": {u: {}}})).is_err());
-        assert!(parse_table_updates2(&json!([1])).is_err());
     }
 }

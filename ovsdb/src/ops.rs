@@ -1,6 +1,6 @@
 //! Typed `transact` operations (RFC 7047 §5.2) and their results.
 
-use serde::ser::{SerializeTuple, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -39,41 +39,19 @@ impl Condition {
 
 impl Serialize for Condition {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut t = serializer.serialize_tuple(3)?;
-        t.serialize_element(&self.column)?;
-        t.serialize_element(&self.function)?;
-        t.serialize_element(&self.value)?;
-        t.end()
+        (&self.column, self.function, &self.value).serialize(serializer)
     }
 }
 
-/// Comparison functions of conditions.
+/// Comparison functions of conditions (the ones this workspace uses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Function {
-    /// `<`
-    #[serde(rename = "<")]
-    Lt,
-    /// `<=`
-    #[serde(rename = "<=")]
-    Le,
     /// `==`
     #[serde(rename = "==")]
     Eq,
-    /// `!=`
-    #[serde(rename = "!=")]
-    Ne,
-    /// `>=`
-    #[serde(rename = ">=")]
-    Ge,
-    /// `>`
-    #[serde(rename = ">")]
-    Gt,
     /// `includes`
     #[serde(rename = "includes")]
     Includes,
-    /// `excludes`
-    #[serde(rename = "excludes")]
-    Excludes,
 }
 
 /// A mutation `[column, mutator, value]`.
@@ -109,32 +87,16 @@ impl Mutation {
 
 impl Serialize for Mutation {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut t = serializer.serialize_tuple(3)?;
-        t.serialize_element(&self.column)?;
-        t.serialize_element(&self.mutator)?;
-        t.serialize_element(&self.value)?;
-        t.end()
+        (&self.column, self.mutator, &self.value).serialize(serializer)
     }
 }
 
-/// Mutators.
+/// Mutators (the ones this workspace uses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Mutator {
     /// `+=`
     #[serde(rename = "+=")]
     Add,
-    /// `-=`
-    #[serde(rename = "-=")]
-    Sub,
-    /// `*=`
-    #[serde(rename = "*=")]
-    Mul,
-    /// `/=`
-    #[serde(rename = "/=")]
-    Div,
-    /// `%=`
-    #[serde(rename = "%=")]
-    Mod,
     /// `insert`
     #[serde(rename = "insert")]
     Insert,
@@ -149,9 +111,6 @@ pub enum WaitUntil {
     /// The selected rows equal `rows`.
     #[serde(rename = "==")]
     Equal,
-    /// The selected rows differ from `rows`.
-    #[serde(rename = "!=")]
-    NotEqual,
 }
 
 /// One operation of a transaction.
@@ -178,16 +137,6 @@ pub enum Operation {
         /// Columns to return (all when `None`).
         #[serde(skip_serializing_if = "Option::is_none")]
         columns: Option<Vec<String>>,
-    },
-    /// Sets columns of matching rows.
-    Update {
-        /// Table.
-        table: String,
-        /// Conditions.
-        #[serde(rename = "where")]
-        conditions: Vec<Condition>,
-        /// New column values.
-        row: Row,
     },
     /// Mutates columns of matching rows.
     Mutate {
@@ -225,13 +174,6 @@ pub enum Operation {
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout: Option<u64>,
     },
-    /// Commits durably (or not).
-    Commit {
-        /// Wait for the disk.
-        durable: bool,
-    },
-    /// Aborts the transaction.
-    Abort,
     /// A comment written to the database log (`ovsdb-tool show-log`).
     Comment {
         /// Text.
@@ -245,12 +187,9 @@ impl Operation {
         match self {
             Operation::Insert { .. } => "insert",
             Operation::Select { .. } => "select",
-            Operation::Update { .. } => "update",
             Operation::Mutate { .. } => "mutate",
             Operation::Delete { .. } => "delete",
             Operation::Wait { .. } => "wait",
-            Operation::Commit { .. } => "commit",
-            Operation::Abort => "abort",
             Operation::Comment { .. } => "comment",
         }
     }
@@ -272,7 +211,7 @@ pub struct OperationResult {
     pub uuid: Option<Uuid>,
     /// `select`: the rows.
     pub rows: Option<Vec<Row>>,
-    /// `update`/`mutate`/`delete`: rows affected.
+    /// `mutate`/`delete`: rows affected.
     pub count: Option<u64>,
 }
 

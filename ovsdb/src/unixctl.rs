@@ -111,11 +111,6 @@ impl Unixctl {
         })
     }
 
-    /// The socket this session talks to.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `command args…` (as `ovs-appctl command args…` would) and returns its output.
     pub async fn run(&self, command: &'static str, args: &[&str]) -> Result<String, UnixctlError> {
         let params = Json::Array(args.iter().map(|a| Json::from(*a)).collect());

@@ -240,16 +240,14 @@ impl Layout {
 
     /// Names of every real link the node creates (uplinks, wires, VF netdevs, representors).
     pub fn link_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        for pf in &self.pfs {
-            names.push(pf.uplink.name.clone());
-            names.push(pf.wire.name.clone());
-            for vf in &pf.vfs {
-                names.extend(vf.netdev.iter().map(|n| n.name.clone()));
-                names.extend(vf.representor.iter().map(|n| n.name.clone()));
-            }
-        }
-        names
+        let netdevs = self.pfs.iter().flat_map(|pf| {
+            let vfs = pf
+                .vfs
+                .iter()
+                .flat_map(|vf| vf.netdev.iter().chain(&vf.representor));
+            [&pf.uplink, &pf.wire].into_iter().chain(vfs)
+        });
+        netdevs.map(|n| n.name.clone()).collect()
     }
 }
 

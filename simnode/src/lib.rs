@@ -27,7 +27,7 @@ pub mod status;
 pub mod tree;
 
 pub use layout::{Decoy, DecoyKind, Layout, Netdev, PfLayout, VfLayout};
-pub use node::{down_prefix, down_prefix_in, instance_state, instance_state_in, SimError, SimNode};
+pub use node::{down_prefix, down_prefix_in, instance_state_in, SimError, SimNode};
 pub use spec::{Model, RepresentorNaming, SimNodeSpec, VfDriver};
 // The host model's types, so a spec can be written with simnode's names alone.
 pub use sriov_host::{EswitchMode, PciAddress};

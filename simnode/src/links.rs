@@ -57,17 +57,15 @@ pub enum LinkError {
         #[source]
         source: serde_json::Error,
     },
-    /// A link name the instance needs is already in use.
-    #[error("link {iface} already exists")]
-    NameTaken {
+    /// A link is not as the step expects: a name the instance needs `already exists`, a link
+    /// the batch should have made `is missing after creation`, or one `is still there after
+    /// deletion`.
+    #[error("link {iface} {problem}")]
+    Link {
         /// The name.
         iface: String,
-    },
-    /// A link the batch should have made is not there.
-    #[error("link {iface} is missing after creation")]
-    MissingLink {
-        /// The name.
-        iface: String,
+        /// What is wrong.
+        problem: &'static str,
     },
     /// No free link group was found.
     #[error("no free link group found")]
@@ -78,12 +76,6 @@ pub enum LinkError {
         /// The cause.
         #[source]
         source: EthtoolError,
-    },
-    /// A link survived deletion.
-    #[error("link {iface} is still there after deletion")]
-    StillThere {
-        /// The name.
-        iface: String,
     },
     /// Refused to delete a group below [`MIN_GROUP`].
     #[error("refusing to delete links of group {group}")]
@@ -168,7 +160,8 @@ pub fn check_names_free(layout: &Layout) -> Result<(), LinkError> {
     let altnames = layout.vfs().filter_map(|v| v.altname.clone());
     for name in layout.link_names().into_iter().chain(altnames) {
         if existing.contains(&name) {
-            return Err(LinkError::NameTaken { iface: name });
+            let problem = "already exists";
+            return Err(LinkError::Link { iface: name, problem });
         }
     }
     Ok(())
@@ -239,8 +232,9 @@ pub fn create(layout: &mut Layout, group: u32) -> Result<(), LinkError> {
         EswitchMode::Switchdev => HashSet::new(),
     };
     for netdev in layout.netdevs_mut() {
-        let info = found.get(&netdev.name).ok_or_else(|| LinkError::MissingLink {
+        let info = found.get(&netdev.name).ok_or_else(|| LinkError::Link {
             iface: netdev.name.clone(),
+            problem: "is missing after creation",
         })?;
         netdev.ifindex = info.ifindex;
         netdev.mac.clone_from(&info.address);
@@ -290,7 +284,10 @@ pub fn delete_by_name(netns: Option<&str>, prefix: &str) -> Result<usize, LinkEr
         .into_iter()
         .find(|l| is_instance_link(prefix, &l.ifname));
     match left {
-        Some(l) => Err(LinkError::StillThere { iface: l.ifname }),
+        Some(l) => Err(LinkError::Link {
+            iface: l.ifname,
+            problem: "is still there after deletion",
+        }),
         None => Ok(names.len()),
     }
 }

@@ -9,27 +9,17 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 /// Size limit of the tmpfs; the largest node (8 PFs x 127 VFs) uses about 80 MiB.
 const TMPFS_OPTIONS: &str = "size=256m,mode=0755";
 
-/// Errors mounting or unmounting the tree's tmpfs.
+/// Mounting (`mount tmpfs on`) or unmounting (`unmount`) the tree's tmpfs failed.
 #[derive(Debug, thiserror::Error)]
-pub enum MountError {
-    /// Mounting the tmpfs failed.
-    #[error("cannot mount tmpfs on {path}")]
-    Mount {
-        /// The mount point.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: nix::Error,
-    },
-    /// Unmounting the tmpfs failed.
-    #[error("cannot unmount {path}")]
-    Unmount {
-        /// The mount point.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: nix::Error,
-    },
+#[error("cannot {step} {path}")]
+pub struct MountError {
+    /// The step.
+    pub step: &'static str,
+    /// The mount point.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: nix::Error,
 }
 
 /// The mount source naming the instance, as `/proc/self/mountinfo` shows it.
@@ -47,7 +37,8 @@ pub fn mount_tmpfs(root: &Path, prefix: &str) -> Result<(), MountError> {
         flags,
         Some(TMPFS_OPTIONS),
     )
-    .map_err(|source| MountError::Mount {
+    .map_err(|source| MountError {
+        step: "mount tmpfs on",
         path: root.to_path_buf(),
         source,
     })
@@ -55,7 +46,8 @@ pub fn mount_tmpfs(root: &Path, prefix: &str) -> Result<(), MountError> {
 
 /// Detaches the tmpfs on `root` (lazily, so an open file elsewhere cannot make it fail).
 pub fn unmount(root: &Path) -> Result<(), MountError> {
-    umount2(root, MntFlags::MNT_DETACH).map_err(|source| MountError::Unmount {
+    umount2(root, MntFlags::MNT_DETACH).map_err(|source| MountError {
+        step: "unmount",
         path: root.to_path_buf(),
         source,
     })

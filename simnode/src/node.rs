@@ -32,9 +32,13 @@ pub enum SimError {
         #[source]
         source: TreeError,
     },
-    /// Checking the target netns, names or link groups failed; nothing was touched.
-    #[error("cannot prepare links of instance {prefix:?}")]
-    PrepareLinks {
+    /// A step on the instance's links failed: `prepare` (checking the target netns, names or
+    /// link groups; nothing was touched), `create` (what was made has been removed again) or
+    /// `delete`.
+    #[error("cannot {step} links of instance {prefix:?}")]
+    Links {
+        /// The step.
+        step: &'static str,
         /// The prefix.
         prefix: String,
         /// The cause.
@@ -50,54 +54,13 @@ pub enum SimError {
         #[source]
         source: StateError,
     },
-    /// Creating the links failed (what was made has been removed again).
-    #[error("cannot create links of instance {prefix:?}")]
-    CreateLinks {
-        /// The prefix.
-        prefix: String,
-        /// The cause.
-        #[source]
-        source: LinkError,
-    },
-    /// Writing the sysfs tree failed (links and tree have been removed again).
-    #[error("cannot write sysfs tree of instance {prefix:?}")]
-    WriteTree {
-        /// The prefix.
-        prefix: String,
-        /// The cause.
-        #[source]
-        source: TreeError,
-    },
-    /// Mirroring a rename into the tree failed.
-    #[error("cannot mirror a netdev rename into the sysfs tree of instance {prefix:?}")]
-    MirrorRename {
-        /// The prefix.
-        prefix: String,
-        /// The cause.
-        #[source]
-        source: TreeError,
-    },
-    /// Writing a bond into the tree failed.
-    #[error("cannot write a bond into the sysfs tree of instance {prefix:?}")]
-    MirrorBond {
-        /// The prefix.
-        prefix: String,
-        /// The cause.
-        #[source]
-        source: TreeError,
-    },
-    /// Deleting the links failed.
-    #[error("cannot delete links of instance {prefix:?}")]
-    DeleteLinks {
-        /// The prefix.
-        prefix: String,
-        /// The cause.
-        #[source]
-        source: LinkError,
-    },
-    /// Removing the sysfs tree failed.
-    #[error("cannot remove sysfs tree of instance {prefix:?}")]
-    RemoveTree {
+    /// A step on the instance's sysfs tree failed: `write sysfs tree` (links and tree have been
+    /// removed again), `mirror a netdev rename into the sysfs tree`, `write a bond into the
+    /// sysfs tree` or `remove sysfs tree`.
+    #[error("cannot {step} of instance {prefix:?}")]
+    Tree {
+        /// The step.
+        step: &'static str,
         /// The prefix.
         prefix: String,
         /// The cause.
@@ -123,6 +86,23 @@ pub enum SimError {
     },
 }
 
+impl SimError {
+    fn links(step: &'static str, prefix: &str) -> impl FnOnce(LinkError) -> SimError {
+        let prefix = prefix.to_string();
+        move |source| SimError::Links { step, prefix, source }
+    }
+
+    fn tree(step: &'static str, prefix: &str) -> impl FnOnce(TreeError) -> SimError {
+        let prefix = prefix.to_string();
+        move |source| SimError::Tree { step, prefix, source }
+    }
+
+    fn state(prefix: &str) -> impl FnOnce(StateError) -> SimError {
+        let prefix = prefix.to_string();
+        move |source| SimError::State { prefix, source }
+    }
+}
+
 /// A simulated node that is up. Dropping it tears it down (errors are logged).
 #[derive(Debug)]
 pub struct SimNode {
@@ -140,31 +120,22 @@ impl SimNode {
         for path in [&mut spec.sysfs_root, &mut spec.state_dir] {
             *path = std::path::absolute(&*path).map_err(|source| SimError::SysfsRoot {
                 root: path.clone(),
-                source: TreeError::ReadRoot {
-                    path: path.clone(),
-                    source,
-                },
+                source: TreeError::io("read sysfs root", path)(source),
             })?;
         }
         spec.validate()
             .map_err(|source| SimError::InvalidSpec { source })?;
-        let prep = |source| SimError::PrepareLinks {
-            prefix: prefix.clone(),
-            source,
-        };
-        links::check_netns(spec.netns.as_deref()).map_err(prep)?;
+        let prep = || SimError::links("prepare", &prefix);
+        links::check_netns(spec.netns.as_deref()).map_err(prep())?;
         let root = spec.sysfs_root.clone();
         let created_root = tree::check_root(&root).map_err(|source| SimError::SysfsRoot {
             root: root.clone(),
             source,
         })?;
         let layout = Layout::plan(&spec);
-        links::check_names_free(&layout).map_err(prep)?;
-        let group = links::pick_group(spec.netns.as_deref(), &prefix).map_err(prep)?;
-        state::claim(&spec.state_dir, &prefix).map_err(|source| SimError::State {
-            prefix: prefix.clone(),
-            source,
-        })?;
+        links::check_names_free(&layout).map_err(prep())?;
+        let group = links::pick_group(spec.netns.as_deref(), &prefix).map_err(prep())?;
+        state::claim(&spec.state_dir, &prefix).map_err(SimError::state(&prefix))?;
         let mut node = SimNode {
             state: State {
                 prefix: prefix.clone(),
@@ -185,18 +156,11 @@ impl SimNode {
 
     fn build(&mut self) -> Result<(), SimError> {
         let prefix = self.state.prefix.clone();
-        let state_err = |source| SimError::State {
-            prefix: prefix.clone(),
-            source,
-        };
         let root = self.state.layout.sysfs_root.clone();
         if self.state.created_root {
             fs::create_dir_all(&root).map_err(|source| SimError::SysfsRoot {
                 root: root.clone(),
-                source: TreeError::CreateDir {
-                    path: root.clone(),
-                    source,
-                },
+                source: TreeError::io("create directory", &root)(source),
             })?;
         }
         match mount::mount_tmpfs(&root, &prefix) {
@@ -204,16 +168,15 @@ impl SimNode {
             // Without the privilege to mount, the tree goes on the root's own file system.
             Err(e) => warn!(error = %error_chain(&e), "tree stays on the underlying file system"),
         }
-        self.state.write(&self.state_dir).map_err(state_err)?;
-        links::create(&mut self.state.layout, self.state.group).map_err(|source| SimError::CreateLinks {
-            prefix: prefix.clone(),
-            source,
-        })?;
-        tree::write_tree(&self.state.layout).map_err(|source| SimError::WriteTree {
-            prefix: prefix.clone(),
-            source,
-        })?;
-        self.state.write(&self.state_dir).map_err(state_err)
+        self.state
+            .write(&self.state_dir)
+            .map_err(SimError::state(&prefix))?;
+        links::create(&mut self.state.layout, self.state.group)
+            .map_err(SimError::links("create", &prefix))?;
+        tree::write_tree(&self.state.layout).map_err(SimError::tree("write sysfs tree", &prefix))?;
+        self.state
+            .write(&self.state_dir)
+            .map_err(SimError::state(&prefix))
     }
 
     /// The layout: PFs, VFs, names, addresses.
@@ -249,10 +212,8 @@ impl SimNode {
     /// Shows netdev `from` as `to` in the sysfs tree, as the kernel's sysfs does after a rename
     /// (the tree is written once; links renamed later keep their old names there until told).
     pub fn mirror_rename(&self, from: &str, to: &str) -> Result<(), SimError> {
-        tree::rename_netdev(self.sysfs_root(), from, to).map_err(|source| SimError::MirrorRename {
-            prefix: self.prefix().to_string(),
-            source,
-        })
+        let step = "mirror a netdev rename into the sysfs tree";
+        tree::rename_netdev(self.sysfs_root(), from, to).map_err(SimError::tree(step, self.prefix()))
     }
 
     /// Shows the uplinks of PFs `pfs` enslaved to bond `bond` in the sysfs
@@ -261,12 +222,9 @@ impl SimNode {
     /// bridge named `bond` as the uplinks' master gives them `IFLA_MASTER`).
     pub fn mirror_bond(&self, bond: &str, mode: &str, ifindex: u32, pfs: &[u32]) -> Result<(), SimError> {
         let slaves: Vec<&str> = pfs.iter().map(|pf| self.pf(*pf).uplink.name.as_str()).collect();
-        tree::write_bond(self.sysfs_root(), bond, mode, ifindex, &slaves).map_err(|source| {
-            SimError::MirrorBond {
-                prefix: self.prefix().to_string(),
-                source,
-            }
-        })
+        let step = "write a bond into the sysfs tree";
+        tree::write_bond(self.sysfs_root(), bond, mode, ifindex, &slaves)
+            .map_err(SimError::tree(step, self.prefix()))
     }
 
     /// Tears the node down: deletes its links, its tree and its state.
@@ -289,12 +247,8 @@ impl Drop for SimNode {
 fn teardown(state: &State, state_dir: &Path) -> Result<(), SimError> {
     let prefix = &state.prefix;
     let netns = state.layout.netns.as_deref();
-    let del = |source| SimError::DeleteLinks {
-        prefix: prefix.clone(),
-        source,
-    };
-    links::delete_group(netns, state.group).map_err(del)?;
-    let stray = links::delete_by_name(netns, prefix).map_err(del)?;
+    links::delete_group(netns, state.group).map_err(SimError::links("delete", prefix))?;
+    let stray = links::delete_by_name(netns, prefix).map_err(SimError::links("delete", prefix))?;
     if stray > 0 {
         debug!(prefix, stray, "deleted stray links by name");
     }
@@ -305,31 +259,17 @@ fn teardown(state: &State, state_dir: &Path) -> Result<(), SimError> {
             source,
         })?;
     }
-    tree::remove_tree(root, state.created_root).map_err(|source| SimError::RemoveTree {
-        prefix: prefix.clone(),
-        source,
-    })?;
-    state::release(state_dir, prefix).map_err(|source| SimError::State {
-        prefix: prefix.clone(),
-        source,
-    })?;
+    tree::remove_tree(root, state.created_root).map_err(SimError::tree("remove sysfs tree", prefix))?;
+    state::release(state_dir, prefix).map_err(SimError::state(prefix))?;
     info!(prefix, "simnode down");
     Ok(())
-}
-
-/// Reads the state of a running instance from the default state directory.
-pub fn instance_state(prefix: &str) -> Result<State, SimError> {
-    instance_state_in(Path::new(DEFAULT_STATE_DIR), prefix)
 }
 
 /// Reads the state of a running instance from `state_dir`.
 pub fn instance_state_in(state_dir: &Path, prefix: &str) -> Result<State, SimError> {
     validate_prefix(prefix).map_err(|source| SimError::InvalidSpec { source })?;
     State::read(state_dir, prefix)
-        .map_err(|source| SimError::State {
-            prefix: prefix.to_string(),
-            source,
-        })?
+        .map_err(SimError::state(prefix))?
         .ok_or_else(|| SimError::NoInstance {
             prefix: prefix.to_string(),
             dir: state::instance_dir(state_dir, prefix),
@@ -349,17 +289,11 @@ pub fn down_prefix(prefix: &str, sysfs_root: Option<&Path>) -> Result<(), SimErr
 /// `sysfs_root` is removed if its marker names this prefix. Idempotent: nothing left is fine.
 pub fn down_prefix_in(state_dir: &Path, prefix: &str, sysfs_root: Option<&Path>) -> Result<(), SimError> {
     validate_prefix(prefix).map_err(|source| SimError::InvalidSpec { source })?;
-    let found = State::read(state_dir, prefix).map_err(|source| SimError::State {
-        prefix: prefix.to_string(),
-        source,
-    })?;
+    let found = State::read(state_dir, prefix).map_err(SimError::state(prefix))?;
     if let Some(state) = found {
         return teardown(&state, state_dir);
     }
-    let deleted = links::delete_by_name(None, prefix).map_err(|source| SimError::DeleteLinks {
-        prefix: prefix.to_string(),
-        source,
-    })?;
+    let deleted = links::delete_by_name(None, prefix).map_err(SimError::links("delete", prefix))?;
     debug!(prefix, deleted, "no state file: deleted links by name");
     if let Some(root) = sysfs_root {
         if mount::is_mounted(root, prefix) {
@@ -370,10 +304,7 @@ pub fn down_prefix_in(state_dir: &Path, prefix: &str, sysfs_root: Option<&Path>)
         }
         match tree::marker_prefix(root) {
             Some(owner) if owner.trim() == prefix => {
-                tree::remove_tree(root, false).map_err(|source| SimError::RemoveTree {
-                    prefix: prefix.to_string(),
-                    source,
-                })?;
+                tree::remove_tree(root, false).map_err(SimError::tree("remove sysfs tree", prefix))?;
             }
             Some(owner) => {
                 warn!(prefix, owner = owner.trim(), root = %root.display(), "tree belongs to another instance; left alone");
@@ -381,8 +312,5 @@ pub fn down_prefix_in(state_dir: &Path, prefix: &str, sysfs_root: Option<&Path>)
             None => {}
         }
     }
-    state::release(state_dir, prefix).map_err(|source| SimError::State {
-        prefix: prefix.to_string(),
-        source,
-    })
+    state::release(state_dir, prefix).map_err(SimError::state(prefix))
 }

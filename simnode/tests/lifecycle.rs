@@ -165,7 +165,7 @@ fn taken_name_fails_and_leaves_host_untouched() {
     let root = spec.sysfs_root.clone();
     let err = SimNode::up(spec).unwrap_err();
     let _ = Command::new("ip").args(["link", "del", "sntntp0r1"]).status();
-    assert!(matches!(err, SimError::PrepareLinks { .. }), "{err:?}");
+    assert!(matches!(err, SimError::Links { step: "prepare", .. }), "{err:?}");
     assert!(ip_o_link("sntnt").is_empty());
     assert!(!root.exists());
     assert!(!std::path::Path::new("/run/simnode/sntnt").exists());
@@ -179,7 +179,10 @@ fn second_up_with_same_prefix_is_refused() {
     let spec2 = SimNodeSpec::new("sntdu", 1, 1).with_sysfs_root(dir2.path().join("sys"));
     let err = SimNode::up(spec2).unwrap_err();
     assert!(
-        matches!(err, SimError::PrepareLinks { .. } | SimError::State { .. }),
+        matches!(
+            err,
+            SimError::Links { step: "prepare", .. } | SimError::State { .. }
+        ),
         "{err:?}"
     );
     // The first instance is intact.
@@ -196,7 +199,7 @@ fn non_empty_root_and_bad_specs_are_rejected() {
     let err = SimNode::up(SimNodeSpec::new("sntbr", 1, 200)).unwrap_err();
     assert!(matches!(err, SimError::InvalidSpec { .. }), "{err:?}");
     let err = SimNode::up(SimNodeSpec::new("sntbr", 1, 1).with_netns("sntnosuchns")).unwrap_err();
-    assert!(matches!(err, SimError::PrepareLinks { .. }), "{err:?}");
+    assert!(matches!(err, SimError::Links { step: "prepare", .. }), "{err:?}");
     assert!(ip_o_link("sntbr").is_empty());
 }
 
@@ -281,7 +284,7 @@ fn failure_midway_removes_what_was_made() {
     let root = spec.sysfs_root.clone();
     let err = SimNode::up(spec.with_vf_altnames(true)).unwrap_err();
     let left = names_with_prefix(None, "sntrb");
-    assert!(matches!(err, SimError::CreateLinks { .. }), "{err:?}");
+    assert!(matches!(err, SimError::Links { step: "create", .. }), "{err:?}");
     assert_eq!(left, ["sntrbzy", "sntrbzz"]);
     assert!(!root.exists());
     assert!(!common::tree_mounted("sntrb"));

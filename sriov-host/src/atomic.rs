@@ -7,80 +7,25 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Replacing a file failed; the file itself is untouched and no temporary file is left.
+/// Replacing a file failed; the file itself is untouched and no temporary file is left
+/// (unless only the final `sync directory` failed: the new file is in place then).
 #[derive(Debug, thiserror::Error)]
-pub enum AtomicWriteError {
-    /// The temporary file could not be created.
-    #[error("cannot create temporary file {}", path.display())]
-    CreateTemp {
-        /// The temporary file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Filling the temporary file failed.
-    #[error("cannot write {}", path.display())]
-    Write {
-        /// The temporary file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The temporary file could not be flushed to disk.
-    #[error("cannot sync {}", path.display())]
-    Sync {
-        /// The temporary file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The temporary file's mode could not be set.
-    #[error("cannot set mode {mode:o} on {}", path.display())]
-    SetPermissions {
-        /// The temporary file.
-        path: PathBuf,
-        /// The mode.
-        mode: u32,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The temporary file could not be renamed over the destination (which the caller's error
-    /// names: each variant carries one path, so that errors wrapping this one stay small).
-    #[error("cannot rename {} into place", path.display())]
-    Rename {
-        /// The temporary file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The directory entry could not be flushed to disk (the new file is in place).
-    #[error("cannot sync directory {}", path.display())]
-    SyncDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// How [`replace_with`] writes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AtomicOptions {
-    /// Mode of the new file; `None`: the default for new files (0666 less the umask).
-    pub mode: Option<u32>,
-    /// Flush the file and its directory entry to disk (survives a power loss, not only a crash).
-    pub durable: bool,
+#[error("cannot {step} {}", path.display())]
+pub struct AtomicWriteError {
+    /// What failed: `create temporary file`, `write`, `sync`, `set the mode of`,
+    /// `rename into place` or `sync directory`.
+    pub step: &'static str,
+    /// The temporary file (the directory, for `sync directory`). One path only, so that
+    /// errors wrapping this one (which name the destination) stay small.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
 }
 
 /// Replaces `path` with `bytes` (not flushed to disk; default mode). The directory must exist.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
-    replace_with(path, AtomicOptions::default(), |file| file.write_all(bytes))
+    replace_with(path, None, |file| file.write_all(bytes))
 }
 
 /// The temporary file the calling thread uses to replace `path`: `.<name>.<pid>.<thread>.tmp`
@@ -105,56 +50,40 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Replaces `path` with what `fill` writes into [`temp_path`] (the directory must exist).
+/// With a `mode` (an installed binary), the new file gets that mode and is flushed to disk
+/// with its directory entry (survives a power loss, not only a crash); without, it gets the
+/// default mode for new files (0666 less the umask) and is not flushed.
 pub fn replace_with(
     path: &Path,
-    options: AtomicOptions,
+    mode: Option<u32>,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), AtomicWriteError> {
     let dir = parent_dir(path);
     let temp = temp_path(path);
+    let fail = |step, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AtomicWriteError { step, path, source }
+    };
     let mut open = OpenOptions::new();
     open.write(true).create(true).truncate(true);
-    if options.mode.is_some() {
+    if mode.is_some() {
         // Nobody may run or read a partial file before its final mode is set.
         open.mode(0o600);
     }
-    let mut file = open.open(&temp).map_err(|source| AtomicWriteError::CreateTemp {
-        path: temp.clone(),
-        source,
-    })?;
+    let mut file = open.open(&temp).map_err(fail("create temporary file", &temp))?;
     let guard = RemoveOnDrop(Some(temp.clone()));
-    fill(&mut file).map_err(|source| AtomicWriteError::Write {
-        path: temp.clone(),
-        source,
-    })?;
-    if options.durable {
-        file.sync_all().map_err(|source| AtomicWriteError::Sync {
-            path: temp.clone(),
-            source,
-        })?;
-    }
-    if let Some(mode) = options.mode {
-        fs::set_permissions(&temp, Permissions::from_mode(mode)).map_err(|source| {
-            AtomicWriteError::SetPermissions {
-                path: temp.clone(),
-                mode,
-                source,
-            }
-        })?;
+    fill(&mut file).map_err(fail("write", &temp))?;
+    if let Some(mode) = mode {
+        file.sync_all().map_err(fail("sync", &temp))?;
+        fs::set_permissions(&temp, Permissions::from_mode(mode)).map_err(fail("set the mode of", &temp))?;
     }
     drop(file);
-    fs::rename(&temp, path).map_err(|source| AtomicWriteError::Rename {
-        path: temp.clone(),
-        source,
-    })?;
+    fs::rename(&temp, path).map_err(fail("rename into place", &temp))?;
     guard.disarm();
-    if options.durable {
+    if mode.is_some() {
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|source| AtomicWriteError::SyncDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            .map_err(fail("sync directory", dir))?;
     }
     Ok(())
 }
@@ -203,11 +132,7 @@ mod tests {
     fn durable_write_with_mode_sets_the_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bin");
-        let options = AtomicOptions {
-            mode: Some(0o755),
-            durable: true,
-        };
-        replace_with(&path, options, |f| f.write_all(b"\x7fELF")).unwrap();
+        replace_with(&path, Some(0o755), |f| f.write_all(b"\x7fELF")).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"\x7fELF");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o755);
         assert!(only(dir.path(), "bin"));
@@ -218,12 +143,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         fs::write(&path, b"old").unwrap();
-        let err = replace_with(&path, AtomicOptions::default(), |f| {
+        let err = replace_with(&path, None, |f| {
             f.write_all(b"par")?;
             Err(io::Error::other("source vanished"))
         })
         .unwrap_err();
-        assert!(matches!(err, AtomicWriteError::Write { .. }), "{err}");
+        assert_eq!(err.step, "write", "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert!(only(dir.path(), "f"));
     }
@@ -242,9 +167,7 @@ mod tests {
     fn a_missing_directory_is_an_error_naming_the_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let err = write_atomic(&dir.path().join("no/f"), b"x").unwrap_err();
-        match err {
-            AtomicWriteError::CreateTemp { path, .. } => assert!(path.starts_with(dir.path().join("no"))),
-            other => panic!("{other}"),
-        }
+        assert_eq!(err.step, "create temporary file", "{err}");
+        assert!(err.path.starts_with(dir.path().join("no")), "{err}");
     }
 }

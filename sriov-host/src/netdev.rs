@@ -36,10 +36,7 @@ impl Sysfs {
     /// Remembering it lets callers follow a netdev through later renames,
     /// which a static (simulated) tree does not show under the new name.
     pub fn netdev_ifindex(&self, ifname: &str) -> Option<u32> {
-        match self.netdev_attr(ifname, "ifindex") {
-            Ok(Some(value)) => value.parse().ok(),
-            _ => None,
-        }
+        self.netdev_attr(ifname, "ifindex").ok()??.parse().ok()
     }
 
     /// The PCI function a netdev belongs to (its `device` link), if any.
@@ -47,10 +44,7 @@ impl Sysfs {
     /// Virtual devices (veth, bridges) have no such link and give `None`.
     pub fn pci_address_of_netdev(&self, ifname: &str) -> Option<PciAddress> {
         let link = self.class_net_dir().join(ifname).join("device");
-        match link_target_name(&link) {
-            Ok(Some(name)) => name.parse().ok(),
-            _ => None,
-        }
+        link_target_name(&link).ok()??.parse().ok()
     }
 
     /// The netdev's upper device (its `master` link: a bond or bridge it is

@@ -158,14 +158,16 @@ impl Sysfs {
     /// say), trimmed. `Ok(None)` when the file is missing, empty, or the
     /// kernel refuses the read as unsupported.
     pub fn pci_attr(&self, address: &PciAddress, attribute: &str) -> Result<Option<String>, PciError> {
-        let value = read_attr_at(&self.pci_device_dir(address).join(attribute))?;
+        let path = self.pci_device_dir(address).join(attribute);
+        let value = read_attr(&path).map_err(read_error(&path))?;
         Ok(value.filter(|v| !v.is_empty()))
     }
 
     /// Names of the RDMA devices of the function at `address` (entries of
     /// its `infiniband/` directory, e.g. `mlx5_2`); empty when it has none.
     pub fn rdma_devices(&self, address: &PciAddress) -> Result<Vec<String>, PciError> {
-        list_entries(&self.pci_device_dir(address).join("infiniband"))
+        let dir = self.pci_device_dir(address).join("infiniband");
+        list_dir(&dir).map_err(read_error(&dir))
     }
 
     fn read_function(&self, address: &PciAddress, cache: &mut VirtfnCache) -> Result<PciFunction, PciError> {
@@ -210,10 +212,8 @@ impl Sysfs {
         let sriov = match total_vfs {
             Some(total) => Some(SriovCapability {
                 total_vfs: parse_u32(&dir.path().join("sriov_totalvfs"), &total)?,
-                num_vfs: match attr(&dir, "sriov_numvfs")? {
-                    Some(n) => parse_u32(&dir.path().join("sriov_numvfs"), &n)?,
-                    None => 0,
-                },
+                num_vfs: attr(&dir, "sriov_numvfs")?
+                    .map_or(Ok(0), |n| parse_u32(&dir.path().join("sriov_numvfs"), &n))?,
             }),
             None => None,
         };
@@ -227,19 +227,15 @@ impl Sysfs {
             address: *address,
             vendor,
             device: required_id(&dir, address, "device")?,
-            class: match attr(&dir, "class")? {
-                Some(v) => parse_hex(&dir.path().join("class"), &v)?,
-                None => 0,
-            },
+            class: attr(&dir, "class")?.map_or(Ok(0), |v| parse_hex(&dir.path().join("class"), &v))?,
             driver: link("driver")?,
             numa_node: match has("numa_node") {
                 true => numa_node(&dir)?,
                 false => None,
             },
-            iommu_group: match link("iommu_group")? {
-                Some(group) => Some(parse_u32(&dir.path().join("iommu_group"), &group)?),
-                None => None,
-            },
+            iommu_group: link("iommu_group")?
+                .map(|group| parse_u32(&dir.path().join("iommu_group"), &group))
+                .transpose()?,
             sriov,
             physfn,
             vf_index,
@@ -341,47 +337,27 @@ fn netdevs_of(dir: &SysDir, listed: Option<&[String]>) -> Result<Vec<String>, Pc
 
 /// Entries of the subdirectory `name` of `dir`; empty when it does not exist.
 fn sub_entries(dir: &SysDir, name: &str) -> Result<Vec<String>, PciError> {
-    let path = || dir.path().join(name);
-    match dir
-        .open_at(name)
-        .map_err(|source| PciError::Read { path: path(), source })?
-    {
-        Some(sub) => sub
-            .entries()
-            .map_err(|source| PciError::Read { path: path(), source }),
+    let path = dir.path().join(name);
+    match dir.open_at(name).map_err(read_error(&path))? {
+        Some(sub) => sub.entries().map_err(read_error(&path)),
         None => Ok(Vec::new()),
     }
 }
 
-fn list_entries(dir: &Path) -> Result<Vec<String>, PciError> {
-    list_dir(dir).map_err(read_error(dir))
-}
-
 fn read_link_address(dir: &SysDir, name: &str) -> Result<Option<PciAddress>, PciError> {
-    let path = || dir.path().join(name);
-    match dir
-        .link_target_name(name)
-        .map_err(|source| PciError::Read { path: path(), source })?
-    {
-        Some(target) => target.parse().map(Some).map_err(|_| PciError::BadValue {
-            path: path(),
-            value: target,
-            expected: "a link to a PCI address",
-        }),
-        None => Ok(None),
-    }
-}
-
-fn read_attr_at(path: &Path) -> Result<Option<String>, PciError> {
-    read_attr(path).map_err(read_error(path))
+    let path = dir.path().join(name);
+    let Some(target) = dir.link_target_name(name).map_err(read_error(&path))? else {
+        return Ok(None);
+    };
+    let address = target.parse();
+    address
+        .map(Some)
+        .map_err(|_| bad_value(&path, &target, "a link to a PCI address"))
 }
 
 /// The attribute `name` of `dir`.
 fn attr(dir: &SysDir, name: &str) -> Result<Option<String>, PciError> {
-    dir.read_attr(name).map_err(|source| PciError::Read {
-        path: dir.path().join(name),
-        source,
-    })
+    dir.read_attr(name).map_err(read_error(&dir.path().join(name)))
 }
 
 /// A 16-bit hexadecimal ID file (`vendor`, `device`) that must exist.
@@ -391,36 +367,33 @@ fn required_id(dir: &SysDir, address: &PciAddress, attribute: &'static str) -> R
         attribute,
     })?;
     let path = dir.path().join(attribute);
-    u16::try_from(parse_hex(&path, &value)?).map_err(|_| PciError::BadValue {
-        path,
-        value,
-        expected: "a 16-bit hexadecimal ID",
-    })
+    u16::try_from(parse_hex(&path, &value)?).map_err(|_| bad_value(&path, &value, "a 16-bit hexadecimal ID"))
 }
 
 fn numa_node(dir: &SysDir) -> Result<Option<u32>, PciError> {
-    match attr(dir, "numa_node")? {
-        None => Ok(None),
-        Some(v) if v == "-1" => Ok(None),
-        Some(v) => parse_u32(&dir.path().join("numa_node"), &v).map(Some),
-    }
+    let value = attr(dir, "numa_node")?.filter(|v| v != "-1");
+    value
+        .map(|v| parse_u32(&dir.path().join("numa_node"), &v))
+        .transpose()
 }
 
 fn parse_hex(path: &Path, value: &str) -> Result<u32, PciError> {
     let digits = value.strip_prefix("0x").unwrap_or(value);
-    u32::from_str_radix(digits, 16).map_err(|_| PciError::BadValue {
-        path: path.to_path_buf(),
-        value: value.to_string(),
-        expected: "a hexadecimal number",
-    })
+    u32::from_str_radix(digits, 16).map_err(|_| bad_value(path, value, "a hexadecimal number"))
 }
 
 fn parse_u32(path: &Path, value: &str) -> Result<u32, PciError> {
-    value.parse().map_err(|_| PciError::BadValue {
+    value
+        .parse()
+        .map_err(|_| bad_value(path, value, "a decimal number"))
+}
+
+fn bad_value(path: &Path, value: &str, expected: &'static str) -> PciError {
+    PciError::BadValue {
         path: path.to_path_buf(),
         value: value.to_string(),
-        expected: "a decimal number",
-    })
+        expected,
+    }
 }
 
 fn read_error(path: &Path) -> impl FnOnce(io::Error) -> PciError + '_ {

@@ -19,18 +19,15 @@ use crate::Sysfs;
 /// Where the kernel puts the nodes of RDMA character devices.
 pub const RDMA_DEV_DIR: &str = "/dev/infiniband";
 
-/// A class directory could not be read.
+/// Listing or reading below `class/<name>` failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RdmaError {
-    /// Listing or reading below `class/<name>` failed.
-    #[error("cannot read {}", path.display())]
-    ReadClass {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+#[error("cannot read {}", path.display())]
+pub struct RdmaError {
+    /// The path.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
 }
 
 /// The character devices of one RDMA device (names as in `/dev/infiniband`).
@@ -102,7 +99,7 @@ impl Sysfs {
         };
         for class in ["infiniband_cm", "infiniband_mad", "infiniband_verbs"] {
             let dir = self.root().join("class").join(class);
-            let read_error = |path: PathBuf| move |source| RdmaError::ReadClass { path, source };
+            let read_error = |path: PathBuf| move |source| RdmaError { path, source };
             for name in list_dir(&dir).map_err(read_error(dir.clone()))? {
                 let digits = name.trim_start_matches(|c: char| c.is_ascii_lowercase());
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {

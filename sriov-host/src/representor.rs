@@ -174,17 +174,7 @@ impl Sysfs {
             if self.attr(&netdev, "phys_switch_id")?.as_deref() != Some(uplink.switch_id.as_str()) {
                 continue;
             }
-            let Some(Ok(port)) = self
-                .attr(&netdev, "phys_port_name")?
-                .map(|n| n.parse::<PhysPortName>())
-            else {
-                continue;
-            };
-            let PhysPortName::Vf {
-                controller,
-                pf: pf_index,
-                vf: index,
-            } = port
+            let Some((pf_index, index, controller)) = vf_port(self.attr(&netdev, "phys_port_name")?, view)
             else {
                 continue;
             };
@@ -195,8 +185,7 @@ impl Sysfs {
                 Some(p) => p == uplink.pf_index,
                 None => pf_netdevs.contains(&netdev),
             };
-            let view_matches = controller.is_none() || view == RepresentorView::Dpu;
-            if index == vf_index && pf_matches && view_matches {
+            if index == vf_index && pf_matches {
                 return Ok(Representor {
                     ifindex: self.netdev_ifindex(&netdev),
                     netdev,
@@ -244,20 +233,12 @@ impl Sysfs {
             {
                 continue;
             }
-            let Some(Ok(PhysPortName::Vf {
-                controller,
-                pf: pf_index,
-                vf,
-            })) = attrs
-                .get(netdev, "phys_port_name")?
-                .map(|n| n.parse::<PhysPortName>())
-            else {
+            let Some((pf_index, vf, controller)) = vf_port(attrs.get(netdev, "phys_port_name")?, view) else {
                 continue;
             };
             // Under the PF's own net/, a bare `<N>` can only be this PF's.
             let pf_matches = pf_index.is_none_or(|p| p == uplink.pf_index);
-            let view_matches = controller.is_none() || view == RepresentorView::Dpu;
-            if pf_matches && view_matches && !found.contains_key(&vf) {
+            if pf_matches && !found.contains_key(&vf) {
                 let ifindex = attrs.get(netdev, "ifindex")?.and_then(|i| i.parse().ok());
                 found.insert(
                     vf,
@@ -285,6 +266,17 @@ impl Sysfs {
     fn attr(&self, netdev: &str, attribute: &str) -> Result<Option<String>, RepresentorError> {
         self.netdev_attr(netdev, attribute)
             .map_err(RepresentorError::Netdev)
+    }
+}
+
+/// The `(PF index, VF index, controller)` a VF representor's `phys_port_name` names, when
+/// `view` accepts it (controller-qualified names only on a DPU).
+fn vf_port(port_name: Option<String>, view: RepresentorView) -> Option<(Option<u32>, u32, Option<u32>)> {
+    match port_name?.parse().ok()? {
+        PhysPortName::Vf { controller, pf, vf } if controller.is_none() || view == RepresentorView::Dpu => {
+            Some((pf, vf, controller))
+        }
+        _ => None,
     }
 }
 

@@ -21,11 +21,6 @@ impl Sysfs {
         Sysfs { root: root.into() }
     }
 
-    /// The tree named by `SRIOV_SYSFS_ROOT`, or `/sys` when it is unset or empty.
-    pub fn from_env() -> Sysfs {
-        Sysfs::from_env_value(std::env::var_os(SYSFS_ROOT_ENV).as_deref())
-    }
-
     /// The tree a value of `SRIOV_SYSFS_ROOT` names (from an injected environment), or `/sys`
     /// when it is unset or empty.
     pub fn from_env_value(value: Option<&std::ffi::OsStr>) -> Sysfs {
@@ -208,11 +203,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn from_env_defaults_to_sys() {
-        // Only reads the variable; tests in this crate never set it.
-        if std::env::var_os(SYSFS_ROOT_ENV).is_none() {
-            assert_eq!(Sysfs::from_env().root(), Path::new("/sys"));
-        }
+    fn from_env_value_defaults_to_sys() {
+        assert_eq!(Sysfs::from_env_value(None).root(), Path::new("/sys"));
+        assert_eq!(Sysfs::from_env_value(Some("".as_ref())).root(), Path::new("/sys"));
+        assert_eq!(Sysfs::from_env_value(Some("/x".as_ref())).root(), Path::new("/x"));
     }
 
     #[test]

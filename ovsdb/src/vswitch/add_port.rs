@@ -5,22 +5,14 @@ use std::collections::BTreeMap;
 
 use tracing::{debug, info};
 
-use super::{bridge_ports, rows, Error, PortInfo, Vswitch, PORT_COLUMNS};
+use super::{
+    bridge_ports, delete_uuid, detach_port, rows, Error, PortInfo, Vswitch, COMMENT_PREFIX, PORT_COLUMNS,
+};
 use crate::data::{Atom, Row, Uuid, Value};
 use crate::ops::{Condition, Mutation, Operation, WaitUntil};
 
-/// What to do when a port or interface of the requested name already exists.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnExisting {
-    /// Delete the existing port (and its interfaces) and add the new one in the same
-    /// transaction; [`AddedPort::replaced`] reports it.
-    #[default]
-    Replace,
-    /// Fail with [`Error::PortExists`] / [`Error::InterfaceExists`], changing nothing.
-    Fail,
-}
-
-/// Adds a port with one interface to a bridge. Built by [`Vswitch::add_port`].
+/// Adds a port with one interface to a bridge. Built by [`Vswitch::add_port`]. A port or
+/// interface of the same name is deleted in the same transaction ([`AddedPort::replaced`]).
 #[derive(Clone, Debug)]
 #[must_use = "a request does nothing until executed"]
 pub struct AddPort {
@@ -31,10 +23,8 @@ pub struct AddPort {
     iface_type: Option<String>,
     external_ids: BTreeMap<String, String>,
     tag: Option<u16>,
-    mtu_request: Option<u32>,
     ingress_policing: Option<(u64, u64)>,
     egress_max_rate: Option<u64>,
-    on_existing: OnExisting,
 }
 
 /// What [`AddPort::execute`] did.
@@ -45,21 +35,8 @@ pub struct AddedPort {
     /// The new Interface row.
     pub interface: Uuid,
     /// Ports removed to make room (same port name, or holding the same interface name).
-    pub replaced: Vec<ReplacedPort>,
+    pub replaced: Vec<PortInfo>,
 }
-
-/// A stale port removed by [`OnExisting::Replace`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplacedPort {
-    /// Its name.
-    pub name: String,
-    /// The bridge it was on.
-    pub bridge: Option<String>,
-    /// Its `external_ids` (who owned it).
-    pub external_ids: BTreeMap<String, String>,
-}
-
-const COMMENT_PREFIX: &str = "ovsdb-client:";
 
 impl AddPort {
     pub(super) fn new(vs: Vswitch, bridge: &str, port_name: &str) -> AddPort {
@@ -71,10 +48,8 @@ impl AddPort {
             iface_type: None,
             external_ids: BTreeMap::new(),
             tag: None,
-            mtu_request: None,
             ingress_policing: None,
             egress_max_rate: None,
-            on_existing: OnExisting::default(),
         }
     }
 
@@ -112,12 +87,6 @@ impl AddPort {
         self
     }
 
-    /// `mtu_request` on the Interface.
-    pub fn mtu_request(mut self, mtu: Option<u32>) -> AddPort {
-        self.mtu_request = mtu;
-        self
-    }
-
     /// Polices what the interface receives (traffic from its netdev into the bridge): the
     /// Interface columns `ingress_policing_rate` (kbit/s) and `ingress_policing_burst` (kbit).
     /// On a switchdev representor OVS offloads this as a TC police action.
@@ -131,12 +100,6 @@ impl AddPort {
     /// carrying the port's `external_ids`. [`DelPort::with_qos`] removes them with the port.
     pub fn egress_max_rate(mut self, bps: u64) -> AddPort {
         self.egress_max_rate = Some(bps);
-        self
-    }
-
-    /// Policy for an existing port/interface of the same name (default [`OnExisting::Replace`]).
-    pub fn on_existing(mut self, policy: OnExisting) -> AddPort {
-        self.on_existing = policy;
         self
     }
 
@@ -160,9 +123,6 @@ impl AddPort {
         if let Some(tag) = self.tag.filter(|t| *t > 4095) {
             return bad("VLAN tag", &tag.to_string(), "must be 0-4095");
         }
-        if let Some(0) = self.mtu_request {
-            return bad("MTU request", "0", "must be at least 1");
-        }
         Ok(())
     }
 
@@ -171,9 +131,7 @@ impl AddPort {
     pub async fn execute(self) -> Result<AddedPort, Error> {
         self.validate()?;
         match self.try_add(&[]).await {
-            Err(Error::PortExists { .. } | Error::InterfaceExists { .. })
-                if self.on_existing == OnExisting::Replace =>
-            {
+            Err(Error::PortExists { .. } | Error::InterfaceExists { .. }) => {
                 let stale = self.stale_ports().await?;
                 debug!(port = %self.port_name, stale = stale.len(), "replacing stale OVS port");
                 let added = self.try_add(&stale).await?;
@@ -244,15 +202,10 @@ impl AddPort {
             exists_wait("Bridge", &self.bridge, true),
         ];
         for port in stale {
-            let uuid = Atom::Uuid(port.uuid.clone());
-            ops.push(Operation::Mutate {
-                table: "Bridge".into(),
-                conditions: vec![Condition::includes("ports", uuid.clone())],
-                mutations: vec![Mutation::delete("ports", Value::Set(vec![uuid.clone()]))],
-            });
-            ops.push(delete_uuid("Port", uuid));
+            ops.push(detach_port(&port.uuid, None));
+            ops.push(delete_uuid("Port", port.uuid.clone()));
             for iface in &port.interfaces {
-                ops.push(delete_uuid("Interface", Atom::Uuid(iface.clone())));
+                ops.push(delete_uuid("Interface", iface.clone()));
             }
         }
         let port_wait = ops.len();
@@ -331,14 +284,7 @@ impl AddPort {
         Ok(AddedPort {
             interface: uuid_at(insert_iface)?,
             port: uuid_at(insert_iface + 1)?,
-            replaced: stale
-                .iter()
-                .map(|p| ReplacedPort {
-                    name: p.name.clone(),
-                    bridge: p.bridge.clone(),
-                    external_ids: p.external_ids.clone(),
-                })
-                .collect(),
+            replaced: stale.to_vec(),
         })
     }
 
@@ -347,9 +293,6 @@ impl AddPort {
         row.insert("name".into(), self.iface_name.as_str().into());
         if let Some(kind) = &self.iface_type {
             row.insert("type".into(), kind.as_str().into());
-        }
-        if let Some(mtu) = self.mtu_request {
-            row.insert("mtu_request".into(), Value::from(i64::from(mtu)));
         }
         if let Some((rate, burst)) = self.ingress_policing {
             let int = |v: u64| Value::from(i64::try_from(v).unwrap_or(i64::MAX));
@@ -392,12 +335,5 @@ fn exists_wait(table: &str, name: &str, exists: bool) -> Operation {
         until: WaitUntil::Equal,
         rows: if exists { vec![named] } else { vec![] },
         timeout: Some(0),
-    }
-}
-
-fn delete_uuid(table: &str, uuid: Atom) -> Operation {
-    Operation::Delete {
-        table: table.into(),
-        conditions: vec![Condition::eq("_uuid", uuid)],
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::data::{Atom, Row, Uuid, Value};
+use crate::data::{Row, Uuid, Value};
 
 /// An `Interface` row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,20 +11,12 @@ pub struct InterfaceInfo {
     pub uuid: Uuid,
     /// Interface (netdev) name.
     pub name: String,
-    /// `type` (empty for a system netdev, `internal`, `patch`, ...).
-    pub kind: String,
     /// OpenFlow port number; `None` while not assigned or when it failed (`-1`).
     pub ofport: Option<u32>,
     /// `external_ids`.
     pub external_ids: BTreeMap<String, String>,
     /// `error`: why ovs-vswitchd could not open the device, if it could not.
     pub error: Option<String>,
-    /// `mtu` as reported by ovs-vswitchd.
-    pub mtu: Option<i64>,
-    /// `mtu_request`.
-    pub mtu_request: Option<i64>,
-    /// `link_state` (`up`/`down`).
-    pub link_state: Option<String>,
 }
 
 /// A `Port` row, with the bridge holding it.
@@ -44,30 +36,15 @@ pub struct PortInfo {
     pub bridge: Option<String>,
 }
 
-pub(super) const INTERFACE_COLUMNS: &[&str] = &[
-    "_uuid",
-    "name",
-    "type",
-    "ofport",
-    "external_ids",
-    "error",
-    "mtu",
-    "mtu_request",
-    "link_state",
-];
+pub(super) const INTERFACE_COLUMNS: &[&str] = &["_uuid", "name", "ofport", "external_ids", "error"];
 pub(super) const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "tag", "external_ids"];
 
 pub(super) fn string_col(row: &Row, col: &str) -> Option<String> {
-    row.get(col)
-        .and_then(Value::as_optional)
-        .and_then(Atom::as_str)
-        .map(str::to_string)
+    Some(row.get(col)?.as_optional()?.as_str()?.to_string())
 }
 
-fn int_col(row: &Row, col: &str) -> Option<i64> {
-    row.get(col)
-        .and_then(Value::as_optional)
-        .and_then(Atom::as_integer)
+pub(super) fn int_col(row: &Row, col: &str) -> Option<i64> {
+    row.get(col)?.as_optional()?.as_integer()
 }
 
 pub(super) fn map_col(row: &Row, col: &str) -> BTreeMap<String, String> {
@@ -75,37 +52,24 @@ pub(super) fn map_col(row: &Row, col: &str) -> BTreeMap<String, String> {
 }
 
 impl InterfaceInfo {
-    /// Reads a row (with or without a `_uuid` column; `uuid` is used when absent).
-    pub fn from_row(row: &Row, uuid: Option<&Uuid>) -> Option<InterfaceInfo> {
-        let uuid = row
-            .get("_uuid")
-            .and_then(Value::as_optional)
-            .and_then(Atom::as_uuid)
-            .or(uuid)?
-            .clone();
+    /// Reads a row selected with [`INTERFACE_COLUMNS`].
+    pub(super) fn from_row(row: &Row) -> Option<InterfaceInfo> {
+        let uuid = row.get("_uuid")?.as_optional()?.as_uuid()?.clone();
         Some(InterfaceInfo {
             uuid,
             name: string_col(row, "name")?,
-            kind: string_col(row, "type").unwrap_or_default(),
             ofport: int_col(row, "ofport")
                 .filter(|p| *p > 0)
                 .and_then(|p| u32::try_from(p).ok()),
             external_ids: map_col(row, "external_ids"),
             error: string_col(row, "error").filter(|e| !e.is_empty()),
-            mtu: int_col(row, "mtu"),
-            mtu_request: int_col(row, "mtu_request"),
-            link_state: string_col(row, "link_state"),
         })
     }
 }
 
 impl PortInfo {
     pub(super) fn from_row(row: &Row, bridges: &[(String, Vec<Uuid>)]) -> Option<PortInfo> {
-        let uuid = row
-            .get("_uuid")
-            .and_then(Value::as_optional)
-            .and_then(Atom::as_uuid)?
-            .clone();
+        let uuid = row.get("_uuid")?.as_optional()?.as_uuid()?.clone();
         let bridge = bridges
             .iter()
             .find(|(_, ports)| ports.contains(&uuid))

@@ -6,14 +6,13 @@
 
 mod add_port;
 mod del_port;
-mod external_ids;
 mod info;
 mod overview;
 mod wait;
 
 use std::time::Duration;
 
-pub use add_port::{AddPort, AddedPort, OnExisting, ReplacedPort};
+pub use add_port::{AddPort, AddedPort};
 pub use del_port::DelPort;
 pub use info::{InterfaceInfo, PortInfo};
 pub use overview::Overview;
@@ -21,8 +20,8 @@ pub use overview::Overview;
 use info::{string_col, INTERFACE_COLUMNS, PORT_COLUMNS};
 
 use crate::client::Client;
-use crate::data::{Row, Uuid, Value};
-use crate::ops::{Condition, Operation, OperationResult};
+use crate::data::{Atom, Row, Uuid, Value};
+use crate::ops::{Condition, Mutation, Operation, OperationResult};
 
 /// Name of the Open vSwitch database.
 pub const DB: &str = "Open_vSwitch";
@@ -30,7 +29,7 @@ pub const DB: &str = "Open_vSwitch";
 /// Errors of the `Open_vSwitch` requests.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A name, tag or MTU that OVS would reject.
+    /// A name or tag that OVS would reject.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidInput {
         /// Which parameter.
@@ -55,12 +54,6 @@ pub enum Error {
     /// An interface of that name exists (in some port) and the request said not to replace it.
     #[error("OVS interface {iface} already exists")]
     InterfaceExists {
-        /// The interface.
-        iface: String,
-    },
-    /// No interface of that name.
-    #[error("OVS interface {iface} does not exist")]
-    InterfaceNotFound {
         /// The interface.
         iface: String,
     },
@@ -156,6 +149,28 @@ fn count(result: Option<&OperationResult>) -> u64 {
     result.and_then(|r| r.count).unwrap_or(0)
 }
 
+/// Starts the comment each request writes to the database log (`ovsdb-tool show-log`).
+const COMMENT_PREFIX: &str = "ovsdb-client:";
+
+/// Removes port `port` from the `ports` of the bridge holding it (only bridge `bridge`, if named).
+fn detach_port(port: &Uuid, bridge: Option<&str>) -> Operation {
+    let port = Atom::Uuid(port.clone());
+    let mut conditions = vec![Condition::includes("ports", port.clone())];
+    conditions.extend(bridge.map(|b| Condition::eq("name", b)));
+    Operation::Mutate {
+        table: "Bridge".into(),
+        conditions,
+        mutations: vec![Mutation::delete("ports", Value::Set(vec![port]))],
+    }
+}
+
+fn delete_uuid(table: &str, uuid: Uuid) -> Operation {
+    Operation::Delete {
+        table: table.into(),
+        conditions: vec![Condition::eq("_uuid", Atom::Uuid(uuid))],
+    }
+}
+
 /// `(name, port UUIDs)` of each row of a `select` of Bridge `name` and `ports`.
 fn bridge_ports(result: Option<&OperationResult>) -> Vec<(String, Vec<Uuid>)> {
     rows(result)
@@ -170,11 +185,6 @@ fn bridge_ports(result: Option<&OperationResult>) -> Vec<(String, Vec<Uuid>)> {
 }
 
 impl Vswitch {
-    /// The underlying client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     pub(crate) async fn transact(
         &self,
         step: impl FnOnce() -> String,
@@ -199,15 +209,10 @@ impl Vswitch {
 
     /// The interface named `name`, if any.
     pub async fn interface(&self, name: &str) -> Result<Option<InterfaceInfo>, Error> {
-        let ops = vec![Operation::select(
-            "Interface",
-            vec![Condition::eq("name", name)],
-            INTERFACE_COLUMNS,
-        )];
-        let res = self.transact(|| format!("look up interface {name}"), ops).await?;
-        Ok(rows(res.first())
-            .iter()
-            .find_map(|r| InterfaceInfo::from_row(r, None)))
+        let found = self.interfaces_where(Condition::eq("name", name), || {
+            format!("look up interface {name}")
+        });
+        Ok(found.await?.into_iter().next())
     }
 
     /// Interfaces whose `external_ids` has `key=value`.
@@ -216,54 +221,21 @@ impl Vswitch {
         key: &str,
         value: &str,
     ) -> Result<Vec<InterfaceInfo>, Error> {
-        let ops = vec![Operation::select(
-            "Interface",
-            vec![Condition::includes(
-                "external_ids",
-                Value::string_map([(key, value)]),
-            )],
-            INTERFACE_COLUMNS,
-        )];
-        let res = self
-            .transact(|| format!("find interfaces with {key}={value}"), ops)
-            .await?;
-        Ok(rows(res.first())
-            .iter()
-            .filter_map(|r| InterfaceInfo::from_row(r, None))
-            .collect())
-    }
-
-    /// The port named `name`, if any.
-    pub async fn port(&self, name: &str) -> Result<Option<PortInfo>, Error> {
-        let mut found = self
-            .ports_where(vec![Condition::eq("name", name)], || {
-                format!("look up port {name}")
-            })
-            .await?;
-        Ok(found.pop())
-    }
-
-    /// Ports whose `external_ids` has `key=value` (e.g. `vendor=sriov-ovs`), with their bridges.
-    pub async fn find_ports_by_external_id(&self, key: &str, value: &str) -> Result<Vec<PortInfo>, Error> {
-        let cond = Condition::includes("external_ids", Value::string_map([(key, value)]));
-        self.ports_where(vec![cond], || format!("find ports with {key}={value}"))
+        let condition = Condition::includes("external_ids", Value::string_map([(key, value)]));
+        self.interfaces_where(condition, || format!("find interfaces with {key}={value}"))
             .await
     }
 
-    async fn ports_where(
+    async fn interfaces_where(
         &self,
-        conditions: Vec<Condition>,
+        condition: Condition,
         step: impl FnOnce() -> String,
-    ) -> Result<Vec<PortInfo>, Error> {
-        let ops = vec![
-            Operation::select("Port", conditions, PORT_COLUMNS),
-            Operation::select("Bridge", vec![], &["name", "ports"]),
-        ];
+    ) -> Result<Vec<InterfaceInfo>, Error> {
+        let ops = vec![Operation::select("Interface", vec![condition], INTERFACE_COLUMNS)];
         let res = self.transact(step, ops).await?;
-        let bridges = bridge_ports(res.get(1));
         Ok(rows(res.first())
             .iter()
-            .filter_map(|r| PortInfo::from_row(r, &bridges))
+            .filter_map(InterfaceInfo::from_row)
             .collect())
     }
 

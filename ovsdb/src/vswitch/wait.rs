@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
+use super::info::int_col;
 use super::{rows, Error, InterfaceInfo, Vswitch, INTERFACE_COLUMNS};
 use crate::data::{Atom, Value};
 use crate::monitor::MonitorRequest;
@@ -170,7 +171,7 @@ impl Vswitch {
             let requests = BTreeMap::from([(watch.table.to_string(), watch.request.clone())]);
             // Monitor first, then read: a change between the two is not missed.
             let mut monitor = match self.client.monitor_cond(super::DB, requests).await {
-                Ok((_, monitor)) => Some(monitor),
+                Ok(monitor) => Some(monitor),
                 Err(crate::Error::Rpc { error, .. }) => {
                     debug!(%error, "monitor_cond refused, polling instead");
                     None
@@ -185,7 +186,7 @@ impl Vswitch {
                     return Ok(t);
                 }
                 match monitor.as_mut() {
-                    Some(m) => drop(m.next().await.map_err(failed)?),
+                    Some(m) => m.next().await.map_err(failed)?,
                     None => tokio::time::sleep(POLL_INTERVAL).await,
                 }
             }
@@ -195,12 +196,5 @@ impl Vswitch {
             Ok(Err(e)) => Err(Err(e)),
             Err(_) => Err(Ok(last)),
         }
-    }
-}
-
-fn int_col(row: &crate::data::Row, col: &str) -> Option<i64> {
-    match row.get(col)? {
-        Value::Atom(a) => a.as_integer(),
-        _ => None,
     }
 }

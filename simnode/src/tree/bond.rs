@@ -45,5 +45,5 @@ fn netdev_dir(root: &Path, name: &str) -> Result<PathBuf, TreeError> {
             .map(Path::to_path_buf)
             .map_err(|_| std::io::Error::other("outside the tree"))
     });
-    resolved.map_err(|source| TreeError::ReadRoot { path: link, source })
+    resolved.map_err(TreeError::io("read sysfs root", &link))
 }

@@ -31,28 +31,12 @@ pub enum TreeError {
         /// The root.
         path: PathBuf,
     },
-    /// Listing the sysfs root failed.
-    #[error("cannot read sysfs root {path}")]
-    ReadRoot {
-        /// The root.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Creating a directory failed.
-    #[error("cannot create directory {path}")]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Writing a file failed.
-    #[error("cannot write {path}")]
-    WriteFile {
-        /// The file.
+    /// A file system step failed: `read sysfs root`, `create directory`, `write` or `remove`.
+    #[error("cannot {step} {path}")]
+    Io {
+        /// The step.
+        step: &'static str,
+        /// The path.
         path: PathBuf,
         /// The cause.
         #[source]
@@ -80,15 +64,14 @@ pub enum TreeError {
         #[source]
         source: io::Error,
     },
-    /// Removing part of the tree failed.
-    #[error("cannot remove {path}")]
-    Remove {
-        /// What could not be removed.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+}
+
+impl TreeError {
+    /// [`TreeError::Io`] of `step` on `path`.
+    pub fn io(step: &'static str, path: &Path) -> impl FnOnce(io::Error) -> TreeError {
+        let path = path.to_path_buf();
+        move |source| TreeError::Io { step, path, source }
+    }
 }
 
 /// Mirrors a kernel rename of netdev `from` to `to`: real sysfs shows a netdev under its current
@@ -119,10 +102,7 @@ pub fn check_root(root: &Path) -> Result<bool, TreeError> {
             }),
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-        Err(source) => Err(TreeError::ReadRoot {
-            path: root.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(TreeError::io("read sysfs root", root)(source)),
     }
 }
 
@@ -173,20 +153,11 @@ pub fn write_tree(layout: &Layout) -> Result<(), TreeError> {
 /// root itself when `remove_root` (it was created by `up`). Missing parts are not an error.
 pub fn remove_tree(root: &Path, remove_root: bool) -> Result<(), TreeError> {
     for d in TOP_DIRS {
-        remove_if_present(&root.join(d), true)?;
+        remove_if_present(root.join(d), fs::remove_dir_all)?;
     }
-    remove_if_present(&root.join(MARKER), false)?;
+    remove_if_present(root.join(MARKER), fs::remove_file)?;
     if remove_root {
-        match fs::remove_dir(root) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(TreeError::Remove {
-                    path: root.to_path_buf(),
-                    source,
-                })
-            }
-        }
+        remove_if_present(root.to_path_buf(), fs::remove_dir)?;
     }
     Ok(())
 }
@@ -196,19 +167,10 @@ pub fn marker_prefix(root: &Path) -> Option<String> {
     fs::read_to_string(root.join(MARKER)).ok()
 }
 
-fn remove_if_present(path: &Path, dir: bool) -> Result<(), TreeError> {
-    let res = if dir {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    };
-    match res {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(TreeError::Remove {
-            path: path.to_path_buf(),
-            source,
-        }),
+fn remove_if_present(path: PathBuf, remove: fn(PathBuf) -> io::Result<()>) -> Result<(), TreeError> {
+    match remove(path.clone()) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(TreeError::io("remove", &path)(e)),
+        _ => Ok(()),
     }
 }
 

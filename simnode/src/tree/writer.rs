@@ -36,7 +36,7 @@ pub(super) struct Tree<'a> {
 impl Tree<'_> {
     pub(super) fn dir(&self, rel: &Path) -> Result<(), TreeError> {
         let path = self.root.join(rel);
-        fs::create_dir_all(&path).map_err(|source| TreeError::CreateDir { path, source })
+        fs::create_dir_all(&path).map_err(TreeError::io("create directory", &path))
     }
 
     pub(super) fn file(&self, rel: &Path, contents: &str) -> Result<(), TreeError> {
@@ -44,7 +44,7 @@ impl Tree<'_> {
             self.dir(parent)?;
         }
         let path = self.root.join(rel);
-        fs::write(&path, format!("{contents}\n")).map_err(|source| TreeError::WriteFile { path, source })
+        fs::write(&path, format!("{contents}\n")).map_err(TreeError::io("write", &path))
     }
 
     /// Creates `link` pointing at `target` (both root-relative) with a relative target, as sysfs does.
