@@ -78,7 +78,7 @@ pub enum NodeError {
         node: String,
         /// Why.
         #[source]
-        source: simnode::SimError,
+        source: Box<simnode::SimError>,
     },
 }
 
@@ -176,7 +176,7 @@ impl Node {
                 .with_state_dir(n.dir.join("simnode"));
             n.nic = Some(SimNode::up(sim).map_err(|source| NodeError::Nic {
                 node: n.spec.name.clone(),
-                source,
+                source: Box::new(source),
             })?);
         }
         Ok(n)
