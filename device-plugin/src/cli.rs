@@ -123,9 +123,7 @@ impl Args {
             UnknownKeys::Reject
         }
     }
-}
 
-impl Args {
     /// The registration mode: an explicit `--plugin-registry-path` forces the
     /// plugin watcher unless `--registration-mode` says otherwise.
     pub fn registration(&self) -> RegistrationMode {

@@ -30,8 +30,6 @@ pub struct PluginPaths {
     pub device_plugin_dir: PathBuf,
     /// Device-info directory.
     pub device_info_dir: PathBuf,
-    /// Plugin-watcher directory, when registering through it.
-    pub registry_dir: Option<PathBuf>,
     /// CDI spec directory, with `--use-cdi`.
     pub cdi_spec_dir: Option<PathBuf>,
     /// How to register with the kubelet.
@@ -103,8 +101,8 @@ impl Plugin {
             Arc::clone(&self.pool),
             self.paths.device_info_dir.clone(),
             stopped,
-        )
-        .with_cdi(self.paths.cdi_spec_dir.is_some());
+            self.paths.cdi_spec_dir.is_some(),
+        );
         let router = Server::builder().add_service(DevicePluginServer::new(service));
         self.server = Some(SocketServer::start(&socket, router, stop)?);
         tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");

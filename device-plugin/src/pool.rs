@@ -129,14 +129,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool for `config` with no devices yet, its metrics exported nowhere.
-    pub fn new(config: ResourceConfig) -> Arc<Pool> {
-        let metrics = ResourceMetrics::detached(&config.full_name());
-        Pool::with_metrics(config, metrics)
-    }
-
     /// A pool for `config` with no devices yet, counting into `metrics`.
-    pub fn with_metrics(config: ResourceConfig, metrics: ResourceMetrics) -> Arc<Pool> {
+    pub fn new(config: ResourceConfig, metrics: ResourceMetrics) -> Arc<Pool> {
         let (tx, _) = watch::channel(Arc::new(ListAndWatchResponse::default()));
         Arc::new(Pool {
             inner: RwLock::new(Inner {
@@ -180,10 +174,10 @@ impl Pool {
             devices.insert(record.address, PoolDevice { record, healthy });
         }
         self.metrics.health_changed(healed, failed);
-        let added: Vec<String> = devices
-            .keys()
-            .filter(|a| !inner.devices.contains_key(*a))
-            .map(ToString::to_string)
+        let added: Vec<&DeviceRecord> = devices
+            .values()
+            .filter(|d| !inner.devices.contains_key(&d.record.address))
+            .map(|d| &d.record)
             .collect();
         let removed: Vec<String> = inner
             .devices
@@ -192,13 +186,9 @@ impl Pool {
             .map(ToString::to_string)
             .collect();
         if !added.is_empty() {
-            tracing::info!(resource = %name, count = added.len(), devices = %summary(&added), "devices added");
-            let records: Vec<&DeviceRecord> = devices
-                .values()
-                .filter(|d| !inner.devices.contains_key(&d.record.address))
-                .map(|d| &d.record)
-                .collect();
-            log_topologies(&name, &records);
+            let addresses: Vec<String> = added.iter().map(|r| r.address.to_string()).collect();
+            tracing::info!(resource = %name, count = added.len(), devices = %summary(&addresses), "devices added");
+            log_topologies(&name, &added);
         }
         if !removed.is_empty() {
             tracing::info!(resource = %name, count = removed.len(), devices = %summary(&removed), "devices removed");
@@ -324,6 +314,13 @@ mod tests {
         }
     }
 
+    fn pool() -> Arc<Pool> {
+        Pool::new(
+            config(false),
+            crate::metrics::Metrics::new().resource("mellanox.com/cx5"),
+        )
+    }
+
     fn vf(addr: &str, numa: Option<u32>) -> DeviceRecord {
         DeviceRecord {
             address: addr.parse().unwrap(),
@@ -367,7 +364,7 @@ mod tests {
 
     #[test]
     fn list_has_topology_unless_excluded() {
-        let pool = Pool::new(config(false));
+        let pool = pool();
         assert!(pool.update(
             config(false),
             vec![vf("0000:84:00.2", Some(1))],
@@ -400,14 +397,14 @@ mod tests {
             representor_ifindex: None,
             ..vf("0000:03:00.0", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         pool.update(config(false), vec![pf], &LinkTable::default());
         assert_eq!(pool.current().devices[0].health, HEALTHY);
     }
 
     #[test]
     fn uplink_down_or_missing_representor_is_unhealthy() {
-        let pool = Pool::new(config(false));
+        let pool = pool();
         pool.update(config(false), vec![vf("0000:84:00.2", None)], &links(true, true));
         assert!(pool.refresh_health(&links(false, true)));
         assert_eq!(pool.current().devices[0].health, UNHEALTHY);
@@ -420,7 +417,7 @@ mod tests {
 
     #[test]
     fn representor_renamed_by_the_cni_stays_healthy() {
-        let pool = Pool::new(config(false));
+        let pool = pool();
         let mut table = links(true, true);
         pool.update(config(false), vec![vf("0000:84:00.2", None)], &table);
         // sriov-ovs renames the representor to `<container>_h`; the index stays.
@@ -450,7 +447,7 @@ mod tests {
             vf_lag_bond: Some("bond1".into()),
             ..vf("0000:84:00.2", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         let mut t = LinkTable::default();
         t.upsert("bond1", state(9, true, None));
         t.upsert("p0", state(1, false, Some(9)));
@@ -485,7 +482,7 @@ mod tests {
             representor_ifindex: None,
             ..vf("0000:84:00.3", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         pool.update(config(false), vec![dpu, plain], &links(true, false));
         let list = pool.current();
         assert_eq!(list.devices[0].health, HEALTHY);
@@ -531,7 +528,7 @@ mod tests {
             vf_lag_bond: Some("bond1".into()),
             ..vf("0000:84:00.3", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         let records = vec![dpu, lag];
         let logs = logs_of(|| {
             pool.update(config(false), records.clone(), &links(true, true));

@@ -128,16 +128,6 @@ pub enum RegistrationError {
     },
 }
 
-/// The request registering `resource` served on socket file `endpoint`.
-pub fn register_request(resource: &str, endpoint: &str) -> RegisterRequest {
-    RegisterRequest {
-        version: VERSION.to_string(),
-        endpoint: endpoint.to_string(),
-        resource_name: resource.to_string(),
-        options: Some(plugin_options()),
-    }
-}
-
 /// Registers `resource` (served on socket file `endpoint`, relative to the
 /// kubelet socket's directory) with the kubelet at `kubelet_socket`.
 pub async fn register(
@@ -148,8 +138,14 @@ pub async fn register(
     let channel = connect(kubelet_socket, ATTEMPT_TIMEOUT)
         .await
         .map_err(RegistrationError::Connect)?;
+    let request = RegisterRequest {
+        version: VERSION.to_string(),
+        endpoint: endpoint.to_string(),
+        resource_name: resource.to_string(),
+        options: Some(plugin_options()),
+    };
     RegistrationClient::new(channel)
-        .register(register_request(resource, endpoint))
+        .register(request)
         .await
         .map_err(|source| RegistrationError::Register {
             socket: kubelet_socket.to_path_buf(),

@@ -172,11 +172,12 @@ fn validate_resource(raw: RawResource, default_prefix: &str) -> Result<ResourceC
         }
         // Go compares the key with the device's address as text; parsing it
         // catches keys that could never match.
-        let address: PciAddress = device.parse().map_err(|_| ConfigError::BadValue {
-            resource: label.clone(),
-            key: "additionalInfo",
-            value: device.clone(),
-            reason: "not \"*\" or a PCI address such as 0000:84:00.2".to_string(),
+        let address: PciAddress = device.parse().map_err(|_| {
+            bad(
+                "additionalInfo",
+                device,
+                "not \"*\" or a PCI address such as 0000:84:00.2",
+            )
         })?;
         additional_info
             .by_device
