@@ -55,7 +55,7 @@ pub fn resolve(
         .iter()
         .map(|ids| {
             ids.iter()
-                .map(|id| match pool.device(id) {
+                .map(|id| match pool.with_device(id, PoolDevice::clone) {
                     None => Err(AllocateError::UnknownDevice {
                         resource: resource.clone(),
                         id: id.clone(),

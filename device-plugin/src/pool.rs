@@ -244,11 +244,6 @@ impl Pool {
         })
     }
 
-    /// The device with ID `id`.
-    pub fn device(&self, id: &str) -> Option<PoolDevice> {
-        self.with_device(id, PoolDevice::clone)
-    }
-
     /// Runs `f` on the device with ID `id` without copying it.
     pub fn with_device<R>(&self, id: &str, f: impl FnOnce(&PoolDevice) -> R) -> Option<R> {
         let address: PciAddress = id.parse().ok()?;
@@ -263,11 +258,6 @@ impl Pool {
     /// A receiver seeing the current list first, then each new one.
     pub fn subscribe(&self) -> watch::Receiver<Arc<ListAndWatchResponse>> {
         self.tx.subscribe()
-    }
-
-    /// The list currently published.
-    pub fn current(&self) -> Arc<ListAndWatchResponse> {
-        self.tx.borrow().clone()
     }
 }
 
@@ -312,6 +302,10 @@ mod tests {
             selectors: vec![],
             additional_info: Default::default(),
         }
+    }
+
+    fn current(pool: &Pool) -> Arc<ListAndWatchResponse> {
+        pool.subscribe().borrow().clone()
     }
 
     fn pool() -> Arc<Pool> {
@@ -370,7 +364,7 @@ mod tests {
             vec![vf("0000:84:00.2", Some(1))],
             &links(true, true)
         ));
-        let list = pool.current();
+        let list = current(&pool);
         assert_eq!(list.devices[0].id, "0000:84:00.2");
         assert_eq!(list.devices[0].health, HEALTHY);
         assert_eq!(list.devices[0].topology.as_ref().unwrap().nodes[0].id, 1);
@@ -379,7 +373,7 @@ mod tests {
             vec![vf("0000:84:00.2", Some(1))],
             &links(true, true)
         ));
-        assert_eq!(pool.current().devices[0].topology, None);
+        assert_eq!(current(&pool).devices[0].topology, None);
         // Nothing changed: nothing published.
         assert!(!pool.update(
             config(true),
@@ -399,7 +393,7 @@ mod tests {
         };
         let pool = pool();
         pool.update(config(false), vec![pf], &LinkTable::default());
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
     }
 
     #[test]
@@ -407,11 +401,11 @@ mod tests {
         let pool = pool();
         pool.update(config(false), vec![vf("0000:84:00.2", None)], &links(true, true));
         assert!(pool.refresh_health(&links(false, true)));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         assert!(pool.refresh_health(&links(true, true)));
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
         assert!(pool.refresh_health(&links(true, false)));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         assert!(!pool.refresh_health(&links(true, false)));
     }
 
@@ -431,10 +425,10 @@ mod tests {
         );
         assert!(!table.exists("p0_0"));
         assert!(!pool.refresh_health(&table));
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
         table.remove(2);
         assert!(pool.refresh_health(&table));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
     }
 
     fn state(index: u32, up: bool, master: Option<u32>) -> LinkState {
@@ -454,18 +448,18 @@ mod tests {
         t.upsert("p0_0", state(2, true, None));
         pool.update(config(false), vec![record], &t);
         // Own carrier lost, the bond still up over the other port.
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
         t.upsert("bond1", state(9, false, None));
         assert!(pool.refresh_health(&t));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         // Released from the bond (netlink): its own carrier counts again.
         t.upsert("bond1", state(9, true, None));
         t.upsert("p0", state(1, false, None));
         assert!(!pool.refresh_health(&t));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         t.upsert("p0", state(1, true, None));
         assert!(pool.refresh_health(&t));
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
     }
 
     #[test]
@@ -484,12 +478,12 @@ mod tests {
         };
         let pool = pool();
         pool.update(config(false), vec![dpu, plain], &links(true, false));
-        let list = pool.current();
+        let list = current(&pool);
         assert_eq!(list.devices[0].health, HEALTHY);
         // Everything else as before: no representor, unhealthy.
         assert_eq!(list.devices[1].health, UNHEALTHY);
         assert!(pool.refresh_health(&links(false, false)));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
     }
 
     /// Log lines written while `f` runs.

@@ -49,11 +49,6 @@ pub struct AdditionalInfo {
 }
 
 impl AdditionalInfo {
-    /// True when no values are configured.
-    pub fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.by_device.is_empty()
-    }
-
     /// The values for `device`: `"*"` first, then the device's own.
     pub fn for_device(&self, device: &PciAddress) -> BTreeMap<String, String> {
         let mut values = self.all.clone();
