@@ -67,10 +67,6 @@ impl Plugin {
         self.pool.config().socket_name()
     }
 
-    fn socket_path(&self) -> PathBuf {
-        self.paths.device_plugin_dir.join(self.socket_name())
-    }
-
     /// The resource as the status endpoint reports it.
     pub fn status(&self) -> ResourceStatus {
         ResourceStatus {
@@ -95,7 +91,7 @@ impl Plugin {
     pub async fn restart(&mut self) -> Result<(), TransportError> {
         self.stop_serving().await;
         let config = self.pool.config();
-        let socket = self.socket_path();
+        let socket = self.paths.device_plugin_dir.join(config.socket_name());
         let (stop, stopped) = watch::channel(false);
         let service = DevicePluginService::new(
             Arc::clone(&self.pool),

@@ -156,27 +156,6 @@ pub enum KeyScope {
     Selector,
 }
 
-impl KeyScope {
-    /// The keys accepted there.
-    pub fn accepted(self) -> &'static [&'static str] {
-        match self {
-            KeyScope::TopLevel => &["resourceList"],
-            KeyScope::Resource => &RESOURCE_KEYS,
-            KeyScope::Selector => &SELECTOR_KEYS,
-        }
-    }
-}
-
-impl std::fmt::Display for KeyScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            KeyScope::TopLevel => "top-level",
-            KeyScope::Resource => "resource",
-            KeyScope::Selector => "selector",
-        })
-    }
-}
-
 /// A key the parser does not understand.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownKey {
@@ -193,12 +172,16 @@ impl std::fmt::Display for UnknownKey {
         if let Some(resource) = &self.resource {
             write!(f, "resource {resource}: ")?;
         }
+        let (scope, accepted): (&str, &[&str]) = match self.scope {
+            KeyScope::TopLevel => ("top-level", &["resourceList"]),
+            KeyScope::Resource => ("resource", &RESOURCE_KEYS),
+            KeyScope::Selector => ("selector", &SELECTOR_KEYS),
+        };
         write!(
             f,
-            "unknown {} key {:?} (accepted: {})",
-            self.scope,
+            "unknown {scope} key {:?} (accepted: {})",
             self.key,
-            self.scope.accepted().join(", ")
+            accepted.join(", ")
         )
     }
 }
