@@ -214,8 +214,7 @@ impl Pool {
                 Err(reason) => failed.entry(reason.to_string()).or_default().push(address),
             }
         }
-        let changed = !healed.is_empty() || !failed.is_empty();
-        if !changed {
+        if healed.is_empty() && failed.is_empty() {
             return false;
         }
         let name = inner.config.full_name();

@@ -69,22 +69,19 @@ impl Registrar {
     pub fn choose(mode: RegistrationMode, dir: &Path) -> Registrar {
         let exists = dir.is_dir();
         let chosen = match (mode, exists) {
-            (RegistrationMode::KubeletSocket, _) => Registrar::KubeletSocket,
-            (RegistrationMode::PluginWatcher, true) => Registrar::PluginWatcher {
-                dir: dir.to_path_buf(),
-                grace: None,
-                ignored: Arc::default(),
-            },
-            (RegistrationMode::Auto, true) => Registrar::PluginWatcher {
-                dir: dir.to_path_buf(),
-                grace: Some(PLUGIN_WATCHER_GRACE),
-                ignored: Arc::default(),
-            },
+            (RegistrationMode::KubeletSocket, _) | (RegistrationMode::Auto, false) => {
+                Registrar::KubeletSocket
+            }
             (RegistrationMode::PluginWatcher, false) => {
                 tracing::warn!(path = %dir.display(), "plugin registry directory does not exist; registering with kubelet.sock");
                 Registrar::KubeletSocket
             }
-            (RegistrationMode::Auto, false) => Registrar::KubeletSocket,
+            // Only `auto` falls back to kubelet.sock when the watcher stays silent.
+            (mode, true) => Registrar::PluginWatcher {
+                dir: dir.to_path_buf(),
+                grace: (mode == RegistrationMode::Auto).then_some(PLUGIN_WATCHER_GRACE),
+                ignored: Arc::default(),
+            },
         };
         match &chosen {
             Registrar::KubeletSocket => {
