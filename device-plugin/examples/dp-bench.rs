@@ -29,6 +29,7 @@ use kubelet_proto::v1beta1::{
 use rtnetlink::LinkUnspec;
 use simnode::{SimNode, SimNodeSpec};
 use sriov_device_plugin::discovery::discover;
+use sriov_device_plugin::rdma::RdmaMemory;
 use sriov_device_plugin::transport::{connect, SocketServer};
 use sriov_host::Sysfs;
 use sriovdp_config as config;
@@ -277,7 +278,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut count = 0;
     for _ in 0..11 {
         let started = Instant::now();
-        let found = discover(&sysfs, &config, &HashSet::new())?;
+        let found = discover(&sysfs, &config, &HashSet::new(), &mut RdmaMemory::default())?;
         times.push(started.elapsed());
         count = found.resources[0].len();
     }

@@ -55,7 +55,7 @@ pub fn resolve(
         .iter()
         .map(|ids| {
             ids.iter()
-                .map(|id| match pool.device(id) {
+                .map(|id| match pool.with_device(id, PoolDevice::clone) {
                     None => Err(AllocateError::UnknownDevice {
                         resource: resource.clone(),
                         id: id.clone(),
@@ -162,18 +162,17 @@ pub fn container_response(
             info_entry(&device.record, config),
         );
     }
-    let mut envs = BTreeMap::new();
-    envs.insert(env_name.clone(), ids.join(","));
-    envs.insert(
-        format!("{env_name}_INFO"),
-        serde_json::Value::Object(info).to_string(),
-    );
+    let envs = BTreeMap::from([
+        (
+            format!("{env_name}_INFO"),
+            serde_json::Value::Object(info).to_string(),
+        ),
+        (env_name, ids.join(",")),
+    ]);
     let mut response = ContainerAllocateResponse {
         envs,
-        mounts: vec![],
         devices: specs,
-        annotations: BTreeMap::new(),
-        cdi_devices: vec![],
+        ..ContainerAllocateResponse::default()
     };
     if cdi {
         response.devices.clear();

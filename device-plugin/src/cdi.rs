@@ -161,15 +161,14 @@ impl CdiSpecDir {
     }
 
     /// Writes (replaces) the spec of `resource`.
-    pub fn write(&self, resource: &ResourceConfig, devices: &[DeviceRecord]) -> Result<PathBuf, CdiError> {
+    pub fn write(&self, resource: &ResourceConfig, devices: &[DeviceRecord]) -> Result<(), CdiError> {
         let path = self.path(resource);
         let json = serde_json::to_vec_pretty(&spec(resource, devices)).unwrap_or_default();
         write_atomically(&path, &json).map_err(|source| CdiError::WriteSpec {
             resource: resource.full_name(),
             path: path.clone(),
             source,
-        })?;
-        Ok(path)
+        })
     }
 
     /// Removes the spec of `resource`.

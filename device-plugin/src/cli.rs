@@ -109,23 +109,16 @@ impl Args {
             plugin_registry_path: self.plugin_registry_path.clone(),
             registration: self.registration(),
             watch_uevents: true,
-            unknown_keys: self.unknown_keys(),
+            unknown_keys: if self.lenient_config {
+                UnknownKeys::Warn
+            } else {
+                UnknownKeys::Reject
+            },
             cdi_spec_dir: self.use_cdi.then(|| self.cdi_spec_dir.clone()),
             metrics_address: self.metrics_address,
         }
     }
 
-    /// What unknown config keys do.
-    pub fn unknown_keys(&self) -> UnknownKeys {
-        if self.lenient_config {
-            UnknownKeys::Warn
-        } else {
-            UnknownKeys::Reject
-        }
-    }
-}
-
-impl Args {
     /// The registration mode: an explicit `--plugin-registry-path` forces the
     /// plugin watcher unless `--registration-mode` says otherwise.
     pub fn registration(&self) -> RegistrationMode {

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::cdi::{CdiError, CdiSpecDir};
 use crate::discovery::{
-    discover_from, discover_with, exclude_netdevs, read_functions, Discovered, DiscoveryError,
+    discover, discover_from, exclude_netdevs, read_functions, Discovered, DiscoveryError,
 };
 use crate::health::{HealthError, LinkMonitor};
 use crate::metrics::Metrics;
@@ -42,7 +42,7 @@ use crate::registration::{default_registry_dir, Registrar, RegistrationMode};
 use crate::status::{StatusError, StatusQuery, StatusServer, STATUS_SOCKET};
 use crate::transport::TransportError;
 use crate::uevent::UeventListener;
-use crate::watch::{dir_changes, sysfs_dirs, DirWatcher, FsEvent, WatchError};
+use crate::watch::{sysfs_dirs, DirWatcher, FsEvent, WatchError};
 use sriov_logging::error_chain;
 use sriovdp_config::{self as config, Config, ConfigError, UnknownKeys};
 
@@ -76,6 +76,12 @@ pub struct Settings {
     /// `--metrics-address`: where to serve metrics and health over TCP
     /// (health is always served on the status socket too).
     pub metrics_address: Option<SocketAddr>,
+}
+
+impl Settings {
+    fn load_config(&self) -> Result<Config, ConfigError> {
+        config::load_with(&self.config_file, &self.resource_prefix, self.unknown_keys)
+    }
 }
 
 /// The daemon could not start.
@@ -120,14 +126,9 @@ pub enum DaemonError {
 /// Runs the daemon until `shutdown` completes, then stops every stream,
 /// removes our sockets and device-info files and returns.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    let phases = Phases::start();
+    let mut phases = Phases::start();
     // Validate before touching anything.
-    let config = config::load_with(
-        &settings.config_file,
-        &settings.resource_prefix,
-        settings.unknown_keys,
-    )
-    .map_err(DaemonError::Config)?;
+    let config = settings.load_config().map_err(DaemonError::Config)?;
     phases.done("config");
     std::fs::create_dir_all(&settings.device_plugin_path).map_err(|source| DaemonError::CreateDir {
         path: settings.device_plugin_path.clone(),
@@ -148,7 +149,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     .await
     .map_err(DaemonError::Status)?;
     phases.done("status endpoint");
-    let mut daemon = Daemon::start(settings, config, metrics, status, queries, &phases).await?;
+    let mut daemon = Daemon::start(settings, config, metrics, status, queries, &mut phases).await?;
     let result = daemon.event_loop(shutdown).await;
     daemon.stop().await;
     result
@@ -186,7 +187,7 @@ impl Daemon {
         metrics: Arc<Metrics>,
         status: StatusServer,
         status_queries: mpsc::Receiver<StatusQuery>,
-        phases: &Phases,
+        phases: &mut Phases,
     ) -> Result<Daemon, DaemonError> {
         // Discovery (sysfs only) runs on its own thread while netlink dumps
         // the links and the default route on this one; the default route's
@@ -208,8 +209,8 @@ impl Daemon {
         phases.done("netlink link dump");
         let (fs_sender, fs_events) = mpsc::unbounded_channel();
         let mut dirs = vec![
-            (settings.device_plugin_path.clone(), dir_changes()),
-            (config_dir(&settings.config_file), dir_changes()),
+            settings.device_plugin_path.clone(),
+            config_dir(&settings.config_file),
         ];
         let registry_dir = settings
             .plugin_registry_path
@@ -217,20 +218,20 @@ impl Daemon {
             .unwrap_or_else(|| default_registry_dir(&settings.device_plugin_path));
         let registrar = Registrar::choose(settings.registration, &registry_dir);
         if let Some(registry) = registrar.registry_dir() {
-            dirs.push((registry.to_path_buf(), dir_changes()));
+            dirs.push(registry.to_path_buf());
         }
         let static_watcher = DirWatcher::start(&dirs, fs_sender.clone()).map_err(DaemonError::Watch)?;
         let (uevent_sender, uevents) = mpsc::unbounded_channel();
-        let uevent_listener = if settings.watch_uevents {
-            match UeventListener::start(uevent_sender) {
-                Ok(listener) => Some(listener),
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "no kernel uevents; sysfs changes are seen through inotify only");
-                    None
-                }
+        let uevent_listener = match settings
+            .watch_uevents
+            .then(|| UeventListener::start(uevent_sender))
+        {
+            Some(Ok(listener)) => Some(listener),
+            Some(Err(error)) => {
+                tracing::warn!(error = %error_chain(&error), "no kernel uevents; sysfs changes are seen through inotify only");
+                None
             }
-        } else {
-            None
+            None => None,
         };
         phases.done("watches");
         let mut daemon = Daemon {
@@ -286,7 +287,6 @@ impl Daemon {
         PluginPaths {
             device_plugin_dir: self.settings.device_plugin_path.clone(),
             device_info_dir: self.settings.device_info_dir.clone(),
-            registry_dir: self.settings.plugin_registry_path.clone(),
             cdi_spec_dir: self.settings.cdi_spec_dir.clone(),
             registrar: self.registrar.clone(),
         }
@@ -303,17 +303,10 @@ impl Daemon {
                 "cannot read the default route; still excluding the netdevs that held it last"
             ),
         }
-        let found = self.discover_devices()?;
-        self.watch_sysfs(&found.pf_dirs, &found.device_dirs);
-        Ok(found)
-    }
-
-    /// Discovers devices, excluding the netdevs last seen holding the
-    /// default route.
-    fn discover_devices(&mut self) -> Result<Discovered, DiscoveryError> {
         let started = std::time::Instant::now();
-        let found = discover_with(&self.sysfs, &self.config, &self.excluded_netdevs, &mut self.rdma)?;
+        let found = discover(&self.sysfs, &self.config, &self.excluded_netdevs, &mut self.rdma)?;
         tracing::debug!(elapsed = ?started.elapsed(), "discovery done");
+        self.watch_sysfs(&found.pf_dirs, &found.device_dirs);
         Ok(found)
     }
 
@@ -358,7 +351,7 @@ impl Daemon {
                 plugin.write_cdi_spec();
                 continue;
             }
-            let pool = Pool::with_metrics(resource.clone(), self.metrics.resource(&name));
+            let pool = Pool::new(resource.clone(), self.metrics.resource(&name));
             pool.update(resource, devices, &links);
             let mut plugin = Plugin::new(pool, self.paths());
             plugin.write_cdi_spec();
@@ -504,12 +497,7 @@ impl Daemon {
     /// Reloads the config file; returns true when it changed and devices
     /// were rediscovered.
     async fn reload(&mut self) -> bool {
-        let settings = &self.settings;
-        let config = match config::load_with(
-            &settings.config_file,
-            &settings.resource_prefix,
-            settings.unknown_keys,
-        ) {
+        let config = match self.settings.load_config() {
             Ok(config) => config,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "new config rejected; keeping the running one");
@@ -569,7 +557,7 @@ fn config_dir(config_file: &Path) -> PathBuf {
 /// `Register`; the registration task logs that call's own time).
 struct Phases {
     started: std::time::Instant,
-    last: std::sync::Mutex<std::time::Instant>,
+    last: std::time::Instant,
 }
 
 impl Phases {
@@ -577,14 +565,13 @@ impl Phases {
         let now = std::time::Instant::now();
         Phases {
             started: now,
-            last: std::sync::Mutex::new(now),
+            last: now,
         }
     }
 
-    fn done(&self, phase: &'static str) {
+    fn done(&mut self, phase: &'static str) {
         let now = std::time::Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = now - std::mem::replace(&mut *last, now);
+        let elapsed = now - std::mem::replace(&mut self.last, now);
         tracing::debug!(phase, ?elapsed, since_start = ?(now - self.started), "start-up phase done");
     }
 }

@@ -113,11 +113,9 @@ impl DeviceInfoDir {
     }
 
     /// Writes the file for `info` atomically (temporary file, then rename).
-    pub fn write(&self, address: &PciAddress, info: &DeviceInfo) -> Result<PathBuf, DeviceInfoError> {
-        let path = self.path(address);
+    pub fn write(&self, address: &PciAddress, info: &DeviceInfo) -> Result<(), DeviceInfoError> {
         let json = serde_json::to_vec(info).unwrap_or_default();
-        write_atomically(&path, &json)?;
-        Ok(path)
+        write_atomically(&self.path(address), &json)
     }
 
     /// Removes the file of `address`; a missing file is fine.
@@ -162,9 +160,9 @@ mod tests {
         let dir = DeviceInfoDir::new(tmp.path().join("dp"), "mellanox.com", "cx5");
         let vf: PciAddress = "0000:84:00.2".parse().unwrap();
         let pf: PciAddress = "0000:84:00.0".parse().unwrap();
-        let path = dir
-            .write(&vf, &DeviceInfo::pci(&vf, Some(&pf), Some("pf0vf0")))
+        dir.write(&vf, &DeviceInfo::pci(&vf, Some(&pf), Some("pf0vf0")))
             .unwrap();
+        let path = dir.path(&vf);
         assert_eq!(
             path.file_name().unwrap(),
             "mellanox.com-cx5-0000:84:00.2-device.json"

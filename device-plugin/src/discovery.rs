@@ -108,19 +108,10 @@ pub struct Discovered {
 /// Finds the devices of every resource of `config`.
 ///
 /// `excluded_netdevs` are netdevs that must never be offered (the one with
-/// the IPv4 default route).
+/// the IPv4 default route). `rdma` is kept across calls: a VF whose RDMA
+/// device left the host's sysfs (exclusive RDMA netns mode, VF in a pod)
+/// stays in its `isRdma` pool.
 pub fn discover(
-    sysfs: &Sysfs,
-    config: &Config,
-    excluded_netdevs: &HashSet<String>,
-) -> Result<Discovered, DiscoveryError> {
-    discover_with(sysfs, config, excluded_netdevs, &mut RdmaMemory::default())
-}
-
-/// [`discover`], keeping `rdma` across calls: a VF whose RDMA device left
-/// the host's sysfs (exclusive RDMA netns mode, VF in a pod) stays in its
-/// `isRdma` pool.
-pub fn discover_with(
     sysfs: &Sysfs,
     config: &Config,
     excluded_netdevs: &HashSet<String>,
@@ -143,7 +134,7 @@ pub fn read_functions(sysfs: &Sysfs) -> Result<Vec<PciFunction>, DiscoveryError>
         })
 }
 
-/// [`discover_with`] on `functions` already read by [`read_functions`],
+/// [`discover`] on `functions` already read by [`read_functions`],
 /// before [`exclude_netdevs`]: it needs nothing from netlink, so start-up
 /// runs it while netlink dumps links and routes.
 pub fn discover_from(

@@ -310,13 +310,10 @@ fn is_default(route: &RouteMessage) -> bool {
 }
 
 fn output_interfaces(route: &RouteMessage) -> Vec<u32> {
-    let mut out = Vec::new();
-    for attribute in &route.attributes {
-        match attribute {
-            RouteAttribute::Oif(index) => out.push(*index),
-            RouteAttribute::MultiPath(hops) => out.extend(hops.iter().map(|h| h.interface_index)),
-            _ => {}
-        }
-    }
-    out
+    let hops = route.attributes.iter().flat_map(|attribute| match attribute {
+        RouteAttribute::Oif(index) => vec![*index],
+        RouteAttribute::MultiPath(hops) => hops.iter().map(|h| h.interface_index).collect(),
+        _ => Vec::new(),
+    });
+    hops.collect()
 }

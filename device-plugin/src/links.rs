@@ -71,16 +71,6 @@ impl LinkTable {
     pub fn name_of(&self, index: u32) -> Option<&str> {
         self.names.get(&index).map(String::as_str)
     }
-
-    /// Number of links known.
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    /// True when no link is known.
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -121,7 +111,7 @@ mod tests {
         assert_eq!(t.get("net1"), Some(state(5, false)));
         assert_eq!(t.name_of(5), Some("net1"));
         t.remove(5);
-        assert!(t.is_empty());
+        assert_eq!(t, LinkTable::default());
     }
 
     #[test]

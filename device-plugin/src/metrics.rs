@@ -226,11 +226,6 @@ pub struct ResourceMetrics {
 }
 
 impl ResourceMetrics {
-    /// Series registered nowhere, for a pool used outside the daemon.
-    pub fn detached(resource: &str) -> ResourceMetrics {
-        Metrics::new().resource(resource)
-    }
-
     /// The pool now holds `healthy` and `unhealthy` devices.
     pub fn set_devices(&self, healthy: usize, unhealthy: usize) {
         self.healthy.set(i64::try_from(healthy).unwrap_or(i64::MAX));

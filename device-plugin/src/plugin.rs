@@ -30,8 +30,6 @@ pub struct PluginPaths {
     pub device_plugin_dir: PathBuf,
     /// Device-info directory.
     pub device_info_dir: PathBuf,
-    /// Plugin-watcher directory, when registering through it.
-    pub registry_dir: Option<PathBuf>,
     /// CDI spec directory, with `--use-cdi`.
     pub cdi_spec_dir: Option<PathBuf>,
     /// How to register with the kubelet.
@@ -69,10 +67,6 @@ impl Plugin {
         self.pool.config().socket_name()
     }
 
-    fn socket_path(&self) -> PathBuf {
-        self.paths.device_plugin_dir.join(self.socket_name())
-    }
-
     /// The resource as the status endpoint reports it.
     pub fn status(&self) -> ResourceStatus {
         ResourceStatus {
@@ -97,14 +91,14 @@ impl Plugin {
     pub async fn restart(&mut self) -> Result<(), TransportError> {
         self.stop_serving().await;
         let config = self.pool.config();
-        let socket = self.socket_path();
+        let socket = self.paths.device_plugin_dir.join(config.socket_name());
         let (stop, stopped) = watch::channel(false);
         let service = DevicePluginService::new(
             Arc::clone(&self.pool),
             self.paths.device_info_dir.clone(),
             stopped,
-        )
-        .with_cdi(self.paths.cdi_spec_dir.is_some());
+            self.paths.cdi_spec_dir.is_some(),
+        );
         let router = Server::builder().add_service(DevicePluginServer::new(service));
         self.server = Some(SocketServer::start(&socket, router, stop)?);
         tracing::info!(resource = %config.full_name(), socket = %socket.display(), "serving");

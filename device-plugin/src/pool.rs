@@ -129,14 +129,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool for `config` with no devices yet, its metrics exported nowhere.
-    pub fn new(config: ResourceConfig) -> Arc<Pool> {
-        let metrics = ResourceMetrics::detached(&config.full_name());
-        Pool::with_metrics(config, metrics)
-    }
-
     /// A pool for `config` with no devices yet, counting into `metrics`.
-    pub fn with_metrics(config: ResourceConfig, metrics: ResourceMetrics) -> Arc<Pool> {
+    pub fn new(config: ResourceConfig, metrics: ResourceMetrics) -> Arc<Pool> {
         let (tx, _) = watch::channel(Arc::new(ListAndWatchResponse::default()));
         Arc::new(Pool {
             inner: RwLock::new(Inner {
@@ -180,10 +174,10 @@ impl Pool {
             devices.insert(record.address, PoolDevice { record, healthy });
         }
         self.metrics.health_changed(healed, failed);
-        let added: Vec<String> = devices
-            .keys()
-            .filter(|a| !inner.devices.contains_key(*a))
-            .map(ToString::to_string)
+        let added: Vec<&DeviceRecord> = devices
+            .values()
+            .filter(|d| !inner.devices.contains_key(&d.record.address))
+            .map(|d| &d.record)
             .collect();
         let removed: Vec<String> = inner
             .devices
@@ -192,13 +186,9 @@ impl Pool {
             .map(ToString::to_string)
             .collect();
         if !added.is_empty() {
-            tracing::info!(resource = %name, count = added.len(), devices = %summary(&added), "devices added");
-            let records: Vec<&DeviceRecord> = devices
-                .values()
-                .filter(|d| !inner.devices.contains_key(&d.record.address))
-                .map(|d| &d.record)
-                .collect();
-            log_topologies(&name, &records);
+            let addresses: Vec<String> = added.iter().map(|r| r.address.to_string()).collect();
+            tracing::info!(resource = %name, count = added.len(), devices = %summary(&addresses), "devices added");
+            log_topologies(&name, &added);
         }
         if !removed.is_empty() {
             tracing::info!(resource = %name, count = removed.len(), devices = %summary(&removed), "devices removed");
@@ -224,8 +214,7 @@ impl Pool {
                 Err(reason) => failed.entry(reason.to_string()).or_default().push(address),
             }
         }
-        let changed = !healed.is_empty() || !failed.is_empty();
-        if !changed {
+        if healed.is_empty() && failed.is_empty() {
             return false;
         }
         let name = inner.config.full_name();
@@ -254,11 +243,6 @@ impl Pool {
         })
     }
 
-    /// The device with ID `id`.
-    pub fn device(&self, id: &str) -> Option<PoolDevice> {
-        self.with_device(id, PoolDevice::clone)
-    }
-
     /// Runs `f` on the device with ID `id` without copying it.
     pub fn with_device<R>(&self, id: &str, f: impl FnOnce(&PoolDevice) -> R) -> Option<R> {
         let address: PciAddress = id.parse().ok()?;
@@ -273,11 +257,6 @@ impl Pool {
     /// A receiver seeing the current list first, then each new one.
     pub fn subscribe(&self) -> watch::Receiver<Arc<ListAndWatchResponse>> {
         self.tx.subscribe()
-    }
-
-    /// The list currently published.
-    pub fn current(&self) -> Arc<ListAndWatchResponse> {
-        self.tx.borrow().clone()
     }
 }
 
@@ -324,6 +303,17 @@ mod tests {
         }
     }
 
+    fn current(pool: &Pool) -> Arc<ListAndWatchResponse> {
+        pool.subscribe().borrow().clone()
+    }
+
+    fn pool() -> Arc<Pool> {
+        Pool::new(
+            config(false),
+            crate::metrics::Metrics::new().resource("mellanox.com/cx5"),
+        )
+    }
+
     fn vf(addr: &str, numa: Option<u32>) -> DeviceRecord {
         DeviceRecord {
             address: addr.parse().unwrap(),
@@ -367,13 +357,13 @@ mod tests {
 
     #[test]
     fn list_has_topology_unless_excluded() {
-        let pool = Pool::new(config(false));
+        let pool = pool();
         assert!(pool.update(
             config(false),
             vec![vf("0000:84:00.2", Some(1))],
             &links(true, true)
         ));
-        let list = pool.current();
+        let list = current(&pool);
         assert_eq!(list.devices[0].id, "0000:84:00.2");
         assert_eq!(list.devices[0].health, HEALTHY);
         assert_eq!(list.devices[0].topology.as_ref().unwrap().nodes[0].id, 1);
@@ -382,7 +372,7 @@ mod tests {
             vec![vf("0000:84:00.2", Some(1))],
             &links(true, true)
         ));
-        assert_eq!(pool.current().devices[0].topology, None);
+        assert_eq!(current(&pool).devices[0].topology, None);
         // Nothing changed: nothing published.
         assert!(!pool.update(
             config(true),
@@ -400,27 +390,27 @@ mod tests {
             representor_ifindex: None,
             ..vf("0000:03:00.0", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         pool.update(config(false), vec![pf], &LinkTable::default());
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
     }
 
     #[test]
     fn uplink_down_or_missing_representor_is_unhealthy() {
-        let pool = Pool::new(config(false));
+        let pool = pool();
         pool.update(config(false), vec![vf("0000:84:00.2", None)], &links(true, true));
         assert!(pool.refresh_health(&links(false, true)));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         assert!(pool.refresh_health(&links(true, true)));
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
         assert!(pool.refresh_health(&links(true, false)));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         assert!(!pool.refresh_health(&links(true, false)));
     }
 
     #[test]
     fn representor_renamed_by_the_cni_stays_healthy() {
-        let pool = Pool::new(config(false));
+        let pool = pool();
         let mut table = links(true, true);
         pool.update(config(false), vec![vf("0000:84:00.2", None)], &table);
         // sriov-ovs renames the representor to `<container>_h`; the index stays.
@@ -434,10 +424,10 @@ mod tests {
         );
         assert!(!table.exists("p0_0"));
         assert!(!pool.refresh_health(&table));
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
         table.remove(2);
         assert!(pool.refresh_health(&table));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
     }
 
     fn state(index: u32, up: bool, master: Option<u32>) -> LinkState {
@@ -450,25 +440,25 @@ mod tests {
             vf_lag_bond: Some("bond1".into()),
             ..vf("0000:84:00.2", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         let mut t = LinkTable::default();
         t.upsert("bond1", state(9, true, None));
         t.upsert("p0", state(1, false, Some(9)));
         t.upsert("p0_0", state(2, true, None));
         pool.update(config(false), vec![record], &t);
         // Own carrier lost, the bond still up over the other port.
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
         t.upsert("bond1", state(9, false, None));
         assert!(pool.refresh_health(&t));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         // Released from the bond (netlink): its own carrier counts again.
         t.upsert("bond1", state(9, true, None));
         t.upsert("p0", state(1, false, None));
         assert!(!pool.refresh_health(&t));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
         t.upsert("p0", state(1, true, None));
         assert!(pool.refresh_health(&t));
-        assert_eq!(pool.current().devices[0].health, HEALTHY);
+        assert_eq!(current(&pool).devices[0].health, HEALTHY);
     }
 
     #[test]
@@ -485,14 +475,14 @@ mod tests {
             representor_ifindex: None,
             ..vf("0000:84:00.3", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         pool.update(config(false), vec![dpu, plain], &links(true, false));
-        let list = pool.current();
+        let list = current(&pool);
         assert_eq!(list.devices[0].health, HEALTHY);
         // Everything else as before: no representor, unhealthy.
         assert_eq!(list.devices[1].health, UNHEALTHY);
         assert!(pool.refresh_health(&links(false, false)));
-        assert_eq!(pool.current().devices[0].health, UNHEALTHY);
+        assert_eq!(current(&pool).devices[0].health, UNHEALTHY);
     }
 
     /// Log lines written while `f` runs.
@@ -531,7 +521,7 @@ mod tests {
             vf_lag_bond: Some("bond1".into()),
             ..vf("0000:84:00.3", None)
         };
-        let pool = Pool::new(config(false));
+        let pool = pool();
         let records = vec![dpu, lag];
         let logs = logs_of(|| {
             pool.update(config(false), records.clone(), &links(true, true));

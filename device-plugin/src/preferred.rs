@@ -104,18 +104,11 @@ pub fn preferred(
                 .min_by_key(|(numa, count)| (!wanted_numa.contains(*numa), **count, **numa))
                 .map(|(numa, _)| *numa);
             let mut picked = Vec::new();
-            for (
-                _,
-                PfGroup {
-                    numa: pf_numa,
-                    devices,
-                },
-            ) in &pfs
-            {
-                if numa.is_some_and(|n| n != *pf_numa) {
+            for (_, group) in &pfs {
+                if numa.is_some_and(|n| n != group.numa) {
                     continue;
                 }
-                picked.extend(devices.iter().map(|(_, id)| *id));
+                picked.extend(group.devices.iter().map(|(_, id)| *id));
             }
             if numa.is_none() {
                 picked.extend(unknown.iter().copied());

@@ -83,11 +83,6 @@ pub enum ProbeError {
     },
 }
 
-/// The status socket of a plugin using `device_plugin_dir`.
-pub fn status_socket(device_plugin_dir: &Path) -> PathBuf {
-    device_plugin_dir.join(STATUS_SOCKET)
-}
-
 /// Asks the plugin serving `device_plugin_dir`; returns its answer when it
 /// says yes.
 pub async fn probe(
@@ -95,7 +90,7 @@ pub async fn probe(
     kind: ProbeKind,
     deadline: Duration,
 ) -> Result<String, ProbeError> {
-    let socket = status_socket(device_plugin_dir);
+    let socket = device_plugin_dir.join(STATUS_SOCKET);
     let path = kind.path();
     tokio::time::timeout(deadline, ask(&socket, path))
         .await

@@ -69,22 +69,19 @@ impl Registrar {
     pub fn choose(mode: RegistrationMode, dir: &Path) -> Registrar {
         let exists = dir.is_dir();
         let chosen = match (mode, exists) {
-            (RegistrationMode::KubeletSocket, _) => Registrar::KubeletSocket,
-            (RegistrationMode::PluginWatcher, true) => Registrar::PluginWatcher {
-                dir: dir.to_path_buf(),
-                grace: None,
-                ignored: Arc::default(),
-            },
-            (RegistrationMode::Auto, true) => Registrar::PluginWatcher {
-                dir: dir.to_path_buf(),
-                grace: Some(PLUGIN_WATCHER_GRACE),
-                ignored: Arc::default(),
-            },
+            (RegistrationMode::KubeletSocket, _) | (RegistrationMode::Auto, false) => {
+                Registrar::KubeletSocket
+            }
             (RegistrationMode::PluginWatcher, false) => {
                 tracing::warn!(path = %dir.display(), "plugin registry directory does not exist; registering with kubelet.sock");
                 Registrar::KubeletSocket
             }
-            (RegistrationMode::Auto, false) => Registrar::KubeletSocket,
+            // Only `auto` falls back to kubelet.sock when the watcher stays silent.
+            (mode, true) => Registrar::PluginWatcher {
+                dir: dir.to_path_buf(),
+                grace: (mode == RegistrationMode::Auto).then_some(PLUGIN_WATCHER_GRACE),
+                ignored: Arc::default(),
+            },
         };
         match &chosen {
             Registrar::KubeletSocket => {
@@ -128,16 +125,6 @@ pub enum RegistrationError {
     },
 }
 
-/// The request registering `resource` served on socket file `endpoint`.
-pub fn register_request(resource: &str, endpoint: &str) -> RegisterRequest {
-    RegisterRequest {
-        version: VERSION.to_string(),
-        endpoint: endpoint.to_string(),
-        resource_name: resource.to_string(),
-        options: Some(plugin_options()),
-    }
-}
-
 /// Registers `resource` (served on socket file `endpoint`, relative to the
 /// kubelet socket's directory) with the kubelet at `kubelet_socket`.
 pub async fn register(
@@ -148,8 +135,14 @@ pub async fn register(
     let channel = connect(kubelet_socket, ATTEMPT_TIMEOUT)
         .await
         .map_err(RegistrationError::Connect)?;
+    let request = RegisterRequest {
+        version: VERSION.to_string(),
+        endpoint: endpoint.to_string(),
+        resource_name: resource.to_string(),
+        options: Some(plugin_options()),
+    };
     RegistrationClient::new(channel)
-        .register(register_request(resource, endpoint))
+        .register(request)
         .await
         .map_err(|source| RegistrationError::Register {
             socket: kubelet_socket.to_path_buf(),

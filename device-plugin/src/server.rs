@@ -42,25 +42,20 @@ pub struct DevicePluginService {
 
 impl DevicePluginService {
     /// A service for `pool` writing device-info files to `device_info_dir`;
-    /// streams end when `stop` turns true.
+    /// streams end when `stop` turns true. With `cdi`, `Allocate` answers
+    /// with CDI device names instead of device nodes.
     pub fn new(
         pool: Arc<Pool>,
         device_info_dir: PathBuf,
         stop: watch::Receiver<bool>,
+        cdi: bool,
     ) -> DevicePluginService {
         DevicePluginService {
             pool,
             device_info_dir,
             stop,
-            cdi: false,
+            cdi,
         }
-    }
-
-    /// Answers `Allocate` with CDI device names instead of device nodes.
-    #[must_use]
-    pub fn with_cdi(mut self, cdi: bool) -> DevicePluginService {
-        self.cdi = cdi;
-        self
     }
 }
 

@@ -129,14 +129,7 @@ impl State {
         }
         let path = request.uri().path();
         match path {
-            "/metrics" => {
-                let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
-                response.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static(CONTENT_TYPE),
-                );
-                response
-            }
+            "/metrics" => respond(StatusCode::OK, CONTENT_TYPE, self.metrics.encode()),
             "/livez" => match self.ask().await {
                 Some(_) => text(StatusCode::OK, "live: the event loop answered\n".into()),
                 None => not_answered(),
@@ -167,11 +160,15 @@ fn not_answered() -> Response<Full<Bytes>> {
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     response
 }
@@ -182,7 +179,7 @@ pub struct StatusServer {
     socket: PathBuf,
     identity: (u64, u64),
     unix: JoinHandle<()>,
-    tcp: Option<(SocketAddr, JoinHandle<()>)>,
+    tcp: Option<JoinHandle<()>>,
 }
 
 impl StatusServer {
@@ -202,10 +199,10 @@ impl StatusServer {
                     .map_err(|source| StatusError::BindTcp { address, source })?;
                 let bound = listener.local_addr().unwrap_or(address);
                 tracing::info!(address = %bound, "serving metrics and health on /metrics, /healthz, /readyz, /livez");
-                Some((
-                    bound,
-                    tokio::spawn(accept(TcpListenerStream::new(listener), Arc::clone(&state))),
-                ))
+                Some(tokio::spawn(accept(
+                    TcpListenerStream::new(listener),
+                    Arc::clone(&state),
+                )))
             }
             None => None,
         };
@@ -218,11 +215,6 @@ impl StatusServer {
             unix,
             tcp,
         })
-    }
-
-    /// The address `--metrics-address` was bound to, when given.
-    pub fn metrics_address(&self) -> Option<SocketAddr> {
-        self.tcp.as_ref().map(|(address, _)| *address)
     }
 
     /// The status socket's path.
@@ -249,7 +241,7 @@ impl StatusServer {
 impl Drop for StatusServer {
     fn drop(&mut self) {
         self.unix.abort();
-        if let Some((_, task)) = &self.tcp {
+        if let Some(task) = &self.tcp {
             task.abort();
         }
         if self.socket_present() {
@@ -268,15 +260,13 @@ where
             Ok(stream) => {
                 tokio::spawn(serve(stream, Arc::clone(&state)));
             }
-            Err(error) => accept_failed(&error).await,
+            Err(error) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(%error, "status endpoint cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
-}
-
-/// Out of file descriptors, say: wait rather than spin.
-async fn accept_failed(error: &std::io::Error) {
-    tracing::warn!(%error, "status endpoint cannot accept a connection");
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 async fn serve<S>(stream: S, state: Arc<State>)

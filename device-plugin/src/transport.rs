@@ -108,11 +108,6 @@ impl SocketServer {
         })
     }
 
-    /// The socket path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// True while the socket file at our path is the one we bound.
     pub fn socket_present(&self) -> bool {
         file_identity(&self.path) == Some(self.identity)
@@ -142,7 +137,7 @@ impl Drop for SocketServer {
         if let Some(task) = self.task.take() {
             let _ = self.stop.send(true);
             task.abort();
-            if file_identity(&self.path) == Some(self.identity) {
+            if self.socket_present() {
                 let _ = std::fs::remove_file(&self.path);
             }
         }

@@ -15,7 +15,7 @@ pub enum UeventError {
 }
 
 /// A uevent that may change what discovery finds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Uevent {
     /// `add`, `remove`, `bind`, `unbind`, `change`, `move`.
     pub action: String,
@@ -31,11 +31,7 @@ pub fn parse(datagram: &[u8]) -> Option<Uevent> {
     let mut fields = datagram.split(|b| *b == 0).map(String::from_utf8_lossy);
     let header = fields.next()?;
     let (_, _) = header.split_once('@')?;
-    let mut event = Uevent {
-        action: String::new(),
-        subsystem: String::new(),
-        devpath: String::new(),
-    };
+    let mut event = Uevent::default();
     for field in fields {
         match field.split_once('=') {
             Some(("ACTION", v)) => event.action = v.to_string(),

@@ -68,7 +68,7 @@ impl FsEvent {
 }
 
 /// Entries created, deleted, moved or written.
-pub fn dir_changes() -> AddWatchFlags {
+fn dir_changes() -> AddWatchFlags {
     AddWatchFlags::IN_CREATE
         | AddWatchFlags::IN_DELETE
         | AddWatchFlags::IN_MOVED_TO
@@ -91,17 +91,15 @@ pub struct DirWatcher {
 }
 
 impl DirWatcher {
-    /// Watches `dirs` (missing directories are skipped with a debug log) and
-    /// sends their events to `events`.
-    pub fn start(
-        dirs: &[(PathBuf, AddWatchFlags)],
-        events: mpsc::UnboundedSender<FsEvent>,
-    ) -> Result<DirWatcher, WatchError> {
+    /// Watches `dirs` for entries created, deleted, moved or written
+    /// (missing directories are skipped with a debug log) and sends their
+    /// events to `events`.
+    pub fn start(dirs: &[PathBuf], events: mpsc::UnboundedSender<FsEvent>) -> Result<DirWatcher, WatchError> {
         let inotify =
             Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(WatchError::Init)?;
         let mut watches: HashMap<WatchDescriptor, PathBuf> = HashMap::new();
-        for (dir, mask) in dirs {
-            match inotify.add_watch(dir.as_path(), *mask) {
+        for dir in dirs {
+            match inotify.add_watch(dir.as_path(), dir_changes()) {
                 Ok(wd) => {
                     watches.insert(wd, dir.clone());
                 }
@@ -167,18 +165,13 @@ impl Drop for DirWatcher {
 
 /// Sysfs directories whose changes mean "discover again" in a simulated tree
 /// (real sysfs does not emit inotify events; there uevents do the job).
-pub fn sysfs_dirs(root: &Path, pfs: &[PathBuf], devices: &[PathBuf]) -> Vec<(PathBuf, AddWatchFlags)> {
-    let mut dirs = vec![
-        (root.join("bus/pci/devices"), dir_changes()),
-        (root.join("class/net"), dir_changes()),
-    ];
+pub fn sysfs_dirs(root: &Path, pfs: &[PathBuf], devices: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![root.join("bus/pci/devices"), root.join("class/net")];
     for pf in pfs {
-        dirs.push((pf.clone(), dir_changes()));
-        dirs.push((pf.join("net"), dir_changes()));
+        dirs.push(pf.clone());
+        dirs.push(pf.join("net"));
     }
-    for device in devices {
-        dirs.push((device.clone(), dir_changes()));
-    }
+    dirs.extend_from_slice(devices);
     dirs
 }
 
@@ -190,14 +183,8 @@ mod tests {
     async fn reports_created_and_removed_entries() {
         let tmp = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let _watcher = DirWatcher::start(
-            &[
-                (tmp.path().to_path_buf(), dir_changes()),
-                (tmp.path().join("missing"), dir_changes()),
-            ],
-            tx,
-        )
-        .unwrap();
+        let _watcher =
+            DirWatcher::start(&[tmp.path().to_path_buf(), tmp.path().join("missing")], tx).unwrap();
         std::fs::write(tmp.path().join("kubelet.sock"), b"").unwrap();
         let event = rx.recv().await.unwrap();
         assert!(event.created() && event.is("kubelet.sock"), "{event:?}");

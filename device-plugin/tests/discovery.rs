@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use simnode::{SimNode, SimNodeSpec};
 use sriov_device_plugin::discovery::discover;
+use sriov_device_plugin::rdma::RdmaMemory;
 use sriov_host::Sysfs;
 use sriovdp_config as config;
 
@@ -31,7 +32,7 @@ fn resources_take_devices_in_order_and_never_twice() {
         node.vf(1, 3).pci
     );
     let config = config::parse(&text, "intel.com").unwrap();
-    let found = discover(&Sysfs::new(node.sysfs_root()), &config, &HashSet::new()).unwrap();
+    let found = discover_on(&node, &config, &HashSet::new());
     let ids =
         |i: usize| -> Vec<String> { found.resources[i].iter().map(|d| d.address.to_string()).collect() };
     let vf = |p: u32, v: u32| node.vf(p, v).pci.to_string();
@@ -71,7 +72,7 @@ fn resources_take_devices_in_order_and_never_twice() {
 
     // A netdev holding the default route is excluded.
     let excluded: HashSet<String> = [node.vf(1, 0).netdev_name().unwrap().to_string()].into();
-    let found = discover(&Sysfs::new(node.sysfs_root()), &config, &excluded).unwrap();
+    let found = discover_on(&node, &config, &excluded);
     assert!(found.resources[1]
         .iter()
         .all(|d| d.address.to_string() != vf(1, 0)));
@@ -94,7 +95,7 @@ fn old_kernel_representor_names_are_found() {
         "x.io",
     )
     .unwrap();
-    let found = discover(&Sysfs::new(node.sysfs_root()), &config, &HashSet::new()).unwrap();
+    let found = discover_on(&node, &config, &HashSet::new());
     assert_eq!(found.resources[0].len(), 4);
     for record in &found.resources[0] {
         let layout = node.layout().vfs().find(|v| v.pci == record.address).unwrap();
@@ -123,10 +124,25 @@ fn a_resource_without_selectors_takes_no_device() {
     )
     .unwrap();
     config.resources[0].selectors.clear();
-    let found = discover(&Sysfs::new(node.sysfs_root()), &config, &HashSet::new()).unwrap();
+    let found = discover_on(&node, &config, &HashSet::new());
     assert!(found.resources[0].is_empty(), "{:?}", found.resources[0]);
     let ids: Vec<String> = found.resources[1].iter().map(|d| d.address.to_string()).collect();
     let vfs: Vec<String> = (0..4).map(|v| node.vf(0, v).pci.to_string()).collect();
     assert_eq!(ids, vfs);
     node.down().unwrap();
+}
+
+/// Discovers `node`'s devices with no RDMA devices remembered from an earlier pass.
+fn discover_on(
+    node: &SimNode,
+    config: &sriovdp_config::Config,
+    excluded: &HashSet<String>,
+) -> sriov_device_plugin::discovery::Discovered {
+    discover(
+        &Sysfs::new(node.sysfs_root()),
+        config,
+        excluded,
+        &mut RdmaMemory::default(),
+    )
+    .unwrap()
 }

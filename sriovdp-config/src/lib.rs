@@ -128,26 +128,14 @@ pub enum ConfigError {
     },
 }
 
-/// Reads, parses and validates the config file at `path`, rejecting
-/// unknown resource and selector keys.
-///
-/// `default_prefix` applies to resources without a `resourcePrefix`.
-pub fn load(path: &Path, default_prefix: &str) -> Result<Config, ConfigError> {
-    load_with(path, default_prefix, UnknownKeys::Reject)
-}
-
-/// [`load`] with a choice of what unknown keys do.
+/// Reads, parses and validates the config file at `path`; `default_prefix`
+/// applies to resources without a `resourcePrefix`.
 pub fn load_with(path: &Path, default_prefix: &str, unknown: UnknownKeys) -> Result<Config, ConfigError> {
     let text = std::fs::read(path).map_err(|source| ConfigError::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|source| ConfigError::ParseJson {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    from_value(&value, &path.display().to_string(), default_prefix, unknown)
+    from_slice(&text, path, default_prefix, unknown)
 }
 
 /// Parses and validates config text (for tests and tools), rejecting
@@ -158,20 +146,20 @@ pub fn parse(text: &str, default_prefix: &str) -> Result<Config, ConfigError> {
 
 /// [`parse`] with a choice of what unknown keys do.
 pub fn parse_with(text: &str, default_prefix: &str, unknown: UnknownKeys) -> Result<Config, ConfigError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ConfigError::ParseJson {
-        path: PathBuf::from("<inline>"),
-        source,
-    })?;
-    from_value(&value, "<inline>", default_prefix, unknown)
+    from_slice(text.as_bytes(), Path::new("<inline>"), default_prefix, unknown)
 }
 
-fn from_value(
-    value: &serde_json::Value,
-    source: &str,
+fn from_slice(
+    text: &[u8],
+    path: &Path,
     default_prefix: &str,
     unknown: UnknownKeys,
 ) -> Result<Config, ConfigError> {
-    let raw = RawConfig::from_json(value)?;
+    let value: serde_json::Value = serde_json::from_slice(text).map_err(|source| ConfigError::ParseJson {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let raw = RawConfig::from_json(&value)?;
     if raw.resources.is_empty() {
         return Err(ConfigError::EmptyResourceList);
     }
@@ -179,7 +167,7 @@ fn from_value(
         if unknown == UnknownKeys::Reject && key.scope != KeyScope::TopLevel {
             return Err(ConfigError::UnknownKey(key));
         }
-        tracing::warn!(config = %source, "ignoring {key}");
+        tracing::warn!(config = %path.display(), "ignoring {key}");
     }
     Config::validate(raw, default_prefix)
 }

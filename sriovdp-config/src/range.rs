@@ -1,8 +1,6 @@
 //! `pfNames` / `rootDevices` entries: `<PF name or address>[#<i>,<a>-<b>,...]`
 //! with 0-based, inclusive VF index ranges.
 
-use std::fmt;
-
 use sriov_host::PciAddress;
 
 /// An inclusive range of VF indexes.
@@ -70,29 +68,6 @@ impl PfSelector {
     }
 }
 
-impl fmt::Display for PfSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.target {
-            PfTarget::Name(name) => write!(f, "{name}")?,
-            PfTarget::Address(address) => write!(f, "{address}")?,
-        }
-        if let Some(ranges) = &self.ranges {
-            let parts: Vec<String> = ranges
-                .iter()
-                .map(|r| {
-                    if r.first == r.last {
-                        r.first.to_string()
-                    } else {
-                        format!("{}-{}", r.first, r.last)
-                    }
-                })
-                .collect();
-            write!(f, "#{}", parts.join(","))?;
-        }
-        Ok(())
-    }
-}
-
 fn parse_ranges(text: &str) -> Result<Vec<VfRange>, String> {
     text.split(',').map(parse_range).collect()
 }
@@ -135,7 +110,6 @@ mod tests {
             s.ranges.as_deref(),
             Some(&[VfRange { first: 0, last: 0 }, VfRange { first: 3, last: 5 }][..])
         );
-        assert_eq!(s.to_string(), "ens1f0#0,3-5");
         let s = PfSelector::parse("0000:84:00.0", true).unwrap();
         assert_eq!(s.target, PfTarget::Address(addr("0000:84:00.0")));
         assert_eq!(s.ranges, None);

@@ -126,34 +126,19 @@ impl RawConfig {
 
     /// Every key not understood, top level first, then by resource.
     pub fn unknown_keys(&self) -> Vec<UnknownKey> {
-        let mut out: Vec<UnknownKey> = self
-            .unknown_keys
-            .iter()
-            .map(|key| UnknownKey {
-                resource: None,
-                scope: KeyScope::TopLevel,
-                key: key.clone(),
-            })
-            .collect();
-        for resource in &self.resources {
-            let unknown = |scope: KeyScope, key: &String| UnknownKey {
-                resource: Some(resource.label()),
+        let mut out = Vec::new();
+        let mut push = |resource: Option<&RawResource>, scope, keys: &[String]| {
+            out.extend(keys.iter().map(|key| UnknownKey {
+                resource: resource.map(RawResource::label),
                 scope,
                 key: key.clone(),
-            };
-            out.extend(
-                resource
-                    .unknown_keys
-                    .iter()
-                    .map(|k| unknown(KeyScope::Resource, k)),
-            );
+            }));
+        };
+        push(None, KeyScope::TopLevel, &self.unknown_keys);
+        for resource in &self.resources {
+            push(Some(resource), KeyScope::Resource, &resource.unknown_keys);
             for selector in &resource.selectors {
-                out.extend(
-                    selector
-                        .unknown_keys
-                        .iter()
-                        .map(|k| unknown(KeyScope::Selector, k)),
-                );
+                push(Some(resource), KeyScope::Selector, &selector.unknown_keys);
             }
         }
         out
@@ -169,27 +154,6 @@ pub enum KeyScope {
     Resource,
     /// A selector object.
     Selector,
-}
-
-impl KeyScope {
-    /// The keys accepted there.
-    pub fn accepted(self) -> &'static [&'static str] {
-        match self {
-            KeyScope::TopLevel => &["resourceList"],
-            KeyScope::Resource => &RESOURCE_KEYS,
-            KeyScope::Selector => &SELECTOR_KEYS,
-        }
-    }
-}
-
-impl std::fmt::Display for KeyScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            KeyScope::TopLevel => "top-level",
-            KeyScope::Resource => "resource",
-            KeyScope::Selector => "selector",
-        })
-    }
 }
 
 /// A key the parser does not understand.
@@ -208,12 +172,16 @@ impl std::fmt::Display for UnknownKey {
         if let Some(resource) = &self.resource {
             write!(f, "resource {resource}: ")?;
         }
+        let (scope, accepted): (&str, &[&str]) = match self.scope {
+            KeyScope::TopLevel => ("top-level", &["resourceList"]),
+            KeyScope::Resource => ("resource", &RESOURCE_KEYS),
+            KeyScope::Selector => ("selector", &SELECTOR_KEYS),
+        };
         write!(
             f,
-            "unknown {} key {:?} (accepted: {})",
-            self.scope,
+            "unknown {scope} key {:?} (accepted: {})",
             self.key,
-            self.scope.accepted().join(", ")
+            accepted.join(", ")
         )
     }
 }
@@ -287,10 +255,7 @@ fn selectors(value: &Value, resource: &str, key: &str) -> Result<Vec<RawSelector
         Value::Object(map) => Ok(vec![RawSelector::from_map(map, resource)?]),
         Value::Array(items) => items
             .iter()
-            .map(|item| match item {
-                Value::Object(map) => RawSelector::from_map(map, resource),
-                other => Err(wrong_type(resource, key, other, "an object")),
-            })
+            .map(|item| RawSelector::from_map(as_object(item, resource, key)?, resource))
             .collect(),
         Value::Null => Ok(Vec::new()),
         other => Err(wrong_type(resource, key, other, "an object or a list of objects")),
@@ -372,13 +337,7 @@ fn as_bool(value: &Value, resource: &str, key: &str) -> Result<bool, ConfigError
 fn as_string_list(value: &Value, resource: &str, key: &str) -> Result<Vec<String>, ConfigError> {
     match value {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(wrong_type(resource, key, other, "a string")),
-            })
-            .collect(),
+        Value::Array(items) => items.iter().map(|item| as_string(item, resource, key)).collect(),
         other => Err(wrong_type(resource, key, other, "a list of strings")),
     }
 }

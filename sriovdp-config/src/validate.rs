@@ -49,11 +49,6 @@ pub struct AdditionalInfo {
 }
 
 impl AdditionalInfo {
-    /// True when no values are configured.
-    pub fn is_empty(&self) -> bool {
-        self.all.is_empty() && self.by_device.is_empty()
-    }
-
     /// The values for `device`: `"*"` first, then the device's own.
     pub fn for_device(&self, device: &PciAddress) -> BTreeMap<String, String> {
         let mut values = self.all.clone();
@@ -172,11 +167,12 @@ fn validate_resource(raw: RawResource, default_prefix: &str) -> Result<ResourceC
         }
         // Go compares the key with the device's address as text; parsing it
         // catches keys that could never match.
-        let address: PciAddress = device.parse().map_err(|_| ConfigError::BadValue {
-            resource: label.clone(),
-            key: "additionalInfo",
-            value: device.clone(),
-            reason: "not \"*\" or a PCI address such as 0000:84:00.2".to_string(),
+        let address: PciAddress = device.parse().map_err(|_| {
+            bad(
+                "additionalInfo",
+                device,
+                "not \"*\" or a PCI address such as 0000:84:00.2",
+            )
         })?;
         additional_info
             .by_device

@@ -19,6 +19,7 @@ use serde_yaml_ng::Value as Yaml;
 use simnode::{Layout, Model, SimNodeSpec, VfDriver};
 use sriov_device_plugin::cli::Args;
 use sriov_device_plugin::discovery::discover;
+use sriov_device_plugin::rdma::RdmaMemory;
 use sriov_host::{PciAddress, Sysfs};
 use sriov_ovs::netconf::{NetConf, DEFAULT_STATE_DIR};
 use sriov_ovs::server::cli::Options as ServerOptions;
@@ -118,7 +119,12 @@ fn shipped_config() -> Config {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.json");
     std::fs::write(&file, config_json(&cm)).unwrap();
-    config::load(&file, &default_args().resource_prefix).unwrap()
+    config::load_with(
+        &file,
+        &default_args().resource_prefix,
+        config::UnknownKeys::Reject,
+    )
+    .unwrap()
 }
 
 fn default_args() -> Args {
@@ -212,7 +218,7 @@ impl Tree {
 
 /// The devices each resource of `config` gets on `tree`, by full resource name.
 fn selected(config: &Config, tree: &Tree) -> BTreeMap<String, BTreeSet<PciAddress>> {
-    let found = discover(&tree.sysfs(), config, &HashSet::new()).unwrap();
+    let found = discover(&tree.sysfs(), config, &HashSet::new(), &mut RdmaMemory::default()).unwrap();
     config
         .resources
         .iter()
