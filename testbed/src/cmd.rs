@@ -129,7 +129,18 @@ impl Cmd {
             cmd: self.to_string(),
             source,
         };
-        let mut child = c.spawn().map_err(spawn)?;
+        // A program written just now can be "text file busy" for a moment: another thread's
+        // fork may still hold a copy of the writer's descriptor until that child execs.
+        let mut tries = 0;
+        let mut child = loop {
+            match c.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.map_err(spawn)?,
+            }
+        };
         if let (Some(data), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
             // A program that exits without reading its input is not an error here.
             let _ = pipe.write_all(data);
