@@ -1,11 +1,6 @@
 //! `sriov-ovs install --dest DIR`: copies the running executable into a CNI binary directory
-//! atomically (temp file, fsync, chmod 0755, rename), so a kubelet running the plugin at that
-//! moment executes either the old binary or the new one, never a half-written file.
-//!
-//! The installer DaemonSet's init container runs this from an image without a shell.
-//! [`command_line`] is the binary's whole non-CNI command line (`install`, `--help`,
-//! `--version`): CNI runtimes run plugins without arguments, so any argument means a person or
-//! an installer is calling.
+//! atomically, so a kubelet running the plugin meanwhile executes the old or the new binary.
+//! [`command_line`] is the binary's whole non-CNI command line: runtimes pass no arguments.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -170,7 +165,7 @@ pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn 
             let _ = writeln!(stdout, "sriov-ovs {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Ok(Invocation::Install { dest }) => match install(&dest) {
+        Ok(Invocation::Install { dest }) => match install_from(Path::new(SELF_EXE), &dest) {
             Ok(path) => {
                 let _ = writeln!(stdout, "installed {}", path.display());
                 0
@@ -186,11 +181,6 @@ pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn 
         }
     };
     Some(code)
-}
-
-/// Copies the running executable to `dest/sriov-ovs`; returns the installed path.
-pub fn install(dest: &Path) -> Result<PathBuf, InstallError> {
-    install_from(Path::new(SELF_EXE), dest)
 }
 
 /// Copies `source` to `dest/sriov-ovs` through a temporary file in `dest` (fsync, mode 0755,
@@ -386,7 +376,7 @@ mod tests {
     #[test]
     fn install_copies_the_running_executable() {
         let dest = tempfile::tempdir().unwrap();
-        let installed = install(dest.path()).unwrap();
+        let installed = install_from(Path::new(SELF_EXE), dest.path()).unwrap();
         let me = fs::read(SELF_EXE).unwrap();
         assert_eq!(fs::read(installed).unwrap(), me);
     }

@@ -260,10 +260,8 @@ impl NetConf {
             .name
             .filter(|n| !n.is_empty())
             .ok_or(NetconfError::Missing { field: "name" })?;
-        if let Some(t) = &raw.plugin_type {
-            if t != "sriov-ovs" {
-                tracing::warn!(plugin_type = %t, "network configuration type is not sriov-ovs");
-            }
+        if let Some(t) = raw.plugin_type.as_ref().filter(|t| *t != "sriov-ovs") {
+            tracing::warn!(plugin_type = %t, "network configuration type is not sriov-ovs");
         }
         let rc = raw.runtime_config.unwrap_or_default();
         let device_id = match (&rc.device_id, &raw.device_id, &raw.pci_bus_id) {
@@ -296,15 +294,11 @@ impl NetConf {
             Some(id) if id.is_empty() => return Err(invalid("ifaceID", id, "must not be empty")),
             other => other,
         };
-        if let Some(mtu) = raw.mtu {
-            if !(68..=65535).contains(&mtu) {
-                return Err(invalid("mtu", mtu.to_string(), "must be between 68 and 65535"));
-            }
+        if let Some(mtu) = raw.mtu.filter(|m| !(68..=65535).contains(m)) {
+            return Err(invalid("mtu", mtu.to_string(), "must be between 68 and 65535"));
         }
-        if let Some(vlan) = raw.vlan {
-            if vlan == 0 || vlan > 4094 {
-                return Err(invalid("vlan", vlan.to_string(), "must be between 1 and 4094"));
-            }
+        if let Some(vlan) = raw.vlan.filter(|v| !(1..=4094).contains(v)) {
+            return Err(invalid("vlan", vlan.to_string(), "must be between 1 and 4094"));
         }
         let mac = raw.mac.as_deref().map(|m| parse_mac("mac", m)).transpose()?;
         let runtime_mac = rc

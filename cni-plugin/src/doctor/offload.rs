@@ -46,10 +46,9 @@ pub fn count_flows(dump: &str) -> BTreeMap<String, FlowCount> {
 pub async fn dump(rundir: &Path) -> Result<BTreeMap<String, FlowCount>, UnixctlError> {
     let path = unixctl::find_socket(rundir, "ovs-vswitchd")?;
     let ctl = Unixctl::connect(&path, Duration::from_secs(10)).await?;
-    let all = count_flows(&ctl.run("dpctl/dump-flows", &["-m"]).await?);
+    let mut counts = count_flows(&ctl.run("dpctl/dump-flows", &["-m"]).await?);
     // The guide's own filter: what it lists marked `offloaded:yes` counts even if the full dump
     // (taken a moment earlier) missed the flow.
-    let mut counts = all.clone();
     if let Ok(offloaded) = ctl.run("dpctl/dump-flows", &["-m", "type=offloaded"]).await {
         for (port, c) in count_flows(&offloaded) {
             let entry = counts.entry(port).or_default();

@@ -14,16 +14,6 @@ pub enum Status {
     Fail,
 }
 
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        }
-    }
-}
-
 /// The result of one check on one subject (a PF, a VF, OVS, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -120,7 +110,7 @@ impl Report {
         for c in &self.checks {
             out.push_str(&format!(
                 "{:<4} {:<width$} {}: {}",
-                c.status.label(),
+                format!("{:?}", c.status).to_uppercase(),
                 c.check,
                 c.subject,
                 c.found

@@ -102,12 +102,10 @@ pub fn targets(sysfs: &Sysfs, config: Option<&Config>) -> Result<Vec<PfTarget>, 
         let Some(pf) = vf.physfn.and_then(|a| pfs.get_mut(&a)) else {
             continue;
         };
-        let pool = match config {
-            Some(config) => match pool_of(sysfs, config, vf, pf) {
-                Some(pool) => Some(pool),
-                None => continue,
-            },
-            None => None,
+        // With a config, a VF no resource pools is not checked.
+        let pool = match config.map(|config| pool_of(sysfs, config, vf, pf)) {
+            Some(None) => continue,
+            pool => pool.flatten(),
         };
         pf.vfs.push(VfTarget {
             function: vf.clone(),

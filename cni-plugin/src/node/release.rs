@@ -55,7 +55,7 @@ pub enum ReleaseError {
     Ipam(#[source] IpamError),
     /// State files failed.
     #[error("state step failed")]
-    State(#[source] StateError),
+    State(#[from] StateError),
 }
 
 impl ErrorCode for ReleaseError {
@@ -114,10 +114,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
         ipam_release(req.ipam.as_ref(), &req.container_id, &req.ifname, "")?;
         return Ok(Released::NothingKnown);
     };
-    let _lock = state
-        .lock_vf(&pci, LOCK_TIMEOUT)
-        .await
-        .map_err(ReleaseError::State)?;
+    let _lock = state.lock_vf(&pci, LOCK_TIMEOUT).await?;
     // Read again under the lock: an attach or release of this VF may have run meanwhile.
     let rec = if rec.is_some() { load()? } else { None };
     match (req.listed_phase, rec.as_ref().map(|r| r.phase)) {
@@ -128,7 +125,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
         }
         _ => {}
     }
-    let owner = state.owner(&pci).map_err(ReleaseError::State)?;
+    let owner = state.owner(&pci)?;
     let newer = owner
         .as_ref()
         .is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
@@ -136,9 +133,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
         tracing::info!(pci = %pci, "a newer attachment owns the VF; leaving it alone");
         let facts = rec.as_ref().map_or(req.ipam.as_ref(), |r| r.ipam.as_ref());
         ipam_release(facts, &req.container_id, &req.ifname, "")?;
-        state
-            .remove(&req.container_id, &req.ifname)
-            .map_err(ReleaseError::State)?;
+        state.remove(&req.container_id, &req.ifname)?;
         return Ok(Released::NewerOwner);
     }
     // The VF's PCI function exists (it has not been destroyed with numvfs lowered, say).
@@ -168,10 +163,8 @@ pub async fn release<K: Namespaces, O: Ovs>(
         tracing::warn!(pci = %pci, timeout = ?VF_RETURN_TIMEOUT, "the VF has not come back from the pod's namespace; its record is kept so the next attach or GC of this VF restores it");
         return Ok(Released::VfPending);
     }
-    state.clear_owner(&pci).map_err(ReleaseError::State)?;
-    state
-        .remove(&req.container_id, &req.ifname)
-        .map_err(ReleaseError::State)?;
+    state.clear_owner(&pci)?;
+    state.remove(&req.container_id, &req.ifname)?;
     Ok(Released::Released)
 }
 
