@@ -158,13 +158,8 @@ fn would_pool(sysfs: &Sysfs, config: &Config, pf: &PfTarget) -> bool {
                 drivers: Vec::new(),
                 pci_addresses: Vec::new(),
                 acpi_indexes: Vec::new(),
-                pf_names: Vec::new(),
-                root_devices: Vec::new(),
                 is_rdma: false,
-                devices: match vf_device {
-                    Some(_) => selector.devices.clone(),
-                    None => Vec::new(),
-                },
+                devices: vf_device.map_or(Vec::new(), |_| selector.devices.clone()),
                 ..selector.clone()
             };
             selector.pf_names.is_empty()

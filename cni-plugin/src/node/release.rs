@@ -31,7 +31,7 @@ pub enum ReleaseError {
     },
     /// Opening the host namespace failed.
     #[error("cannot open the host network namespace")]
-    HostNs(#[source] NetnsError),
+    HostNs(#[from] NetnsError),
     /// A netlink step on the representor failed.
     #[error("cannot restore representor {name}")]
     Representor {
@@ -52,7 +52,7 @@ pub enum ReleaseError {
     },
     /// IPAM DEL failed.
     #[error("IPAM DEL failed")]
-    Ipam(#[source] IpamError),
+    Ipam(#[from] IpamError),
     /// State files failed.
     #[error("state step failed")]
     State(#[from] StateError),
@@ -148,7 +148,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
             return Ok(Released::NothingKnown);
         }
     };
-    let host = node.kernel.host().map_err(ReleaseError::HostNs)?;
+    let host = node.kernel.host()?;
     let pod = req.netns.as_deref().and_then(|p| open_pod_ns(node.kernel, p));
     let vf_pending = pod.is_none() && vf_exists && !vf_returned(&host, &rec, &names).await?;
     let steps = Steps {
@@ -209,7 +209,7 @@ fn ipam_release(
         args: &facts.args,
         path: &facts.path,
     };
-    ipam::del(&facts.plugin, &env, &facts.conf).map_err(ReleaseError::Ipam)
+    Ok(ipam::del(&facts.plugin, &env, &facts.conf)?)
 }
 
 /// A record rebuilt from the request and sysfs when the record is gone.
@@ -474,7 +474,7 @@ impl<O: Ovs, N: Net> Steps<'_, O, N> {
             (port, rep)
         };
         // A netlink socket runs one dump at a time (EBUSY otherwise): the VF branch gets its own.
-        let vf_host = self.host.another_socket().map_err(ReleaseError::HostNs)?;
+        let vf_host = self.host.another_socket()?;
         let ((port, rep), vf) = futures::join!(representor, self.restore_vf(&vf_host, rec));
         note(port);
         note(rep);
