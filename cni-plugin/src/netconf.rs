@@ -339,24 +339,16 @@ impl NetConf {
                 .map_err(|_| invalid("logFormat", f, "accepted are text, json"))?,
             None => Format::Text,
         };
-        let ovs_apply_timeout = match raw.ovs_apply_timeout {
-            Some(0) => {
-                return Err(invalid(
-                    "ovsApplyTimeout",
-                    "0",
-                    "want at least 1 second: DEL must see ovs-vswitchd release a port before renaming its representor",
-                ))
-            }
+        let apply = raw.ovs_apply_timeout.unwrap_or(DEFAULT_OVS_APPLY_TIMEOUT);
+        let refused = match apply {
+            0 => Some("want at least 1 second: DEL must see ovs-vswitchd release a port before renaming its representor"),
             // Deadlines are `Instant::now() + timeout`, which panics past the clock's range.
-            Some(t) if t > MAX_OVS_APPLY_TIMEOUT => {
-                return Err(invalid(
-                    "ovsApplyTimeout",
-                    t.to_string(),
-                    "want at most 3600 seconds (one hour)",
-                ))
-            }
-            t => Duration::from_secs(t.unwrap_or(DEFAULT_OVS_APPLY_TIMEOUT)),
+            t if t > MAX_OVS_APPLY_TIMEOUT => Some("want at most 3600 seconds (one hour)"),
+            _ => None,
         };
+        if let Some(reason) = refused {
+            return Err(invalid("ovsApplyTimeout", apply.to_string(), reason));
+        }
         let unknown_keys: Vec<String> = raw
             .other
             .keys()
@@ -374,7 +366,7 @@ impl NetConf {
             ovn_installed_timeout: Duration::from_secs(
                 raw.ovn_installed_timeout.unwrap_or(DEFAULT_OVN_INSTALLED_TIMEOUT),
             ),
-            ovs_apply_timeout,
+            ovs_apply_timeout: Duration::from_secs(apply),
             mtu: raw.mtu,
             mac,
             runtime_mac,

@@ -126,9 +126,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
         _ => {}
     }
     let owner = state.owner(&pci)?;
-    let newer = owner
-        .as_ref()
-        .is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
+    let newer = owner.is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
     if newer {
         tracing::info!(pci = %pci, "a newer attachment owns the VF; leaving it alone");
         let facts = rec.as_ref().map_or(req.ipam.as_ref(), |r| r.ipam.as_ref());
