@@ -223,15 +223,11 @@ pub fn parse(
 
 /// The cniVersion to answer errors in: the request's when readable, else the newest.
 pub fn error_version(stdin: &[u8]) -> &'static str {
-    serde_json::from_slice::<serde_json::Value>(stdin)
-        .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(|s| s.as_str())
-                .and_then(|s| s.parse::<CniVersion>().ok())
-        })
-        .unwrap_or(CniVersion::LATEST)
+    let value = serde_json::from_slice::<serde_json::Value>(stdin).unwrap_or_default();
+    let version = value["cniVersion"]
         .as_str()
+        .and_then(|s| s.parse::<CniVersion>().ok());
+    version.unwrap_or(CniVersion::LATEST).as_str()
 }
 
 #[cfg(test)]
