@@ -62,8 +62,7 @@ pub fn attach_request(req: &Request) -> Result<AttachRequest, AddError> {
             vlan: conf.vlan,
             pod_name: req.args.pod_name.clone(),
             pod_namespace: req.args.pod_namespace.clone(),
-            ingress_policing_mbps: None,
-            egress_max_rate_mbps: None,
+            ..Default::default()
         },
         network: conf.name.clone(),
         ovn_installed_timeout: conf.ovn_installed_timeout,

@@ -30,22 +30,22 @@ pub enum CheckError {
     NoPrevResult,
     /// `prevResult` is unreadable.
     #[error("prevResult is unreadable")]
-    PrevResult(#[source] DecodeResult),
+    PrevResult(#[from] DecodeResult),
     /// State files failed.
     #[error("state step failed")]
-    State(#[source] StateError),
+    State(#[from] StateError),
     /// A namespace could not be opened.
     #[error("cannot open network namespace")]
-    Netns(#[source] NetnsError),
+    Netns(#[from] NetnsError),
     /// Netlink failed.
     #[error("link lookup failed")]
-    Link(#[source] LinkError),
+    Link(#[from] LinkError),
     /// Address listing failed.
     #[error("address lookup failed")]
-    Addr(#[source] AddrError),
+    Addr(#[from] AddrError),
     /// OVSDB failed.
     #[error("OVSDB lookup failed")]
-    Ovs(#[source] OvsError),
+    Ovs(#[from] OvsError),
     /// Something differs.
     #[error("CHECK failed: {what}")]
     Mismatch {
@@ -54,7 +54,7 @@ pub enum CheckError {
     },
     /// IPAM CHECK failed.
     #[error("IPAM CHECK failed")]
-    Ipam(#[source] IpamError),
+    Ipam(#[from] IpamError),
 }
 
 impl ErrorCode for CheckError {
@@ -84,23 +84,20 @@ pub async fn check<K: Namespaces, O: Ovs>(
     req: &Request,
 ) -> Result<(), CheckError> {
     let conf = &req.conf;
-    let prev = CniResult::from_value(conf.prev_result.as_ref().ok_or(CheckError::NoPrevResult)?)
-        .map_err(CheckError::PrevResult)?;
-    let rec = node
-        .state
-        .load(&req.container_id, &req.ifname)
-        .map_err(CheckError::State)?
-        .ok_or_else(|| CheckError::UnknownAttachment {
-            container_id: req.container_id.clone(),
-            ifname: req.ifname.clone(),
-        })?;
+    let prev = CniResult::from_value(conf.prev_result.as_ref().ok_or(CheckError::NoPrevResult)?)?;
+    let rec =
+        node.state
+            .load(&req.container_id, &req.ifname)?
+            .ok_or_else(|| CheckError::UnknownAttachment {
+                container_id: req.container_id.clone(),
+                ifname: req.ifname.clone(),
+            })?;
     let netns = req.netns.as_deref().unwrap_or(Path::new(""));
     if rec.vf.is_some() {
-        let pod = node.kernel.open(netns).map_err(CheckError::Netns)?;
+        let pod = node.kernel.open(netns)?;
         let l = pod
             .link_by_name(&req.ifname)
-            .await
-            .map_err(CheckError::Link)?
+            .await?
             .ok_or_else(|| mismatch(format!("no interface {} in {}", req.ifname, pod.label())))?;
         if l.alias.as_deref() != Some(rec.alias().as_str()) {
             return Err(mismatch(format!(
@@ -121,7 +118,7 @@ pub async fn check<K: Namespaces, O: Ovs>(
                 )));
             }
         }
-        let have = pod.addresses(&l).await.map_err(CheckError::Addr)?;
+        let have = pod.addresses(&l).await?;
         for ip in prev
             .ips
             .iter()
@@ -135,8 +132,7 @@ pub async fn check<K: Namespaces, O: Ovs>(
     let port = &rec.representor.new_name;
     let p = ovs
         .port(port)
-        .await
-        .map_err(CheckError::Ovs)?
+        .await?
         .ok_or_else(|| mismatch(format!("OVS interface {port} missing")))?;
     if p.external_ids.get(port_ids::VENDOR).map(String::as_str) != Some(port_ids::VENDOR_VALUE)
         || p.external_ids.get(port_ids::CONTAINER_ID) != Some(&rec.container_id)
@@ -165,7 +161,7 @@ pub async fn check<K: Namespaces, O: Ovs>(
             args: &req.args_raw,
             path: &req.path,
         };
-        ipam::check(&facts.plugin, &env, &conf.raw).map_err(CheckError::Ipam)?;
+        ipam::check(&facts.plugin, &env, &conf.raw)?;
     }
     Ok(())
 }

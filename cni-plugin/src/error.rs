@@ -7,8 +7,6 @@ use std::error::Error as StdError;
 pub mod code {
     /// Incompatible CNI version.
     pub const INCOMPATIBLE_VERSION: u32 = 1;
-    /// Unsupported field in network configuration.
-    pub const UNSUPPORTED_FIELD: u32 = 2;
     /// Container unknown or does not exist.
     pub const UNKNOWN_CONTAINER: u32 = 3;
     /// Invalid necessary environment variables.
@@ -66,20 +64,13 @@ impl CniError {
             cni_version: cni_version.to_string(),
             code: err.code(),
             msg: err.to_string(),
-            details: causes(err).join(": "),
+            // The causes, outermost first (not `err` itself).
+            details: std::iter::successors(err.source(), |&e| e.source())
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(": "),
         }
     }
-}
-
-/// The messages of `err`'s causes, outermost first (not `err` itself).
-fn causes(err: &(impl StdError + ?Sized)) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push(cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -66,23 +66,20 @@ pub fn find<T: DeserializeOwned>(object: &Map<String, Value>) -> Option<NetconfE
         let source = parse_alone::<T>(key, value.clone()).err()?;
         let kinds = accepted_kinds::<T>(key);
         let found_kind = kind_of(value);
-        let expected = if kinds.contains(&found_kind) {
+        let detail = DETAILS
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, d)| format!(" ({d})"));
+        let expected = match detail {
             // Right kind, wrong inside (a nested key, a number out of range): the parser's
             // words name it best.
-            let detail = DETAILS.iter().find(|(k, _)| k == key).map(|(_, d)| *d);
-            match detail {
-                Some(detail) => format!("a JSON {found_kind} ({detail})"),
-                None => format!("a well-formed JSON {found_kind} ({source})"),
+            None if kinds.contains(&found_kind) => format!("a well-formed JSON {found_kind} ({source})"),
+            Some(d) if kinds.contains(&found_kind) => format!("a JSON {found_kind}{d}"),
+            d => {
+                let d = d.unwrap_or_default();
+                let names: Vec<String> = kinds.iter().map(|kind| format!("a JSON {kind}{d}")).collect();
+                names.join(" or ")
             }
-        } else {
-            let names: Vec<String> = kinds
-                .iter()
-                .map(|kind| match DETAILS.iter().find(|(k, _)| k == key) {
-                    Some((_, detail)) => format!("a JSON {kind} ({detail})"),
-                    None => format!("a JSON {kind}"),
-                })
-                .collect();
-            names.join(" or ")
         };
         Some(NetconfError::FieldType {
             field: key.clone(),

@@ -14,10 +14,10 @@ use crate::traits::Ovs;
 pub enum GcError {
     /// State files failed.
     #[error("state step failed")]
-    State(#[source] StateError),
+    State(#[from] StateError),
     /// IPAM GC failed.
     #[error("IPAM GC failed")]
-    Ipam(#[source] IpamError),
+    Ipam(#[from] IpamError),
 }
 
 impl ErrorCode for GcError {
@@ -37,7 +37,7 @@ pub async fn gc<K: Namespaces, O: Ovs>(
 ) -> Result<Vec<(String, String)>, GcError> {
     let conf = &req.conf;
     let valid = conf.valid_attachments.clone().unwrap_or_default();
-    let records = node.state.list().map_err(GcError::State)?;
+    let records = node.state.list()?;
     tracing::debug!(
         records = records.len(),
         valid = valid.len(),
@@ -71,7 +71,7 @@ pub async fn gc<K: Namespaces, O: Ovs>(
         }
     }
     if let Some(t) = conf.ipam_type.as_deref() {
-        ipam::network_wide(t, "GC", req).map_err(GcError::Ipam)?;
+        ipam::network_wide(t, "GC", req)?;
     }
     Ok(released)
 }

@@ -1,9 +1,6 @@
-//! Test hooks, only in builds with the `test-hooks` feature (the tests enable it; release
-//! builds have none of this): pause ADD at a named step while a file exists
-//! (`SRIOV_OVS_PAUSE_AT`, `SRIOV_OVS_PAUSE_FILE`).
-//!
-//! Lets tests kill the plugin or stop OVSDB at a known point of ADD. Inert unless both
-//! variables are set in the plugin's environment.
+//! Test hooks (feature `test-hooks`, absent from release builds): pause ADD at the step
+//! `SRIOV_OVS_PAUSE_AT` while `SRIOV_OVS_PAUSE_FILE` exists, so tests can kill the plugin or
+//! stop OVSDB at a known point. Inert unless both variables are set.
 
 use std::path::PathBuf;
 use std::time::Duration;

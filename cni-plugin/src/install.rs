@@ -1,11 +1,6 @@
 //! `sriov-ovs install --dest DIR`: copies the running executable into a CNI binary directory
-//! atomically (temp file, fsync, chmod 0755, rename), so a kubelet running the plugin at that
-//! moment executes either the old binary or the new one, never a half-written file.
-//!
-//! The installer DaemonSet's init container runs this from an image without a shell.
-//! [`command_line`] is the binary's whole non-CNI command line (`install`, `--help`,
-//! `--version`): CNI runtimes run plugins without arguments, so any argument means a person or
-//! an installer is calling.
+//! atomically, so a kubelet running the plugin meanwhile executes the old or the new binary.
+//! [`command_line`] is the binary's whole non-CNI command line: runtimes pass no arguments.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -156,41 +151,25 @@ pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
 /// the process is a CNI invocation, else the exit code after printing help, the version, or
 /// installing (0 success, 1 install failed, 2 usage error).
 pub fn command_line(args: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn Write) -> Option<i32> {
-    let code = match parse_args(args) {
+    let out = match parse_args(args) {
         Ok(Invocation::Cni) => return None,
-        Ok(Invocation::Help) => {
-            let _ = write!(stdout, "{USAGE}\n{}", crate::netconf_keys::help_text());
-            0
-        }
-        Ok(Invocation::InstallHelp) => {
-            let _ = stdout.write_all(INSTALL_USAGE.as_bytes());
-            0
-        }
-        Ok(Invocation::Version) => {
-            let _ = writeln!(stdout, "sriov-ovs {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        Ok(Invocation::Install { dest }) => match install(&dest) {
-            Ok(path) => {
-                let _ = writeln!(stdout, "installed {}", path.display());
-                0
-            }
+        Ok(Invocation::Help) => format!("{USAGE}\n{}", crate::netconf_keys::help_text()),
+        Ok(Invocation::InstallHelp) => INSTALL_USAGE.to_string(),
+        Ok(Invocation::Version) => format!("sriov-ovs {}\n", env!("CARGO_PKG_VERSION")),
+        Ok(Invocation::Install { dest }) => match install_from(Path::new(SELF_EXE), &dest) {
+            Ok(path) => format!("installed {}\n", path.display()),
             Err(err) => {
                 let _ = writeln!(stderr, "sriov-ovs install: {}", sriov_logging::error_chain(&err));
-                1
+                return Some(1);
             }
         },
         Err(err) => {
             let _ = writeln!(stderr, "sriov-ovs: {err}\n\n{USAGE}");
-            2
+            return Some(2);
         }
     };
-    Some(code)
-}
-
-/// Copies the running executable to `dest/sriov-ovs`; returns the installed path.
-pub fn install(dest: &Path) -> Result<PathBuf, InstallError> {
-    install_from(Path::new(SELF_EXE), dest)
+    let _ = stdout.write_all(out.as_bytes());
+    Some(0)
 }
 
 /// Copies `source` to `dest/sriov-ovs` through a temporary file in `dest` (fsync, mode 0755,
@@ -386,7 +365,7 @@ mod tests {
     #[test]
     fn install_copies_the_running_executable() {
         let dest = tempfile::tempdir().unwrap();
-        let installed = install(dest.path()).unwrap();
+        let installed = install_from(Path::new(SELF_EXE), dest.path()).unwrap();
         let me = fs::read(SELF_EXE).unwrap();
         assert_eq!(fs::read(installed).unwrap(), me);
     }

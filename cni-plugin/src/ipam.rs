@@ -94,10 +94,7 @@ pub fn find_plugin(plugin: &str, path: &str) -> Result<PathBuf, IpamError> {
 /// Our configuration with `cniVersion` lowered to the newest version the plugin speaks, when it
 /// does not speak ours (e.g. host-local v1.1 and CNI 1.1.0); `None` when there is nothing to lower to.
 fn lowered(binary: &Path, conf: &Value) -> Option<Value> {
-    let ours = conf
-        .get("cniVersion")
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse::<CniVersion>().ok())?;
+    let ours = conf["cniVersion"].as_str()?.parse::<CniVersion>().ok()?;
     let supported = supported_versions(binary);
     if supported.contains(&ours) {
         return None;

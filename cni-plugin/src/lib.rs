@@ -116,14 +116,8 @@ pub fn run(env: &HashMap<String, String>, stdin: &mut dyn Read, stdout: &mut dyn
         dispatch(env, skel::parse(env, verb, conf)?)
     };
     match invoke() {
-        Ok(out) => {
-            if let Some(json) = out {
-                if writeln!(stdout, "{json}").is_err() {
-                    return 1;
-                }
-            }
-            0
-        }
+        Ok(None) => 0,
+        Ok(Some(json)) => i32::from(writeln!(stdout, "{json}").is_err()),
         Err(err) => {
             let version = error_version.map_or_else(|| skel::error_version(&input), |v| v.as_str());
             let cni = CniError::from_error(version, &err);

@@ -9,18 +9,15 @@ use tracing::subscriber::DefaultGuard;
 
 /// Installs a subscriber for the current thread until the guard is dropped.
 pub fn init(level: Level, format: Format, log_file: Option<&Path>) -> DefaultGuard {
-    let Some(path) = log_file else {
-        return tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, Sink::Stderr));
+    let opened = log_file.map(|path| (path, OpenOptions::new().create(true).append(true).open(path)));
+    let (sink, failed) = match opened {
+        Some((_, Ok(file))) => (Sink::File(file), None),
+        Some((path, Err(e))) => (Sink::Stderr, Some((path, e))),
+        None => (Sink::Stderr, None),
     };
-    match OpenOptions::new().create(true).append(true).open(path) {
-        Ok(file) => {
-            tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, Sink::File(file)))
-        }
-        Err(e) => {
-            let guard =
-                tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, Sink::Stderr));
-            tracing::warn!(path = %path.display(), error = &e as &dyn std::error::Error, "cannot open logFile; logging to stderr");
-            guard
-        }
+    let guard = tracing::dispatcher::set_default(&sriov_logging::dispatch(level, format, sink));
+    if let Some((path, e)) = failed {
+        tracing::warn!(path = %path.display(), error = &e as &dyn std::error::Error, "cannot open logFile; logging to stderr");
     }
+    guard
 }

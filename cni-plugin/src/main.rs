@@ -4,22 +4,18 @@
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
     if args.first().is_some_and(|a| a == "doctor") {
-        let code = sriov_ovs::doctor::command_line(
+        std::process::exit(sriov_ovs::doctor::command_line(
             &args[1..],
-            &mut std::io::stdout().lock(),
-            &mut std::io::stderr().lock(),
-        );
+            &mut stdout,
+            &mut stderr,
+        ));
+    }
+    if let Some(code) = sriov_ovs::install::command_line(&args, &mut stdout, &mut stderr) {
         std::process::exit(code);
     }
-    if let Some(code) = sriov_ovs::install::command_line(
-        &args,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    ) {
-        std::process::exit(code);
-    }
+    drop(stderr); // the CNI runtime's worker threads log to stderr
     let env = std::env::vars().collect();
-    let code = sriov_ovs::run(&env, &mut std::io::stdin().lock(), &mut std::io::stdout().lock());
-    std::process::exit(code);
+    std::process::exit(sriov_ovs::run(&env, &mut std::io::stdin().lock(), &mut stdout));
 }

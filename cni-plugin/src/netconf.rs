@@ -260,10 +260,8 @@ impl NetConf {
             .name
             .filter(|n| !n.is_empty())
             .ok_or(NetconfError::Missing { field: "name" })?;
-        if let Some(t) = &raw.plugin_type {
-            if t != "sriov-ovs" {
-                tracing::warn!(plugin_type = %t, "network configuration type is not sriov-ovs");
-            }
+        if let Some(t) = raw.plugin_type.as_ref().filter(|t| *t != "sriov-ovs") {
+            tracing::warn!(plugin_type = %t, "network configuration type is not sriov-ovs");
         }
         let rc = raw.runtime_config.unwrap_or_default();
         let device_id = match (&rc.device_id, &raw.device_id, &raw.pci_bus_id) {
@@ -296,15 +294,11 @@ impl NetConf {
             Some(id) if id.is_empty() => return Err(invalid("ifaceID", id, "must not be empty")),
             other => other,
         };
-        if let Some(mtu) = raw.mtu {
-            if !(68..=65535).contains(&mtu) {
-                return Err(invalid("mtu", mtu.to_string(), "must be between 68 and 65535"));
-            }
+        if let Some(mtu) = raw.mtu.filter(|m| !(68..=65535).contains(m)) {
+            return Err(invalid("mtu", mtu.to_string(), "must be between 68 and 65535"));
         }
-        if let Some(vlan) = raw.vlan {
-            if vlan == 0 || vlan > 4094 {
-                return Err(invalid("vlan", vlan.to_string(), "must be between 1 and 4094"));
-            }
+        if let Some(vlan) = raw.vlan.filter(|v| !(1..=4094).contains(v)) {
+            return Err(invalid("vlan", vlan.to_string(), "must be between 1 and 4094"));
         }
         let mac = raw.mac.as_deref().map(|m| parse_mac("mac", m)).transpose()?;
         let runtime_mac = rc
@@ -345,24 +339,16 @@ impl NetConf {
                 .map_err(|_| invalid("logFormat", f, "accepted are text, json"))?,
             None => Format::Text,
         };
-        let ovs_apply_timeout = match raw.ovs_apply_timeout {
-            Some(0) => {
-                return Err(invalid(
-                    "ovsApplyTimeout",
-                    "0",
-                    "want at least 1 second: DEL must see ovs-vswitchd release a port before renaming its representor",
-                ))
-            }
+        let apply = raw.ovs_apply_timeout.unwrap_or(DEFAULT_OVS_APPLY_TIMEOUT);
+        let refused = match apply {
+            0 => Some("want at least 1 second: DEL must see ovs-vswitchd release a port before renaming its representor"),
             // Deadlines are `Instant::now() + timeout`, which panics past the clock's range.
-            Some(t) if t > MAX_OVS_APPLY_TIMEOUT => {
-                return Err(invalid(
-                    "ovsApplyTimeout",
-                    t.to_string(),
-                    "want at most 3600 seconds (one hour)",
-                ))
-            }
-            t => Duration::from_secs(t.unwrap_or(DEFAULT_OVS_APPLY_TIMEOUT)),
+            t if t > MAX_OVS_APPLY_TIMEOUT => Some("want at most 3600 seconds (one hour)"),
+            _ => None,
         };
+        if let Some(reason) = refused {
+            return Err(invalid("ovsApplyTimeout", apply.to_string(), reason));
+        }
         let unknown_keys: Vec<String> = raw
             .other
             .keys()
@@ -380,7 +366,7 @@ impl NetConf {
             ovn_installed_timeout: Duration::from_secs(
                 raw.ovn_installed_timeout.unwrap_or(DEFAULT_OVN_INSTALLED_TIMEOUT),
             ),
-            ovs_apply_timeout,
+            ovs_apply_timeout: Duration::from_secs(apply),
             mtu: raw.mtu,
             mac,
             runtime_mac,

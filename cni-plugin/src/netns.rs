@@ -1,8 +1,5 @@
-//! Netlink sockets (and sysctl writes) in a network namespace given by path.
-//!
-//! A socket belongs to the namespace of the thread that created it, so a short-lived dedicated
-//! thread joins the namespace with `setns`, creates the socket and exits; the process's own
-//! threads never change namespace. Per-namespace sysctls are written the same way.
+//! Netlink sockets (and sysctl writes) in a network namespace given by path. A socket belongs
+//! to its creator thread's namespace, so a short-lived thread `setns`es, creates it and exits.
 
 use crate::sys::Namespaces;
 use nix::sched::{setns, CloneFlags};

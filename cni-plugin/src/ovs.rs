@@ -71,10 +71,8 @@ async fn dial(endpoint: &str, deadline: Instant) -> Result<Vswitch, ovsdb_client
 }
 
 impl OvsdbOvs {
-    /// Connects to the OVSDB server at `endpoint`, waiting up to `reconnect_for` for a server
-    /// that is restarting (zero: fail at once). Later idempotent operations that find the
-    /// session closed reconnect (within the same allowance, counted from their start) and
-    /// retry. Must run inside a tokio runtime.
+    /// Connects to `endpoint`, waiting up to `reconnect_for` for a restarting server (zero: fail
+    /// at once); idempotent operations later reconnect and retry within the same allowance.
     pub async fn connect(endpoint: &Endpoint, reconnect_for: Duration) -> Result<OvsdbOvs, OvsError> {
         let endpoint = endpoint.to_string();
         let vs = dial(&endpoint, Instant::now() + reconnect_for)

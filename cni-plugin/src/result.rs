@@ -82,15 +82,6 @@ pub struct Dns {
     pub options: Vec<String>,
 }
 
-impl Dns {
-    fn is_empty(&self) -> bool {
-        self.nameservers.is_empty()
-            && self.domain.is_none()
-            && self.search.is_empty()
-            && self.options.is_empty()
-    }
-}
-
 /// A version-neutral CNI result.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CniResult {
@@ -133,11 +124,10 @@ impl CniResult {
             .interfaces
             .iter()
             .map(|i| {
-                let mut i = i.clone();
-                if version < CniVersion::V1_1_0 {
-                    i.pci_id = None;
-                }
-                json!(i)
+                json!(Interface {
+                    pci_id: i.pci_id.clone().filter(|_| version >= CniVersion::V1_1_0),
+                    ..i.clone()
+                })
             })
             .collect();
         let ips: Vec<Value> = self
@@ -174,16 +164,12 @@ impl CniResult {
             .collect();
         let mut out = Map::new();
         out.insert("cniVersion".into(), json!(version.as_str()));
-        if !interfaces.is_empty() {
-            out.insert("interfaces".into(), Value::Array(interfaces));
+        for (key, list) in [("interfaces", interfaces), ("ips", ips), ("routes", routes)] {
+            if !list.is_empty() {
+                out.insert(key.into(), Value::Array(list));
+            }
         }
-        if !ips.is_empty() {
-            out.insert("ips".into(), Value::Array(ips));
-        }
-        if !routes.is_empty() {
-            out.insert("routes".into(), Value::Array(routes));
-        }
-        if !self.dns.is_empty() {
+        if self.dns != Dns::default() {
             out.insert("dns".into(), json!(self.dns));
         }
         Value::Object(out)

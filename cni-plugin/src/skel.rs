@@ -25,22 +25,7 @@ pub enum Verb {
     Gc,
 }
 
-/// Every verb.
-const VERBS: [Verb; 6] = [
-    Verb::Add,
-    Verb::Del,
-    Verb::Check,
-    Verb::Status,
-    Verb::Version,
-    Verb::Gc,
-];
-
 impl Verb {
-    /// Parses `CNI_COMMAND`.
-    pub fn parse(s: &str) -> Option<Verb> {
-        VERBS.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// The verb as written in `CNI_COMMAND`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -156,7 +141,16 @@ fn valid_container_id(id: &str) -> bool {
 /// Reads `CNI_COMMAND`.
 pub fn verb(env: &HashMap<String, String>) -> Result<Verb, SkelError> {
     let raw = env.get("CNI_COMMAND").ok_or(SkelError::NoCommand)?;
-    Verb::parse(raw).ok_or_else(|| SkelError::UnknownCommand(raw.clone()))
+    let verbs = [
+        Verb::Add,
+        Verb::Del,
+        Verb::Check,
+        Verb::Status,
+        Verb::Version,
+        Verb::Gc,
+    ];
+    let verb = verbs.into_iter().find(|v| v.as_str() == raw);
+    verb.ok_or_else(|| SkelError::UnknownCommand(raw.clone()))
 }
 
 /// Builds the command of `verb` (not VERSION) from the environment and the parsed stdin.
@@ -173,31 +167,26 @@ pub fn parse(
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
     if needs_container {
-        if container_id.is_empty() {
-            return Err(SkelError::MissingEnv {
-                name: "CNI_CONTAINERID",
-                verb: verb.as_str(),
-            });
-        }
-        if !valid_container_id(&container_id) {
-            return Err(SkelError::InvalidEnv {
-                name: "CNI_CONTAINERID",
-                value: container_id,
-                reason: "want [A-Za-z0-9][A-Za-z0-9_.-]*",
-            });
-        }
-        if ifname.is_empty() {
-            return Err(SkelError::MissingEnv {
-                name: "CNI_IFNAME",
-                verb: verb.as_str(),
-            });
-        }
-        if !valid_ifname(&ifname) {
-            return Err(SkelError::InvalidEnv {
-                name: "CNI_IFNAME",
-                value: ifname,
-                reason: "not a valid interface name",
-            });
+        let checks = [
+            (
+                "CNI_CONTAINERID",
+                &container_id,
+                valid_container_id as fn(&str) -> bool,
+                "want [A-Za-z0-9][A-Za-z0-9_.-]*",
+            ),
+            ("CNI_IFNAME", &ifname, valid_ifname, "not a valid interface name"),
+        ];
+        for (name, value, valid, reason) in checks {
+            if value.is_empty() {
+                return Err(SkelError::MissingEnv {
+                    name,
+                    verb: verb.as_str(),
+                });
+            }
+            if !valid(value) {
+                let value = value.clone();
+                return Err(SkelError::InvalidEnv { name, value, reason });
+            }
         }
         if verb != Verb::Del && netns.is_none() {
             return Err(SkelError::MissingEnv {
@@ -234,15 +223,11 @@ pub fn parse(
 
 /// The cniVersion to answer errors in: the request's when readable, else the newest.
 pub fn error_version(stdin: &[u8]) -> &'static str {
-    serde_json::from_slice::<serde_json::Value>(stdin)
-        .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(|s| s.as_str())
-                .and_then(|s| s.parse::<CniVersion>().ok())
-        })
-        .unwrap_or(CniVersion::LATEST)
+    let value = serde_json::from_slice::<serde_json::Value>(stdin).unwrap_or_default();
+    let version = value["cniVersion"]
         .as_str()
+        .and_then(|s| s.parse::<CniVersion>().ok());
+    version.unwrap_or(CniVersion::LATEST).as_str()
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
-//! The seams between node operations and the kernel: netlink in one network namespace
-//! ([`Net`]) and opening namespaces ([`Namespaces`]). Production uses [`crate::netns::Netns`]
-//! and [`crate::netns::Kernel`]; unit tests use a recording fake, so the order of steps and
-//! every rollback path can be tested without root.
+//! The seams between node operations and the kernel: netlink in one namespace ([`Net`]) and
+//! opening namespaces ([`Namespaces`]), so unit tests can use a recording fake without root.
 
 use crate::ipnet::IpNet;
 use crate::mac::MacAddr;

@@ -107,17 +107,15 @@ pub fn resolve(sysfs: &Sysfs, pci: &PciAddress) -> Result<VfInfo, VfError> {
     let (Some(pf), Some(_)) = (f.physfn, f.vf_index) else {
         return Err(VfError::NotAVf { pci: *pci });
     };
-    match sysfs.eswitch_mode(&pf) {
-        Ok(EswitchMode::Switchdev) => {}
-        Ok(EswitchMode::Legacy) => return Err(VfError::Legacy { pci: *pci, pf }),
-        Err(source) => {
-            return Err(VfError::Eswitch {
-                pci: *pci,
-                pf,
-                source,
-            })
-        }
+    let mode = sysfs.eswitch_mode(&pf);
+    if matches!(mode, Ok(EswitchMode::Legacy)) {
+        return Err(VfError::Legacy { pci: *pci, pf });
     }
+    mode.map_err(|source| VfError::Eswitch {
+        pci: *pci,
+        pf,
+        source,
+    })?;
     let driver = f.driver.ok_or(VfError::NoDriver { pci: *pci })?;
     let rep = sysfs
         .representor(pci, RepresentorView::Host)

@@ -1,8 +1,5 @@
-//! `sriov-ovs doctor`: a read-only check of a node against the offload guide. One line per check
-//! (OK / WARN / FAIL, what was found, the command that fixes it), or `--json`; exit 1 on any FAIL.
-//!
-//! Each family of checks is a module; [`run`] gathers the facts once (sysfs, links, OVSDB,
-//! ovs-vswitchd's flows) and hands them to them. [`command_line`] is the CLI.
+//! `sriov-ovs doctor`: a read-only check of a node against the offload guide, one module per
+//! family of checks; [`run`] gathers the facts once and hands them to them.
 
 pub mod cli;
 pub mod ethtool;
@@ -109,49 +106,32 @@ pub async fn run(opts: &Options) -> Report {
         opts.proc_root.join("sys/kernel/osrelease"),
     )));
 
-    let config = match &opts.config_file {
-        None => None,
-        Some(path) => match load_config(path, opts) {
+    let config = opts.config_file.as_ref().and_then(|path| {
+        let subject = path.display().to_string();
+        match load_config(path, opts) {
             Ok(c) => {
-                report.push(Check::ok(
-                    "sriovdp-config",
-                    path.display().to_string(),
-                    format!("{} resource(s)", c.resources.len()),
-                ));
+                let found = format!("{} resource(s)", c.resources.len());
+                report.push(Check::ok("sriovdp-config", subject, found));
                 Some(c)
             }
             Err(e) => {
-                report.push(
-                    Check::fail(
-                        "sriovdp-config",
-                        path.display().to_string(),
-                        sriov_logging::error_chain(&e),
-                    )
-                    .fix("fix the ConfigMap sriovdp-config (the device plugin rejects it too)"),
-                );
+                let fix = "fix the ConfigMap sriovdp-config (the device plugin rejects it too)";
+                report.push(Check::fail("sriovdp-config", subject, sriov_logging::error_chain(&e)).fix(fix));
                 None
             }
-        },
-    };
-
-    let links = match links().await {
-        Ok(l) => vf::Links::new(l),
-        Err(e) => {
-            report.push(Check::warn("links", "netlink", e));
-            vf::Links::default()
         }
-    };
+    });
 
-    let facts = match ovs_facts(opts).await {
-        Ok(f) => Some(f),
-        Err(found) => {
-            report.push(
-                Check::fail("ovsdb", opts.ovsdb.clone(), found)
-                    .fix("start Open vSwitch (Kube-OVN: the ovs-ovn pod), or pass --ovsdb"),
-            );
-            None
-        }
-    };
+    let links = vf::Links::new(links().await.unwrap_or_else(|e| {
+        report.push(Check::warn("links", "netlink", e));
+        Vec::new()
+    }));
+
+    let facts = ovs_facts(opts).await.map_err(|found| {
+        let fix = "start Open vSwitch (Kube-OVN: the ovs-ovn pod), or pass --ovsdb";
+        report.push(Check::fail("ovsdb", opts.ovsdb.clone(), found).fix(fix));
+    });
+    let facts = facts.ok();
     let on_bridge: HashSet<String> = facts
         .as_ref()
         .and_then(|f| f.bridge_ports.clone())
@@ -172,23 +152,16 @@ pub async fn run(opts: &Options) -> Report {
                 report.extend(checks);
                 // An unreadable eswitch says nothing about single VFs: one WARN, not a FAIL
                 // per VF whose fix would recreate every VF.
-                let reps = match switchdev {
-                    true => match sysfs.pf_representors(&pf.function.address, RepresentorView::Host) {
-                        Ok(reps) => Some(reps),
-                        Err(e) => {
-                            report.push(Check::warn(
-                                "vf-representor",
-                                pf.label(),
-                                format!(
-                                    "cannot list the PF's representors: {}",
-                                    sriov_logging::error_chain(&e)
-                                ),
-                            ));
-                            None
-                        }
-                    },
-                    false => None,
-                };
+                let reps =
+                    switchdev.then(|| sysfs.pf_representors(&pf.function.address, RepresentorView::Host));
+                let reps = reps.transpose().unwrap_or_else(|e| {
+                    let why = format!(
+                        "cannot list the PF's representors: {}",
+                        sriov_logging::error_chain(&e)
+                    );
+                    report.push(Check::warn("vf-representor", pf.label(), why));
+                    None
+                });
                 for address in &pf.unreadable {
                     report.push(vf::unreadable(&sysfs, pf, address));
                 }

@@ -1,9 +1,5 @@
 //! NetworkManager must leave representors alone (the guide: it "may make the driver misbehave").
-//!
-//! Read-only detection: NetworkManager runs when a process's `comm` is `NetworkManager` under
-//! the proc root; what it does with each device is in its run-state file
-//! `<run dir>/devices/<ifindex>` (`[device]` `managed=true|false`), which it writes for every
-//! device it knows. No D-Bus client is needed, and nothing on the host is touched.
+//! Read from procfs (`comm`) and its run-state files `<run dir>/devices/<ifindex>`: no D-Bus.
 
 use std::path::Path;
 

@@ -46,10 +46,9 @@ pub fn count_flows(dump: &str) -> BTreeMap<String, FlowCount> {
 pub async fn dump(rundir: &Path) -> Result<BTreeMap<String, FlowCount>, UnixctlError> {
     let path = unixctl::find_socket(rundir, "ovs-vswitchd")?;
     let ctl = Unixctl::connect(&path, Duration::from_secs(10)).await?;
-    let all = count_flows(&ctl.run("dpctl/dump-flows", &["-m"]).await?);
+    let mut counts = count_flows(&ctl.run("dpctl/dump-flows", &["-m"]).await?);
     // The guide's own filter: what it lists marked `offloaded:yes` counts even if the full dump
     // (taken a moment earlier) missed the flow.
-    let mut counts = all.clone();
     if let Ok(offloaded) = ctl.run("dpctl/dump-flows", &["-m", "type=offloaded"]).await {
         for (port, c) in count_flows(&offloaded) {
             let entry = counts.entry(port).or_default();
@@ -68,22 +67,16 @@ pub fn checks(
     let flows = match flows {
         Ok(f) => f,
         Err(e) => {
-            return vec![Check::warn(
-                CHECK,
-                "ovs-vswitchd",
-                format!(
-                    "cannot dump datapath flows: {} (pass --ovs-rundir)",
-                    sriov_logging::error_chain(e)
-                ),
-            )]
+            let found = format!(
+                "cannot dump datapath flows: {} (pass --ovs-rundir)",
+                sriov_logging::error_chain(e)
+            );
+            return vec![Check::warn(CHECK, "ovs-vswitchd", found)];
         }
     };
     if representors.is_empty() {
-        return vec![Check::warn(
-            CHECK,
-            "bridge",
-            "no representor is a port of the bridge yet: nothing to verify",
-        )];
+        let found = "no representor is a port of the bridge yet: nothing to verify";
+        return vec![Check::warn(CHECK, "bridge", found)];
     }
     representors
         .iter()
@@ -100,35 +93,26 @@ pub fn checks(
 pub fn verdict(rep: &str, c: FlowCount, tc: Option<ethtool::Feature>) -> Check {
     let found = format!("{} datapath flows, {} offloaded:yes", c.flows, c.offloaded);
     let capable = tc.is_some_and(|f| f.available || f.active);
+    let warn = |why: &str| Check::warn(CHECK, rep, format!("{found}: {why}"));
+    let fail = |why: &str| Check::fail(CHECK, rep, format!("{found}: {why}"));
     if c.flows == 0 {
-        Check::warn(CHECK, rep, format!("{found}: no recent traffic to verify with"))
+        warn("no recent traffic to verify with")
     } else if c.offloaded == c.flows {
-        Check::ok(CHECK, rep, found)
+        Check::ok(CHECK, rep, &found)
     } else if tc.is_none() {
-        Check::warn(
-            CHECK,
-            rep,
-            format!("{found}: cannot read hw-tc-offload of {rep} here (run the doctor in the host network namespace)"),
-        )
+        warn(&format!(
+            "cannot read hw-tc-offload of {rep} here (run the doctor in the host network namespace)"
+        ))
     } else if !capable {
-        Check::warn(
-            CHECK,
-            rep,
-            format!("{found}: {rep} cannot offload TC flows (a veth: no NIC eswitch)"),
-        )
+        warn(&format!("{rep} cannot offload TC flows (a veth: no NIC eswitch)"))
     } else if tc.is_some_and(|f| !f.active) {
-        Check::fail(CHECK, rep, format!("{found}: hw-tc-offload is off on {rep}"))
-            .fix(format!("ethtool -K {rep} hw-tc-offload on"))
+        fail(&format!("hw-tc-offload is off on {rep}")).fix(format!("ethtool -K {rep} hw-tc-offload on"))
     } else if c.offloaded == 0 {
-        Check::fail(CHECK, rep, format!("{found}: nothing is offloaded")).fix(format!(
+        fail("nothing is offloaded").fix(format!(
             "check the checks above, then `tc -s filter show dev {rep} ingress` and ovs-vswitchd.log for offload errors"
         ))
     } else {
-        Check::warn(
-            CHECK,
-            rep,
-            format!("{found}: some flows stay in software (e.g. actions the NIC cannot run)"),
-        )
+        warn("some flows stay in software (e.g. actions the NIC cannot run)")
     }
 }
 

@@ -92,12 +92,8 @@ pub fn bridge(facts: &OvsFacts, bridge: &str) -> Check {
 pub async fn ovn_controller(facts: &OvsFacts, ovn_rundir: &Path) -> Check {
     const CHECK: &str = "ovn-controller";
     let ids = &facts.external_ids;
-    let chassis = ids.get("system-id").cloned().unwrap_or_default();
-    let subject = if chassis.is_empty() {
-        "chassis ?".to_string()
-    } else {
-        format!("chassis {chassis}")
-    };
+    let chassis = ids.get("system-id").filter(|c| !c.is_empty());
+    let subject = format!("chassis {}", chassis.map_or("?", String::as_str));
     let missing: Vec<&str> = ["system-id", "ovn-remote", "ovn-encap-type", "ovn-encap-ip"]
         .into_iter()
         .filter(|k| ids.get(*k).is_none_or(|v| v.is_empty()))
@@ -121,13 +117,12 @@ pub async fn ovn_controller(facts: &OvsFacts, ovn_rundir: &Path) -> Check {
         ids.get("ovn-encap-ip").cloned().unwrap_or_default()
     );
     let remote = ids.get("ovn-remote").cloned().unwrap_or_default();
-    let status = match unixctl::find_socket(ovn_rundir, "ovn-controller") {
-        Ok(path) => match Unixctl::connect(&path, Duration::from_secs(5)).await {
-            Ok(ctl) => ctl.run("connection-status", &[]).await,
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let status = async {
+        let path = unixctl::find_socket(ovn_rundir, "ovn-controller")?;
+        let ctl = Unixctl::connect(&path, Duration::from_secs(5)).await?;
+        ctl.run("connection-status", &[]).await
+    }
+    .await;
     match status {
         Ok(s) if s.trim() == "connected" => {
             Check::ok(CHECK, subject, format!("{encap}, connected to {remote}"))

@@ -130,11 +130,8 @@ fn numvfs(pf: &PfTarget) -> Check {
 fn bond(sysfs: &Sysfs, subject: &str, netdev: &str) -> Check {
     const CHECK: &str = "pf-bond";
     let link = sysfs.root().join("class/net").join(netdev).join("master");
-    let master = match std::fs::read_link(&link) {
-        Ok(target) => target.file_name().map(|n| n.to_string_lossy().into_owned()),
-        Err(_) => None,
-    };
-    let Some(master) = master else {
+    let master = std::fs::read_link(&link).ok();
+    let Some(master) = master.and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())) else {
         return Check::ok(CHECK, subject, format!("{netdev} is not enslaved"));
     };
     let mode = match sysfs.netdev_attr(&master, "bonding/mode") {

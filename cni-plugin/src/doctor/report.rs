@@ -14,16 +14,6 @@ pub enum Status {
     Fail,
 }
 
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        }
-    }
-}
-
 /// The result of one check on one subject (a PF, a VF, OVS, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -118,24 +108,13 @@ impl Report {
         let width = self.checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
         let mut out = String::new();
         for c in &self.checks {
-            out.push_str(&format!(
-                "{:<4} {:<width$} {}: {}",
-                c.status.label(),
-                c.check,
-                c.subject,
-                c.found
-            ));
-            if let Some(fix) = &c.fix {
-                out.push_str(&format!("; fix: {fix}"));
-            }
-            out.push('\n');
+            let (check, subject, found) = (c.check, &c.subject, &c.found);
+            let status = format!("{:?}", c.status).to_uppercase();
+            let fix = c.fix.as_ref().map(|f| format!("; fix: {f}")).unwrap_or_default();
+            out.push_str(&format!("{status:<4} {check:<width$} {subject}: {found}{fix}\n"));
         }
-        out.push_str(&format!(
-            "{} OK, {} WARN, {} FAIL\n",
-            self.count(Status::Ok),
-            self.count(Status::Warn),
-            self.count(Status::Fail)
-        ));
+        let [ok, warn, fail] = [Status::Ok, Status::Warn, Status::Fail].map(|s| self.count(s));
+        out.push_str(&format!("{ok} OK, {warn} WARN, {fail} FAIL\n"));
         out
     }
 

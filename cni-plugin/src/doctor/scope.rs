@@ -102,12 +102,10 @@ pub fn targets(sysfs: &Sysfs, config: Option<&Config>) -> Result<Vec<PfTarget>, 
         let Some(pf) = vf.physfn.and_then(|a| pfs.get_mut(&a)) else {
             continue;
         };
-        let pool = match config {
-            Some(config) => match pool_of(sysfs, config, vf, pf) {
-                Some(pool) => Some(pool),
-                None => continue,
-            },
-            None => None,
+        // With a config, a VF no resource pools is not checked.
+        let pool = match config.map(|config| pool_of(sysfs, config, vf, pf)) {
+            Some(None) => continue,
+            pool => pool.flatten(),
         };
         pf.vfs.push(VfTarget {
             function: vf.clone(),
@@ -160,13 +158,8 @@ fn would_pool(sysfs: &Sysfs, config: &Config, pf: &PfTarget) -> bool {
                 drivers: Vec::new(),
                 pci_addresses: Vec::new(),
                 acpi_indexes: Vec::new(),
-                pf_names: Vec::new(),
-                root_devices: Vec::new(),
                 is_rdma: false,
-                devices: match vf_device {
-                    Some(_) => selector.devices.clone(),
-                    None => Vec::new(),
-                },
+                devices: vf_device.map_or(Vec::new(), |_| selector.devices.clone()),
                 ..selector.clone()
             };
             selector.pf_names.is_empty()

@@ -19,12 +19,9 @@ pub struct Links {
 impl Links {
     /// Indexes `links`.
     pub fn new(links: Vec<Link>) -> Links {
-        let mut out = Links::default();
-        for link in links {
-            out.by_index.insert(link.index, link.clone());
-            out.by_name.insert(link.name.clone(), link);
-        }
-        out
+        let by_index = links.iter().map(|l| (l.index, l.clone())).collect();
+        let by_name = links.into_iter().map(|l| (l.name.clone(), l)).collect();
+        Links { by_name, by_index }
     }
 
     /// The link named `name`, else the one with the ifindex sysfs records for it (a static

@@ -18,6 +18,9 @@ pub enum AddrError {
         #[source]
         source: rtnetlink::Error,
     },
+    /// The route cannot be expressed as a netlink message.
+    #[error("invalid route")]
+    Route(#[source] crate::traits::Cause),
     /// A route mixes families.
     #[error("route to {dst} has a gateway {gw} of the other address family")]
     MixedFamilies {
@@ -38,7 +41,7 @@ impl AddrError {
 impl crate::error::ErrorCode for AddrError {
     fn code(&self) -> u32 {
         match self {
-            AddrError::MixedFamilies { .. } => crate::error::code::INVALID_CONFIG,
+            AddrError::MixedFamilies { .. } | AddrError::Route(_) => crate::error::code::INVALID_CONFIG,
             _ => crate::error::code::NETLINK,
         }
     }
@@ -57,30 +60,17 @@ pub fn route_message(
             .and_then(|ip| ip.gateway)
     });
     let dst = route.dst;
-    let mut msg = match (dst.network(), gw) {
-        (IpAddr::V4(d), gw) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                .destination_prefix(d, dst.prefix)
-                .output_interface(index);
-            match gw {
-                Some(IpAddr::V4(g)) => b = b.gateway(g),
-                Some(g @ IpAddr::V6(_)) => return Err(AddrError::MixedFamilies { dst, gw: g }),
-                None => b = b.scope(RouteScope::Link),
-            }
-            b.build()
-        }
-        (IpAddr::V6(d), gw) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                .destination_prefix(d, dst.prefix)
-                .output_interface(index);
-            match gw {
-                Some(IpAddr::V6(g)) => b = b.gateway(g),
-                Some(g @ IpAddr::V4(_)) => return Err(AddrError::MixedFamilies { dst, gw: g }),
-                None => b = b.scope(RouteScope::Link),
-            }
-            b.build()
-        }
+    if let Some(gw) = gw.filter(|g| g.is_ipv4() != dst.is_ipv4()) {
+        return Err(AddrError::MixedFamilies { dst, gw });
+    }
+    let b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(dst.network(), dst.prefix)
+        .map(|b| b.output_interface(index));
+    let b = match gw {
+        Some(g) => b.and_then(|b| b.gateway(g)),
+        None => b.map(|b| b.scope(RouteScope::Link)),
     };
+    let mut msg = b.map_err(|e| AddrError::Route(e.into()))?.build();
     if let Some(mtu) = route.mtu {
         msg.attributes
             .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));

@@ -168,16 +168,14 @@ impl Net for Netns {
             .await
             .map_err(AddrError::failed(format!("list addresses of {}", l.name)))?;
         let addr_of = |m: &netlink_packet_route::address::AddressMessage| {
-            let local = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(ip) => Some(*ip),
-                _ => None,
-            });
-            local.or_else(|| {
+            let find = |local: bool| {
                 m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Address(ip) => Some(*ip),
+                    AddressAttribute::Local(ip) if local => Some(*ip),
+                    AddressAttribute::Address(ip) if !local => Some(*ip),
                     _ => None,
                 })
-            })
+            };
+            find(true).or_else(|| find(false))
         };
         Ok(msgs
             .iter()

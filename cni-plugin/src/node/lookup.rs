@@ -13,13 +13,10 @@ pub fn open_pod_ns<K: Namespaces>(kernel: &K, path: &Path) -> Option<K::Net> {
     if path.as_os_str().is_empty() {
         return None;
     }
-    match kernel.open(path) {
-        Ok(ns) => Some(ns),
-        Err(err) => {
-            tracing::info!(netns = %path.display(), error = &err as &dyn std::error::Error, "pod namespace unusable; looking for the VF on the host");
-            None
-        }
-    }
+    let opened = kernel.open(path).map_err(|err| {
+        tracing::info!(netns = %path.display(), error = &err as &dyn std::error::Error, "pod namespace unusable; looking for the VF on the host");
+    });
+    opened.ok()
 }
 
 /// Finds the VF in the host namespace: by alias, by the names sysfs shows, by cached ifindex

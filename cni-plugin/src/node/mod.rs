@@ -1,9 +1,5 @@
-//! Node operations: attach a VF to a pod ([`attach()`]) and release it again ([`release()`]),
-//! with typed inputs and nothing of CNI's stdin, environment or result format. The CNI verbs,
-//! the Kube-OVN node server and the doctor all act on the node through this module.
-//!
-//! The kernel ([`crate::sys`]) and OVSDB ([`crate::traits::Ovs`]) are generic parameters, so
-//! the order of steps and every rollback path are unit-tested against recording fakes.
+//! Node operations: attach a VF to a pod ([`attach()`]) and release it ([`release()`]), typed,
+//! free of CNI's formats; generic over kernel and OVSDB so every rollback path is unit-tested.
 
 pub mod attach;
 pub mod lookup;

@@ -31,7 +31,7 @@ pub enum ReleaseError {
     },
     /// Opening the host namespace failed.
     #[error("cannot open the host network namespace")]
-    HostNs(#[source] NetnsError),
+    HostNs(#[from] NetnsError),
     /// A netlink step on the representor failed.
     #[error("cannot restore representor {name}")]
     Representor {
@@ -52,10 +52,10 @@ pub enum ReleaseError {
     },
     /// IPAM DEL failed.
     #[error("IPAM DEL failed")]
-    Ipam(#[source] IpamError),
+    Ipam(#[from] IpamError),
     /// State files failed.
     #[error("state step failed")]
-    State(#[source] StateError),
+    State(#[from] StateError),
 }
 
 impl ErrorCode for ReleaseError {
@@ -114,10 +114,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
         ipam_release(req.ipam.as_ref(), &req.container_id, &req.ifname, "")?;
         return Ok(Released::NothingKnown);
     };
-    let _lock = state
-        .lock_vf(&pci, LOCK_TIMEOUT)
-        .await
-        .map_err(ReleaseError::State)?;
+    let _lock = state.lock_vf(&pci, LOCK_TIMEOUT).await?;
     // Read again under the lock: an attach or release of this VF may have run meanwhile.
     let rec = if rec.is_some() { load()? } else { None };
     match (req.listed_phase, rec.as_ref().map(|r| r.phase)) {
@@ -128,17 +125,13 @@ pub async fn release<K: Namespaces, O: Ovs>(
         }
         _ => {}
     }
-    let owner = state.owner(&pci).map_err(ReleaseError::State)?;
-    let newer = owner
-        .as_ref()
-        .is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
+    let owner = state.owner(&pci)?;
+    let newer = owner.is_some_and(|o| o.container_id != req.container_id || o.ifname != req.ifname);
     if newer {
         tracing::info!(pci = %pci, "a newer attachment owns the VF; leaving it alone");
         let facts = rec.as_ref().map_or(req.ipam.as_ref(), |r| r.ipam.as_ref());
         ipam_release(facts, &req.container_id, &req.ifname, "")?;
-        state
-            .remove(&req.container_id, &req.ifname)
-            .map_err(ReleaseError::State)?;
+        state.remove(&req.container_id, &req.ifname)?;
         return Ok(Released::NewerOwner);
     }
     // The VF's PCI function exists (it has not been destroyed with numvfs lowered, say).
@@ -153,7 +146,7 @@ pub async fn release<K: Namespaces, O: Ovs>(
             return Ok(Released::NothingKnown);
         }
     };
-    let host = node.kernel.host().map_err(ReleaseError::HostNs)?;
+    let host = node.kernel.host()?;
     let pod = req.netns.as_deref().and_then(|p| open_pod_ns(node.kernel, p));
     let vf_pending = pod.is_none() && vf_exists && !vf_returned(&host, &rec, &names).await?;
     let steps = Steps {
@@ -168,10 +161,8 @@ pub async fn release<K: Namespaces, O: Ovs>(
         tracing::warn!(pci = %pci, timeout = ?VF_RETURN_TIMEOUT, "the VF has not come back from the pod's namespace; its record is kept so the next attach or GC of this VF restores it");
         return Ok(Released::VfPending);
     }
-    state.clear_owner(&pci).map_err(ReleaseError::State)?;
-    state
-        .remove(&req.container_id, &req.ifname)
-        .map_err(ReleaseError::State)?;
+    state.clear_owner(&pci)?;
+    state.remove(&req.container_id, &req.ifname)?;
     Ok(Released::Released)
 }
 
@@ -216,7 +207,7 @@ fn ipam_release(
         args: &facts.args,
         path: &facts.path,
     };
-    ipam::del(&facts.plugin, &env, &facts.conf).map_err(ReleaseError::Ipam)
+    Ok(ipam::del(&facts.plugin, &env, &facts.conf)?)
 }
 
 /// A record rebuilt from the request and sysfs when the record is gone.
@@ -481,7 +472,7 @@ impl<O: Ovs, N: Net> Steps<'_, O, N> {
             (port, rep)
         };
         // A netlink socket runs one dump at a time (EBUSY otherwise): the VF branch gets its own.
-        let vf_host = self.host.another_socket().map_err(ReleaseError::HostNs)?;
+        let vf_host = self.host.another_socket()?;
         let ((port, rep), vf) = futures::join!(representor, self.restore_vf(&vf_host, rec));
         note(port);
         note(rep);

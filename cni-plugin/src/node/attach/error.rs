@@ -25,16 +25,16 @@ pub enum AttachError {
     },
     /// The VF is not usable.
     #[error("VF unusable")]
-    Vf(#[source] VfError),
+    Vf(#[from] VfError),
     /// The IPAM plugin is not in `CNI_PATH`.
     #[error("IPAM plugin unusable")]
     IpamLookup(#[source] IpamError),
     /// A namespace could not be opened.
     #[error("network namespace unusable")]
-    Netns(#[source] NetnsError),
+    Netns(#[from] NetnsError),
     /// OVSDB failed.
     #[error("OVSDB step failed")]
-    Ovs(#[source] OvsError),
+    Ovs(#[from] OvsError),
     /// The bridge does not exist.
     #[error("OVS bridge {bridge} does not exist")]
     NoBridge {
@@ -43,7 +43,7 @@ pub enum AttachError {
     },
     /// State files failed.
     #[error("state step failed")]
-    State(#[source] StateError),
+    State(#[from] StateError),
     /// A live attachment holds the VF.
     #[error("VF {pci} is held by container {container_id} ({ifname}) whose namespace {netns} still exists")]
     VfBusy {
@@ -82,7 +82,7 @@ pub enum AttachError {
     },
     /// A link operation failed.
     #[error("link step failed")]
-    Link(#[source] LinkError),
+    Link(#[from] LinkError),
     /// The VF vanished after the move.
     #[error("VF {pci} not found in {netns} after moving it there")]
     VfLost {
@@ -96,7 +96,7 @@ pub enum AttachError {
     Ipam(#[source] IpamError),
     /// Addresses or routes failed.
     #[error("address or route step failed")]
-    Addr(#[source] AddrError),
+    Addr(#[from] AddrError),
 }
 
 impl ErrorCode for AttachError {

@@ -44,25 +44,21 @@ where
             ifname: req.ifname.clone(),
         });
     }
-    let mut vf = vf::resolve(node.sysfs, &req.pci).map_err(AttachError::Vf)?;
+    let mut vf = vf::resolve(node.sysfs, &req.pci)?;
     if let Addressing::Ipam(facts) = &req.addressing {
         ipam::find_plugin(&facts.plugin, &facts.path).map_err(AttachError::IpamLookup)?;
     }
-    let pod = node.kernel.open(&req.netns).map_err(AttachError::Netns)?;
-    let host = node.kernel.host().map_err(AttachError::Netns)?;
-    let ovs = &connect.await.map_err(AttachError::Ovs)?;
-    if !ovs
-        .bridge_exists(&req.port.bridge)
-        .await
-        .map_err(AttachError::Ovs)?
-    {
+    let pod = node.kernel.open(&req.netns)?;
+    let host = node.kernel.host()?;
+    let ovs = &connect.await?;
+    if !ovs.bridge_exists(&req.port.bridge).await? {
         return Err(AttachError::NoBridge {
             bridge: req.port.bridge.clone(),
         });
     }
     let alias = vf_alias(&req.pci);
     if vf.has_kernel_netdev() {
-        if let Some(l) = pod.link_by_name(&req.ifname).await.map_err(AttachError::Link)? {
+        if let Some(l) = pod.link_by_name(&req.ifname).await? {
             if l.alias.as_deref() != Some(alias.as_str()) {
                 return Err(AttachError::IfnameTaken {
                     ifname: req.ifname.clone(),
@@ -73,10 +69,7 @@ where
     }
     tracing::debug!("validated");
     let state = node.state;
-    let _lock = state
-        .lock_vf(&req.pci, LOCK_TIMEOUT)
-        .await
-        .map_err(AttachError::State)?;
+    let _lock = state.lock_vf(&req.pci, LOCK_TIMEOUT).await?;
     if let Some(restored) = take_over_stale(node, ovs, &host, &vf, req).await? {
         // The names read from sysfs above are the stale attachment's; it now has its own back.
         if let Some(name) = restored.vf {
@@ -86,17 +79,12 @@ where
     }
     tracing::debug!("locked");
 
-    let (vf_link, rep_link) = match lookup::locate(&host, &alias, &vf)
-        .await
-        .map_err(AttachError::Link)?
-    {
+    let (vf_link, rep_link) = match lookup::locate(&host, &alias, &vf).await? {
         (Some(v), Some(r)) => (v, r),
         // Names read before the lock can be stale (a release of this VF ran in between): read again.
         _ => {
-            vf = vf::resolve(node.sysfs, &req.pci).map_err(AttachError::Vf)?;
-            let (v, r) = lookup::locate(&host, &alias, &vf)
-                .await
-                .map_err(AttachError::Link)?;
+            vf = vf::resolve(node.sysfs, &req.pci)?;
+            let (v, r) = lookup::locate(&host, &alias, &vf).await?;
             let v = v.ok_or_else(|| AttachError::VfNetdevMissing {
                 pci: req.pci,
                 names: vf.netdevs.clone(),
@@ -192,13 +180,11 @@ async fn take_over_stale<K: Namespaces, O: Ovs>(
     req: &AttachRequest,
 ) -> Result<Option<Restored>, AttachError> {
     let state: &StateDir = node.state;
-    let Some(owner) = state.owner(&vf.pci).map_err(AttachError::State)? else {
+    let Some(owner) = state.owner(&vf.pci)? else {
         return Ok(None);
     };
     let ours = owner.container_id == req.container_id && owner.ifname == req.ifname;
-    let old = state
-        .load(&owner.container_id, &owner.ifname)
-        .map_err(AttachError::State)?;
+    let old = state.load(&owner.container_id, &owner.ifname)?;
     if !ours && old.is_some() && std::path::Path::new(&owner.netns).exists() {
         return Err(AttachError::VfBusy {
             pci: vf.pci,
@@ -225,15 +211,13 @@ async fn take_over_stale<K: Namespaces, O: Ovs>(
             );
         }
         if ours {
-            state
-                .remove(&old.container_id, &old.ifname)
-                .map_err(AttachError::State)?;
+            state.remove(&old.container_id, &old.ifname)?;
         }
         restored = Some(Restored {
             vf: old.vf.map(|v| v.name),
             representor: old.representor.name,
         });
     }
-    state.clear_owner(&vf.pci).map_err(AttachError::State)?;
+    state.clear_owner(&vf.pci)?;
     Ok(restored)
 }

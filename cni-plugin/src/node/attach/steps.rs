@@ -59,9 +59,9 @@ async fn move_vf_into_pod<N: Net>(
     l: &Link,
     rec: &AttachmentRecord,
 ) -> Result<(), AttachError> {
-    host.set_alias(l, &rec.alias()).await.map_err(AttachError::Link)?;
+    host.set_alias(l, &rec.alias()).await?;
     if l.up {
-        host.set_up(l, false).await.map_err(AttachError::Link)?;
+        host.set_up(l, false).await?;
     }
     tracing::debug!("VF alias set and down");
     match host.move_to(l, pod).await {
@@ -69,13 +69,13 @@ async fn move_vf_into_pod<N: Net>(
         Err(LinkError::MoveToNetns { source, .. }) if errno(&source) == Some(libc::EEXIST) => {
             // The VF's name (or an altname) exists in the pod: move it under a temporary name.
             let tmp = temp_name(&rec.pci);
-            host.rename(l, &tmp).await.map_err(AttachError::Link)?;
+            host.rename(l, &tmp).await?;
             let l = Link {
                 name: tmp,
                 ..l.clone()
             };
             for alt in &l.altnames {
-                host.del_altname(&l, alt).await.map_err(AttachError::Link)?;
+                host.del_altname(&l, alt).await?;
             }
             host.move_to(&l, pod).await.map_err(AttachError::Link)
         }
@@ -101,28 +101,20 @@ async fn configure_pod_interface<N: Net>(
     tracing::debug!("VF moved into the pod");
     #[cfg(feature = "test-hooks")]
     crate::hooks::pause_point("after-vf-move").await;
-    let moved = sys::link_by_alias(pod, &rec.alias())
-        .await
-        .map_err(AttachError::Link)?
-        .ok_or_else(lost)?;
-    sys::rename_clearing_altname(pod, &moved, &req.ifname)
-        .await
-        .map_err(AttachError::Link)?;
+    let moved = sys::link_by_alias(pod, &rec.alias()).await?.ok_or_else(lost)?;
+    sys::rename_clearing_altname(pod, &moved, &req.ifname).await?;
     let moved = Link {
         name: req.ifname.clone(),
         ..moved
     };
     if let Some(mac) = req.mac {
-        pod.set_mac(&moved, mac).await.map_err(AttachError::Link)?;
+        pod.set_mac(&moved, mac).await?;
     }
     if let Some(mtu) = req.mtu {
-        pod.set_mtu(&moved, mtu).await.map_err(AttachError::Link)?;
+        pod.set_mtu(&moved, mtu).await?;
     }
-    pod.set_up(&moved, true).await.map_err(AttachError::Link)?;
-    pod.link_by_index(moved.index)
-        .await
-        .map_err(AttachError::Link)?
-        .ok_or_else(lost)
+    pod.set_up(&moved, true).await?;
+    pod.link_by_index(moved.index).await?.ok_or_else(lost)
 }
 
 /// The addresses: given, or from the IPAM plugin (whose DEL then becomes an undo step).
@@ -166,12 +158,10 @@ pub(super) async fn run<O: Ovs, N: Net>(
     let addresses = acquire_addresses(req, rb)?;
     if let Some(l) = &pod_link {
         for ip in &addresses.ips {
-            pod.add_address(l, ip.address).await.map_err(AttachError::Addr)?;
+            pod.add_address(l, ip.address).await?;
         }
         for route in &addresses.routes {
-            pod.add_route(l, route, &addresses.ips)
-                .await
-                .map_err(AttachError::Addr)?;
+            pod.add_route(l, route, &addresses.ips).await?;
         }
     }
 
@@ -183,11 +173,9 @@ pub(super) async fn run<O: Ovs, N: Net>(
     let rep_link = links.representor;
     rb.push(Undo::RestoreRepresentor);
     if rep_link.up {
-        host.set_up(&rep_link, false).await.map_err(AttachError::Link)?;
+        host.set_up(&rep_link, false).await?;
     }
-    sys::rename_clearing_altname(host, &rep_link, &rec.representor.new_name)
-        .await
-        .map_err(AttachError::Link)?;
+    sys::rename_clearing_altname(host, &rep_link, &rec.representor.new_name).await?;
     let rep = Link {
         name: rec.representor.new_name.clone(),
         ..rep_link
@@ -220,30 +208,26 @@ pub(super) async fn run<O: Ovs, N: Net>(
         egress_max_rate: req.port.egress_max_rate_mbps.map(|m| m.saturating_mul(1_000_000)),
     };
     if let Some(mtu) = req.mtu {
-        host.set_mtu(&rep, mtu).await.map_err(AttachError::Link)?;
+        host.set_mtu(&rep, mtu).await?;
     }
-    host.set_up(&rep, true).await.map_err(AttachError::Link)?;
+    host.set_up(&rep, true).await?;
     rb.push(Undo::DelPort);
     tracing::debug!("pod configured, representor renamed and up");
-    ovs.add_port(&spec).await.map_err(AttachError::Ovs)?;
+    ovs.add_port(&spec).await?;
     tracing::debug!("port added");
     #[cfg(feature = "test-hooks")]
     crate::hooks::pause_point("after-attach").await;
-    let ofport = ovs
-        .wait_ofport(&rep.name, OFPORT_TIMEOUT)
-        .await
-        .map_err(AttachError::Ovs)?;
+    let ofport = ovs.wait_ofport(&rep.name, OFPORT_TIMEOUT).await?;
     tracing::debug!(ofport, "ofport assigned");
     if req.port.iface_id.is_some() && !req.ovn_installed_timeout.is_zero() {
         ovs.wait_ovn_installed(&rep.name, req.ovn_installed_timeout)
-            .await
-            .map_err(AttachError::Ovs)?;
+            .await?;
     }
-    let rep_now = host.link_by_index(rep.index).await.map_err(AttachError::Link)?;
+    let rep_now = host.link_by_index(rep.index).await?;
     // ovs-vswitchd has opened the netdev by now; make sure nothing left the representor down.
     if rep_now.as_ref().is_some_and(|l| !l.up) {
         tracing::warn!(representor = %rep.name, "representor went down while ovs-vswitchd opened it; setting it up again");
-        host.set_up(&rep, true).await.map_err(AttachError::Link)?;
+        host.set_up(&rep, true).await?;
     }
     // Announce the pod's addresses once the data path through the representor exists.
     if let Some(l) = &pod_link {
