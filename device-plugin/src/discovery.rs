@@ -173,13 +173,12 @@ pub fn discover_from(
         .iter()
         .flat_map(|r| &r.selectors)
         .any(|s| s.is_rdma);
-    let rdma_index = if wants_rdma {
-        sysfs.rdma_index().unwrap_or_else(|error| {
+    let rdma_index = match wants_rdma.then(|| sysfs.rdma_index()) {
+        Some(Err(error)) => {
             tracing::warn!(error = %sriov_logging::error_chain(&error), "cannot read the RDMA character devices; isRdma devices get none");
             RdmaIndex::default()
-        })
-    } else {
-        RdmaIndex::default()
+        }
+        read => read.and_then(Result::ok).unwrap_or_default(),
     };
     let mut taken: HashSet<PciAddress> = HashSet::new();
     for resource in &config.resources {
