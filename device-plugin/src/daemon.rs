@@ -1,21 +1,7 @@
 //! The device plugin daemon: loads the config, discovers devices, serves one
 //! gRPC socket per resource and reacts to events until shut down.
-//!
-//! What triggers what:
-//! - netlink link events (up/down, representor added/removed) -> health is
-//!   recomputed and changed lists are streamed at once;
-//! - the config file's directory changing (file written, renamed, or the
-//!   ConfigMap `..data` symlink swapped) -> config reloaded; resources are
-//!   added, removed and re-selected live; an invalid new config is logged and
-//!   the running one kept;
-//! - sysfs directories changing (inotify on `bus/pci/devices`, `class/net`,
-//!   SR-IOV PF directories and offerable devices; this is what a simulated
-//!   tree shows) and kernel uevents for `pci`/`net` add, remove, bind,
-//!   unbind, move (what a real host shows) -> devices rediscovered;
-//! - `kubelet.sock` created in the device plugin directory (kubelet
-//!   restarted) -> every socket recreated and registered again;
-//! - one of our sockets removed -> that resource's socket recreated and
-//!   registered again.
+//! What triggers what (link events, config and sysfs changes, uevents, kubelet restarts,
+//! removed sockets) is the table in the crate's README.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

@@ -1,10 +1,5 @@
-//! Finds the devices each configured resource offers, reading sysfs through
-//! the host model.
-//!
-//! Offered are network functions (VFs, and PFs without VFs); PFs with VFs and
-//! any function holding the host's IPv4 default route are never offered.
-//! Resources take devices in config order, selectors in order; a device taken
-//! once is not offered again.
+//! Finds the devices each configured resource offers (the rules are in the README), reading
+//! sysfs through the host model.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

@@ -41,19 +41,9 @@ enum Unhealthy<'a> {
     NoRepresentor,
 }
 
-/// Whether a device is healthy.
-///
-/// A VF needs its PF uplink up (administratively and with carrier) and its
-/// representor present. Two topologies change that:
-/// - an uplink enslaved to an SR-IOV VF LAG bond (sysfs says which bond
-///   and that its mode is a VF LAG one, netlink `IFLA_MASTER` confirms the
-///   uplink is still its slave): the bond's state counts, not the uplink's,
-///   since the bond carries the VF's traffic over the other port;
-/// - a VF of a BlueField in DPU mode: no representor exists on this host,
-///   so the link alone counts.
-///
-/// A PF offered itself (no VFs) is always healthy: its netdev legitimately
-/// leaves the host namespace when a pod gets it.
+/// Whether a device is healthy, by the rules the README's "Health" gives (uplink up, or its
+/// VF LAG bond; representor present unless DPU mode). A PF offered itself is always healthy:
+/// its netdev legitimately leaves the host namespace when a pod gets it.
 fn health_of<'a>(record: &'a DeviceRecord, links: &LinkTable) -> Result<(), Unhealthy<'a>> {
     if !record.is_vf() {
         return Ok(());
