@@ -1,30 +1,17 @@
 //! The device plugin daemon: loads the config, discovers devices, serves one
 //! gRPC socket per resource and reacts to events until shut down.
-//!
-//! What triggers what:
-//! - netlink link events (up/down, representor added/removed) -> health is
-//!   recomputed and changed lists are streamed at once;
-//! - the config file's directory changing (file written, renamed, or the
-//!   ConfigMap `..data` symlink swapped) -> config reloaded; resources are
-//!   added, removed and re-selected live; an invalid new config is logged and
-//!   the running one kept;
-//! - sysfs directories changing (inotify on `bus/pci/devices`, `class/net`,
-//!   SR-IOV PF directories and offerable devices; this is what a simulated
-//!   tree shows) and kernel uevents for `pci`/`net` add, remove, bind,
-//!   unbind, move (what a real host shows) -> devices rediscovered;
-//! - `kubelet.sock` created in the device plugin directory (kubelet
-//!   restarted) -> every socket recreated and registered again;
-//! - one of our sockets removed -> that resource's socket recreated and
-//!   registered again.
+//! What triggers what (link events, config and sysfs changes, uevents, kubelet restarts,
+//! removed sockets) is the table in the crate's README.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kubelet_proto::v1beta1::KUBELET_SOCKET;
+use sriov_host::atomic::parent_dir;
 use sriov_host::Sysfs;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -210,7 +197,7 @@ impl Daemon {
         let (fs_sender, fs_events) = mpsc::unbounded_channel();
         let mut dirs = vec![
             settings.device_plugin_path.clone(),
-            config_dir(&settings.config_file),
+            parent_dir(&settings.config_file).to_path_buf(),
         ];
         let registry_dir = settings
             .plugin_registry_path
@@ -331,18 +318,14 @@ impl Daemon {
             .filter_map(|r| r.uplink.as_deref());
         self.uplink_masters.reset(uplinks, &links);
         let wanted: HashSet<String> = self.config.resources.iter().map(|r| r.full_name()).collect();
-        let gone: Vec<String> = self
-            .plugins
-            .keys()
-            .filter(|k| !wanted.contains(*k))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(plugin) = self.plugins.remove(&name) {
-                tracing::info!(resource = %name, "resource removed from config; stopping it");
-                plugin.stop().await;
-                self.metrics.forget(&name);
-            }
+        let gone;
+        (self.plugins, gone) = std::mem::take(&mut self.plugins)
+            .into_iter()
+            .partition(|(name, _)| wanted.contains(name));
+        for (name, plugin) in gone {
+            tracing::info!(resource = %name, "resource removed from config; stopping it");
+            plugin.stop().await;
+            self.metrics.forget(&name);
         }
         for (resource, devices) in self.config.resources.clone().into_iter().zip(found.resources) {
             let name = resource.full_name();
@@ -372,10 +355,7 @@ impl Daemon {
         let mut reload_at: Option<Instant> = None;
         let mut rediscover_at: Option<Instant> = None;
         loop {
-            let deadline = match (reload_at, rediscover_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = reload_at.into_iter().chain(rediscover_at).min();
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 changed = link_changes.changed(), if links_alive => {
@@ -455,7 +435,7 @@ impl Daemon {
         {
             return Trigger::SocketRemoved;
         }
-        if event.dir == config_dir(&settings.config_file) {
+        if event.dir == parent_dir(&settings.config_file) {
             let file = settings.config_file.file_name();
             if event.name.as_deref() == file || event.is("..data") {
                 return Trigger::Reload;
@@ -542,14 +522,6 @@ enum Trigger {
     KubeletRestarted,
     SocketRemoved,
     None,
-}
-
-/// The directory holding the config file (`.` for a bare file name).
-fn config_dir(config_file: &Path) -> PathBuf {
-    match config_file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// Start-up phases in the debug log, each with its own time and the time

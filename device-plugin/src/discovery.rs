@@ -1,10 +1,5 @@
-//! Finds the devices each configured resource offers, reading sysfs through
-//! the host model.
-//!
-//! Offered are network functions (VFs, and PFs without VFs); PFs with VFs and
-//! any function holding the host's IPv4 default route are never offered.
-//! Resources take devices in config order, selectors in order; a device taken
-//! once is not offered again.
+//! Finds the devices each configured resource offers (the rules are in the README), reading
+//! sysfs through the host model.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -173,13 +168,12 @@ pub fn discover_from(
         .iter()
         .flat_map(|r| &r.selectors)
         .any(|s| s.is_rdma);
-    let rdma_index = if wants_rdma {
-        sysfs.rdma_index().unwrap_or_else(|error| {
+    let rdma_index = match wants_rdma.then(|| sysfs.rdma_index()) {
+        Some(Err(error)) => {
             tracing::warn!(error = %sriov_logging::error_chain(&error), "cannot read the RDMA character devices; isRdma devices get none");
             RdmaIndex::default()
-        })
-    } else {
-        RdmaIndex::default()
+        }
+        read => read.and_then(Result::ok).unwrap_or_default(),
     };
     let mut taken: HashSet<PciAddress> = HashSet::new();
     for resource in &config.resources {

@@ -55,6 +55,7 @@ fn latency_histogram() -> Histogram {
 type HistogramFamily = Family<ResourceLabel, Histogram, fn() -> Histogram>;
 
 /// Every metric family of the plugin and the registry that exposes them.
+#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     devices: Family<HealthLabels, Gauge>,
@@ -66,12 +67,6 @@ pub struct Metrics {
     registered: Family<ResourceLabel, Gauge>,
     transitions: Family<TransitionLabels, Counter>,
     streams: Family<ResourceLabel, Gauge>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
-    }
 }
 
 impl Metrics {

@@ -25,44 +25,25 @@ pub struct PoolDevice {
 /// Why a device is unhealthy, for logs. Borrowed from the record, so that
 /// recomputing the health of 1016 VFs on every link event allocates nothing
 /// unless a device's health changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 enum Unhealthy<'a> {
+    #[error("PF has no uplink netdev")]
     NoUplink,
+    #[error("uplink {0} is down")]
     UplinkDown(&'a str),
+    #[error("VF LAG bond {0} of uplink {1} is down")]
     BondDown(&'a str, &'a str),
+    #[error("uplink {0} does not exist")]
     UplinkMissing(&'a str),
+    #[error("representor {0} does not exist")]
     RepresentorMissing(&'a str),
+    #[error("no representor (eswitch not in switchdev mode?)")]
     NoRepresentor,
 }
 
-impl std::fmt::Display for Unhealthy<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unhealthy::NoUplink => write!(f, "PF has no uplink netdev"),
-            Unhealthy::UplinkDown(uplink) => write!(f, "uplink {uplink} is down"),
-            Unhealthy::BondDown(bond, uplink) => write!(f, "VF LAG bond {bond} of uplink {uplink} is down"),
-            Unhealthy::UplinkMissing(uplink) => write!(f, "uplink {uplink} does not exist"),
-            Unhealthy::RepresentorMissing(representor) => {
-                write!(f, "representor {representor} does not exist")
-            }
-            Unhealthy::NoRepresentor => write!(f, "no representor (eswitch not in switchdev mode?)"),
-        }
-    }
-}
-
-/// Whether a device is healthy.
-///
-/// A VF needs its PF uplink up (administratively and with carrier) and its
-/// representor present. Two topologies change that:
-/// - an uplink enslaved to an SR-IOV VF LAG bond (sysfs says which bond
-///   and that its mode is a VF LAG one, netlink `IFLA_MASTER` confirms the
-///   uplink is still its slave): the bond's state counts, not the uplink's,
-///   since the bond carries the VF's traffic over the other port;
-/// - a VF of a BlueField in DPU mode: no representor exists on this host,
-///   so the link alone counts.
-///
-/// A PF offered itself (no VFs) is always healthy: its netdev legitimately
-/// leaves the host namespace when a pod gets it.
+/// Whether a device is healthy, by the rules the README's "Health" gives (uplink up, or its
+/// VF LAG bond; representor present unless DPU mode). A PF offered itself is always healthy:
+/// its netdev legitimately leaves the host namespace when a pod gets it.
 fn health_of<'a>(record: &'a DeviceRecord, links: &LinkTable) -> Result<(), Unhealthy<'a>> {
     if !record.is_vf() {
         return Ok(());

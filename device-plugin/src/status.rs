@@ -1,15 +1,7 @@
-//! The plugin's HTTP endpoint: `/metrics` (Prometheus), `/healthz` and
-//! `/readyz` (200 while every resource is registered with the kubelet and
-//! serving), `/livez` (200 while the daemon's event loop answers).
-//!
-//! Served on `--metrics-address` when given, and always on the Unix socket
-//! [`STATUS_SOCKET`] in the device plugin directory: that is what `--probe`
-//! asks, so the probe needs no flag but `--device-plugin-path` (whose default
-//! is the kubelet's fixed directory) and works with metrics off.
-//!
-//! Health questions are answered by the daemon's event loop itself (a
-//! [`StatusQuery`] over a channel), not by this task: a stuck event loop is
-//! not live even though the HTTP server still answers.
+//! The plugin's HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/livez`; see the README),
+//! on `--metrics-address` and always on [`STATUS_SOCKET`], so `--probe` works with metrics off.
+//! The daemon's event loop answers health (a [`StatusQuery`]), not this task: a stuck event
+//! loop is not live even though the HTTP server still answers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

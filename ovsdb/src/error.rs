@@ -78,8 +78,8 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// A reply that does not have the shape RFC 7047 gives it.
-    #[error("malformed OVSDB {method} reply")]
+    /// A reply or notification that does not have the shape RFC 7047 gives it.
+    #[error("malformed OVSDB {method} message")]
     Decode {
         /// The JSON-RPC method.
         method: &'static str,

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::connection::Command;
+use crate::data::DecodeError;
 use crate::error::Error;
 use crate::ops::Condition;
 
@@ -75,7 +76,12 @@ impl Monitor {
     /// Waits for the next `update2` notification: some monitored row changed.
     pub async fn next(&mut self) -> Result<(), Error> {
         match self.updates.recv().await {
-            Some(_) => Ok(()),
+            // `update2` params are `[monitor id, {table: {uuid: row update}}]`.
+            Some(params) if params.get(1).is_some_and(Json::is_object) => Ok(()),
+            Some(params) => Err(Error::Decode {
+                method: "update2",
+                source: DecodeError::unexpected("[monitor id, table updates object]", &params),
+            }),
             None => Err(self
                 .client
                 .closed("monitor_cond", "the session ended while monitoring")),
@@ -89,5 +95,61 @@ impl Drop for Monitor {
             monitor: std::mem::take(&mut self.key),
             id: self.id.take(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers `monitor_cond` and then sends `update2` with `bad_params`.
+    async fn next_after(bad_params: &str) -> Result<(), Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let bad_params = bad_params.to_string();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (mut r, mut w) = stream.into_split();
+            // The client sends no delimiter: read until the request parses.
+            let mut buf = Vec::new();
+            let request: Json = loop {
+                r.read_buf(&mut buf).await.unwrap();
+                if let Ok(request) = serde_json::from_slice(&buf) {
+                    break request;
+                }
+            };
+            let monitor = &request["params"][1];
+            let reply = serde_json::json!({"id": request["id"], "result": {}, "error": null});
+            let update = format!(r#"{{"id":null,"method":"update2","params":[{monitor},{bad_params}]}}"#);
+            w.write_all(format!("{reply}\n{update}\n").as_bytes())
+                .await
+                .unwrap();
+            w
+        });
+        let client = Client::connect(&format!("unix:{}", path.display()))
+            .await
+            .unwrap();
+        let mut monitor = client.monitor_cond("db", BTreeMap::new()).await.unwrap();
+        let got = monitor.next().await;
+        drop(server.await.unwrap());
+        got
+    }
+
+    #[tokio::test]
+    async fn an_update_is_a_change_and_malformed_params_are_a_decode_error() {
+        next_after(r#"{"T":{}}"#).await.unwrap();
+        let err = next_after(r#""not an object""#).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    method: "update2",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

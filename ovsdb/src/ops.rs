@@ -218,15 +218,10 @@ pub struct OperationResult {
 /// An operation result as received: success fields or `error`/`details`.
 #[derive(Deserialize)]
 pub(crate) struct RawResult {
-    #[serde(default)]
     uuid: Option<Json>,
-    #[serde(default)]
     rows: Option<Vec<Row>>,
-    #[serde(default)]
     count: Option<u64>,
-    #[serde(default)]
     pub(crate) error: Option<String>,
-    #[serde(default)]
     pub(crate) details: Option<String>,
 }
 

@@ -125,6 +125,7 @@ async fn add_to_missing_bridge_is_typed_error_and_changes_nothing() {
     assert!(err.to_string().contains(&missing));
     assert_eq!(ovs.vsctl(["show"]).unwrap(), before);
     assert!(vs.interface(&port).await.unwrap().is_none());
+    assert!(vs.overview().await.unwrap().ports.iter().all(|p| p.name != port));
     let _ = br;
 }
 

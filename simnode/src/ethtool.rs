@@ -52,11 +52,7 @@ pub enum EthtoolError {
     },
     /// Creating the control socket failed.
     #[error("cannot create ethtool control socket")]
-    Socket {
-        /// The cause.
-        #[source]
-        source: nix::Error,
-    },
+    Socket(#[source] nix::Error),
     /// The interface name does not fit `IFNAMSIZ`.
     #[error("interface name {iface:?} is too long")]
     NameTooLong {
@@ -151,5 +147,5 @@ fn new_socket() -> Result<OwnedFd, EthtoolError> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(|source| EthtoolError::Socket { source })
+    .map_err(EthtoolError::Socket)
 }

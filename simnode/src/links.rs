@@ -52,11 +52,7 @@ pub enum LinkError {
     },
     /// `ip -j link show` printed something that is not the expected JSON.
     #[error("cannot parse `ip -j link show` output")]
-    ParseLinks {
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
+    ParseLinks(#[source] serde_json::Error),
     /// A link is not as the step expects: a name the instance needs `already exists`, a link
     /// the batch should have made `is missing after creation`, or one `is still there after
     /// deletion`.
@@ -72,11 +68,7 @@ pub enum LinkError {
     NoFreeGroup,
     /// Turning TX checksum offload off failed.
     #[error("cannot turn TX checksum offload off")]
-    TxChecksum {
-        /// The cause.
-        #[source]
-        source: EthtoolError,
-    },
+    TxChecksum(#[source] EthtoolError),
     /// Refused to delete a group below [`MIN_GROUP`].
     #[error("refusing to delete links of group {group}")]
     ReservedGroup {
@@ -86,19 +78,16 @@ pub enum LinkError {
 }
 
 /// One link as `ip -j link show` reports it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct LinkInfo {
     /// Interface index.
-    #[serde(default)]
     pub ifindex: u32,
     /// Interface name.
-    #[serde(default)]
     pub ifname: String,
     /// MAC address.
-    #[serde(default)]
     pub address: String,
     /// Link group (a name such as `default` or a number).
-    #[serde(default)]
     pub group: String,
 }
 
@@ -113,8 +102,7 @@ pub fn list(netns: Option<&str>, group: Option<u32>) -> Result<Vec<LinkInfo>, Li
     if out.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let links: Vec<LinkInfo> =
-        serde_json::from_str(&out).map_err(|source| LinkError::ParseLinks { source })?;
+    let links: Vec<LinkInfo> = serde_json::from_str(&out).map_err(LinkError::ParseLinks)?;
     // `ip -j link show group G` prints `{}` for every link outside the group.
     Ok(links.into_iter().filter(|l| !l.ifname.is_empty()).collect())
 }
@@ -217,7 +205,7 @@ pub fn create(layout: &mut Layout, group: u32) -> Result<(), LinkError> {
     let started = std::time::Instant::now();
     ip(netns.as_deref(), &["-batch", "-"], Some(&script))?;
     debug!(elapsed = ?started.elapsed(), "ip -batch done");
-    let sock = EthtoolSocket::open(netns.as_deref()).map_err(|source| LinkError::TxChecksum { source })?;
+    let sock = EthtoolSocket::open(netns.as_deref()).map_err(LinkError::TxChecksum)?;
     let found: HashMap<String, LinkInfo> = list(netns.as_deref(), Some(group))?
         .into_iter()
         .map(|l| (l.ifname.clone(), l))
@@ -240,7 +228,7 @@ pub fn create(layout: &mut Layout, group: u32) -> Result<(), LinkError> {
         netdev.mac.clone_from(&info.address);
         if !macvlans.contains(&netdev.name) {
             sock.tx_checksum_off(&netdev.name)
-                .map_err(|source| LinkError::TxChecksum { source })?;
+                .map_err(LinkError::TxChecksum)?;
         }
     }
     debug!(elapsed = ?started.elapsed(), "links configured");

@@ -18,11 +18,7 @@ use crate::tree::{self, TreeError};
 pub enum SimError {
     /// The spec is invalid; nothing was touched.
     #[error("invalid simnode spec")]
-    InvalidSpec {
-        /// The cause.
-        #[source]
-        source: SpecError,
-    },
+    InvalidSpec(#[source] SpecError),
     /// The sysfs root cannot be used; nothing was touched.
     #[error("unusable sysfs root {root}")]
     SysfsRoot {
@@ -123,8 +119,7 @@ impl SimNode {
                 source: TreeError::io("read sysfs root", path)(source),
             })?;
         }
-        spec.validate()
-            .map_err(|source| SimError::InvalidSpec { source })?;
+        spec.validate().map_err(SimError::InvalidSpec)?;
         let prep = || SimError::links("prepare", &prefix);
         links::check_netns(spec.netns.as_deref()).map_err(prep())?;
         let root = spec.sysfs_root.clone();
@@ -253,11 +248,8 @@ fn teardown(state: &State, state_dir: &Path) -> Result<(), SimError> {
         debug!(prefix, stray, "deleted stray links by name");
     }
     let root = &state.layout.sysfs_root;
-    if state.mounted && mount::is_mounted(root, prefix) {
-        mount::unmount(root).map_err(|source| SimError::Unmount {
-            prefix: prefix.clone(),
-            source,
-        })?;
+    if state.mounted {
+        unmount_if_mounted(root, prefix)?;
     }
     tree::remove_tree(root, state.created_root).map_err(SimError::tree("remove sysfs tree", prefix))?;
     state::release(state_dir, prefix).map_err(SimError::state(prefix))?;
@@ -265,9 +257,20 @@ fn teardown(state: &State, state_dir: &Path) -> Result<(), SimError> {
     Ok(())
 }
 
+/// Unmounts the tmpfs of instance `prefix` at `root`, if it is there.
+fn unmount_if_mounted(root: &Path, prefix: &str) -> Result<(), SimError> {
+    if !mount::is_mounted(root, prefix) {
+        return Ok(());
+    }
+    mount::unmount(root).map_err(|source| SimError::Unmount {
+        prefix: prefix.to_string(),
+        source,
+    })
+}
+
 /// Reads the state of a running instance from `state_dir`.
 pub fn instance_state_in(state_dir: &Path, prefix: &str) -> Result<State, SimError> {
-    validate_prefix(prefix).map_err(|source| SimError::InvalidSpec { source })?;
+    validate_prefix(prefix).map_err(SimError::InvalidSpec)?;
     State::read(state_dir, prefix)
         .map_err(SimError::state(prefix))?
         .ok_or_else(|| SimError::NoInstance {
@@ -288,7 +291,7 @@ pub fn down_prefix(prefix: &str, sysfs_root: Option<&Path>) -> Result<(), SimErr
 /// links named like the instance's are deleted from the current netns, and the tree at
 /// `sysfs_root` is removed if its marker names this prefix. Idempotent: nothing left is fine.
 pub fn down_prefix_in(state_dir: &Path, prefix: &str, sysfs_root: Option<&Path>) -> Result<(), SimError> {
-    validate_prefix(prefix).map_err(|source| SimError::InvalidSpec { source })?;
+    validate_prefix(prefix).map_err(SimError::InvalidSpec)?;
     let found = State::read(state_dir, prefix).map_err(SimError::state(prefix))?;
     if let Some(state) = found {
         return teardown(&state, state_dir);
@@ -296,12 +299,7 @@ pub fn down_prefix_in(state_dir: &Path, prefix: &str, sysfs_root: Option<&Path>)
     let deleted = links::delete_by_name(None, prefix).map_err(SimError::links("delete", prefix))?;
     debug!(prefix, deleted, "no state file: deleted links by name");
     if let Some(root) = sysfs_root {
-        if mount::is_mounted(root, prefix) {
-            mount::unmount(root).map_err(|source| SimError::Unmount {
-                prefix: prefix.to_string(),
-                source,
-            })?;
-        }
+        unmount_if_mounted(root, prefix)?;
         match tree::marker_prefix(root) {
             Some(owner) if owner.trim() == prefix => {
                 tree::remove_tree(root, false).map_err(SimError::tree("remove sysfs tree", prefix))?;

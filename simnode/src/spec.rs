@@ -246,48 +246,6 @@ impl SimNodeSpec {
         }
     }
 
-    /// Sets the NIC model.
-    pub fn with_model(mut self, model: Model) -> Self {
-        self.model = model;
-        self
-    }
-
-    /// Sets the NUMA node.
-    pub fn with_numa_node(mut self, numa: Option<u32>) -> Self {
-        self.numa_node = numa;
-        self
-    }
-
-    /// Sets the representor naming scheme.
-    pub fn with_naming(mut self, naming: RepresentorNaming) -> Self {
-        self.naming = naming;
-        self
-    }
-
-    /// Sets the VF driver.
-    pub fn with_vf_driver(mut self, driver: VfDriver) -> Self {
-        self.vf_driver = driver;
-        self
-    }
-
-    /// Sets the eswitch mode.
-    pub fn with_eswitch(mut self, mode: EswitchMode) -> Self {
-        self.eswitch = mode;
-        self
-    }
-
-    /// Turns the VFs' RDMA devices on or off.
-    pub fn with_rdma(mut self, on: bool) -> Self {
-        self.rdma = on;
-        self
-    }
-
-    /// Turns VF altnames on or off.
-    pub fn with_vf_altnames(mut self, on: bool) -> Self {
-        self.vf_altnames = on;
-        self
-    }
-
     /// Creates the links in an existing named netns.
     pub fn with_netns(mut self, netns: impl Into<String>) -> Self {
         self.netns = Some(netns.into());
@@ -297,12 +255,6 @@ impl SimNodeSpec {
     /// Sets the sysfs root (e.g. a `tempfile::TempDir` path).
     pub fn with_sysfs_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.sysfs_root = root.into();
-        self
-    }
-
-    /// Sets the PCI bus of the first card.
-    pub fn with_first_bus(mut self, bus: u8) -> Self {
-        self.first_bus = bus;
         self
     }
 
@@ -340,6 +292,37 @@ impl SimNodeSpec {
         }
         Ok(())
     }
+}
+
+/// Setters `fn $name(self, value) -> Self` for plain fields of [`SimNodeSpec`].
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident => $field:ident: $ty:ty;)+) => {
+        impl SimNodeSpec {
+            $($(#[$doc])* pub fn $name(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            })+
+        }
+    };
+}
+
+setters! {
+    /// Sets the NIC model.
+    with_model => model: Model;
+    /// Sets the NUMA node.
+    with_numa_node => numa_node: Option<u32>;
+    /// Sets the representor naming scheme.
+    with_naming => naming: RepresentorNaming;
+    /// Sets the VF driver.
+    with_vf_driver => vf_driver: VfDriver;
+    /// Sets the eswitch mode.
+    with_eswitch => eswitch: EswitchMode;
+    /// Turns the VFs' RDMA devices on or off.
+    with_rdma => rdma: bool;
+    /// Turns VF altnames on or off.
+    with_vf_altnames => vf_altnames: bool;
+    /// Sets the PCI bus of the first card.
+    with_first_bus => first_bus: u8;
 }
 
 /// Checks an instance prefix: 1..=9 bytes, `[a-z][a-z0-9]*` (uppercase letters allowed after the first).

@@ -20,11 +20,14 @@ pub enum StateError {
         /// Its state directory.
         dir: PathBuf,
     },
-    /// Creating the state directory failed.
-    #[error("cannot create state directory {dir}")]
-    CreateDir {
-        /// The directory.
-        dir: PathBuf,
+    /// A file system step failed: `create state directory`, `read state file` or `remove state
+    /// directory`.
+    #[error("cannot {step} {}", path.display())]
+    Io {
+        /// The step.
+        step: &'static str,
+        /// The directory or file.
+        path: PathBuf,
         /// The cause.
         #[source]
         source: io::Error,
@@ -38,41 +41,17 @@ pub enum StateError {
         #[source]
         source: AtomicWriteError,
     },
-    /// Serializing the state failed.
-    #[error("cannot serialize state for {path}")]
-    Serialize {
-        /// The file it was meant for.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// Reading the state file failed.
-    #[error("cannot read state file {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The state file is not valid JSON of the expected shape.
-    #[error("cannot parse state file {path}")]
-    Parse {
+    /// The state could not be serialized (`serialize state for`) or the state file is not
+    /// valid JSON of the expected shape (`parse state file`).
+    #[error("cannot {step} {}", path.display())]
+    Json {
+        /// The step.
+        step: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
         #[source]
         source: serde_json::Error,
-    },
-    /// Removing the state directory failed.
-    #[error("cannot remove state directory {dir}")]
-    Remove {
-        /// The directory.
-        dir: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
     },
 }
 
@@ -105,8 +84,10 @@ fn state_file(state_dir: &Path, prefix: &str) -> PathBuf {
 
 /// Creates the instance's state directory; fails if it exists (the prefix is taken).
 pub fn claim(state_dir: &Path, prefix: &str) -> Result<(), StateError> {
-    fs::create_dir_all(state_dir).map_err(|source| StateError::CreateDir {
-        dir: state_dir.to_path_buf(),
+    let create = "create state directory";
+    fs::create_dir_all(state_dir).map_err(|source| StateError::Io {
+        step: create,
+        path: state_dir.to_path_buf(),
         source,
     })?;
     let dir = instance_dir(state_dir, prefix);
@@ -116,7 +97,11 @@ pub fn claim(state_dir: &Path, prefix: &str) -> Result<(), StateError> {
             prefix: prefix.to_string(),
             dir,
         }),
-        Err(source) => Err(StateError::CreateDir { dir, source }),
+        Err(source) => Err(StateError::Io {
+            step: create,
+            path: dir,
+            source,
+        }),
     }
 }
 
@@ -124,7 +109,8 @@ impl State {
     /// Writes the state file atomically (temp file + rename).
     pub fn write(&self, state_dir: &Path) -> Result<(), StateError> {
         let path = state_file(state_dir, &self.prefix);
-        let text = serde_json::to_string_pretty(self).map_err(|source| StateError::Serialize {
+        let text = serde_json::to_string_pretty(self).map_err(|source| StateError::Json {
+            step: "serialize state for",
             path: path.clone(),
             source,
         })?;
@@ -137,11 +123,18 @@ impl State {
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path, source }),
+            Err(source) => {
+                let step = "read state file";
+                return Err(StateError::Io { step, path, source });
+            }
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|source| StateError::Parse { path, source })
+            .map_err(|source| StateError::Json {
+                step: "parse state file",
+                path,
+                source,
+            })
     }
 }
 
@@ -151,6 +144,10 @@ pub fn release(state_dir: &Path, prefix: &str) -> Result<(), StateError> {
     match fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StateError::Remove { dir, source }),
+        Err(source) => Err(StateError::Io {
+            step: "remove state directory",
+            path: dir,
+            source,
+        }),
     }
 }

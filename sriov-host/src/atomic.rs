@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 #[error("cannot {step} {}", path.display())]
 pub struct AtomicWriteError {
     /// What failed: `create temporary file`, `write`, `sync`, `set the mode of`,
-    /// `rename into place` or `sync directory`.
+    /// `rename the temporary file onto` or `sync directory`.
     pub step: &'static str,
-    /// The temporary file (the directory, for `sync directory`). One path only, so that
-    /// errors wrapping this one (which name the destination) stay small.
+    /// The temporary file (the destination, for the rename; the directory, for `sync
+    /// directory`). One path only, so that errors wrapping this one stay small.
     pub path: PathBuf,
     /// The cause.
     #[source]
@@ -42,7 +42,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
     parent_dir(path).join(format!(".{name}.{}.{thread}.tmp", std::process::id()))
 }
 
-fn parent_dir(path: &Path) -> &Path {
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -78,7 +79,7 @@ pub fn replace_with(
         fs::set_permissions(&temp, Permissions::from_mode(mode)).map_err(fail("set the mode of", &temp))?;
     }
     drop(file);
-    fs::rename(&temp, path).map_err(fail("rename into place", &temp))?;
+    fs::rename(&temp, path).map_err(fail("rename the temporary file onto", path))?;
     guard.disarm();
     if mode.is_some() {
         File::open(dir)

@@ -23,7 +23,7 @@ use crate::client::Client;
 use crate::data::{Atom, Row, Uuid, Value};
 use crate::ops::{Condition, Mutation, Operation, OperationResult};
 
-/// Name of the Open vSwitch database.
+/// Name of the Open vSwitch database, and of its root table (one row: `next_cfg`, `cur_cfg`, ...).
 pub const DB: &str = "Open_vSwitch";
 
 /// Errors of the `Open_vSwitch` requests.

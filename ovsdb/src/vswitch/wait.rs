@@ -11,15 +11,12 @@ use std::time::Duration;
 use tracing::debug;
 
 use super::info::int_col;
-use super::{rows, Error, InterfaceInfo, Vswitch, INTERFACE_COLUMNS};
+use super::{rows, Error, InterfaceInfo, Vswitch, DB, INTERFACE_COLUMNS};
 use crate::data::{Atom, Value};
 use crate::monitor::MonitorRequest;
 use crate::ops::{Condition, Mutation, Mutator, Operation};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-
-/// The root table, whose one row carries `next_cfg` and `cur_cfg`.
-const ROOT: &str = "Open_vSwitch";
 
 /// What [`Vswitch::wait_until`] watches and how it reads it.
 struct Watch<'a, F> {
@@ -82,7 +79,7 @@ impl Vswitch {
     pub async fn wait_applied(&self, timeout: Duration) -> Result<i64, Error> {
         let bump = vec![
             Operation::Mutate {
-                table: ROOT.into(),
+                table: DB.into(),
                 conditions: vec![],
                 mutations: vec![Mutation {
                     column: "next_cfg".into(),
@@ -90,7 +87,7 @@ impl Vswitch {
                     value: Value::Atom(Atom::Integer(1)),
                 }],
             },
-            Operation::select(ROOT, vec![], &["next_cfg"]),
+            Operation::select(DB, vec![], &["next_cfg"]),
         ];
         let res = self.transact(|| "increment next_cfg".to_string(), bump).await?;
         let Some(want) = rows(res.get(1)).first().and_then(|r| int_col(r, "next_cfg")) else {
@@ -101,7 +98,7 @@ impl Vswitch {
         };
         let watch = Watch {
             step: "monitor cur_cfg",
-            table: ROOT,
+            table: DB,
             request: MonitorRequest {
                 columns: Some(vec!["cur_cfg".into()]),
                 conditions: None,
@@ -123,7 +120,7 @@ impl Vswitch {
 
     /// `cur_cfg` of the root row (`None`: no row yet).
     async fn cur_cfg(&self) -> Result<Option<i64>, Error> {
-        let ops = vec![Operation::select(ROOT, vec![], &["cur_cfg"])];
+        let ops = vec![Operation::select(DB, vec![], &["cur_cfg"])];
         let res = self.transact(|| "read cur_cfg".to_string(), ops).await?;
         Ok(rows(res.first()).first().and_then(|r| int_col(r, "cur_cfg")))
     }
@@ -170,7 +167,7 @@ impl Vswitch {
         let waiting = async {
             let requests = BTreeMap::from([(watch.table.to_string(), watch.request.clone())]);
             // Monitor first, then read: a change between the two is not missed.
-            let mut monitor = match self.client.monitor_cond(super::DB, requests).await {
+            let mut monitor = match self.client.monitor_cond(DB, requests).await {
                 Ok(monitor) => Some(monitor),
                 Err(crate::Error::Rpc { error, .. }) => {
                     debug!(%error, "monitor_cond refused, polling instead");
