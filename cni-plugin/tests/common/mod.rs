@@ -189,6 +189,9 @@ impl Node {
                     .replace("state UNKNOWN", "")
                     .replace(",LOWER_UP", "")
                     .replace(",M-DOWN", "")
+                    // Carrier is operational state: a veth whose peer came up just now shows
+                    // NO-CARRIER for a moment.
+                    .replace("NO-CARRIER,", "")
             })
             .collect();
         links.join("\n")
