@@ -176,18 +176,28 @@ fn assert_node_untouched(c: &Cluster) {
     assert!(left.is_empty(), "records left: {left:?}");
 }
 
-#[test]
-fn no_allocation_is_a_clear_error_within_the_timeout_and_leaves_the_node_as_it_was() {
+/// A pod on the default network whose ADD fails under controller behaviour `k` (waiting 2 s):
+/// the error chain, after checking the node is as it was.
+fn failed_add(k: KubeOvnSpec, pod: &str) -> String {
     let k = KubeOvnSpec {
-        mode: Mode::Never,
         wait_timeout: Duration::from_secs(2),
-        ..KubeOvnSpec::default()
+        ..k
     };
     let mut c = cluster(1, 2, None, k);
     let err = c
-        .add_sriov_pod(0, "unallocated", OVN_DEFAULT, Attach::DefaultNetwork)
+        .add_sriov_pod(0, pod, OVN_DEFAULT, Attach::DefaultNetwork)
         .unwrap_err();
-    let text = sriov_logging::error_chain(&err);
+    assert_node_untouched(&c);
+    sriov_logging::error_chain(&err)
+}
+
+#[test]
+fn no_allocation_is_a_clear_error_within_the_timeout_and_leaves_the_node_as_it_was() {
+    let never = KubeOvnSpec {
+        mode: Mode::Never,
+        ..KubeOvnSpec::default()
+    };
+    let text = failed_add(never, "unallocated");
     for part in [
         "pod default/unallocated",
         "sriov.default.ovn",
@@ -196,25 +206,18 @@ fn no_allocation_is_a_clear_error_within_the_timeout_and_leaves_the_node_as_it_w
     ] {
         assert!(text.contains(part), "{part} not in: {text}");
     }
-    assert_node_untouched(&c);
 }
 
 #[test]
 fn an_address_without_a_route_in_time_is_reported_as_a_missing_route() {
     // The controller allocates during the wait but never writes routed=true within it.
-    let k = KubeOvnSpec {
+    let unrouted = KubeOvnSpec {
         alloc_delay: Duration::from_millis(300),
         routed_delay: Duration::from_secs(600),
-        wait_timeout: Duration::from_secs(2),
         ..KubeOvnSpec::default()
     };
-    let mut c = cluster(1, 2, None, k);
-    let err = c
-        .add_sriov_pod(0, "unrouted", OVN_DEFAULT, Attach::DefaultNetwork)
-        .unwrap_err();
-    let text = sriov_logging::error_chain(&err);
+    let text = failed_add(unrouted, "unrouted");
     assert!(text.contains("got no route (routed=true)"), "{text}");
-    assert_node_untouched(&c);
 }
 
 #[test]
